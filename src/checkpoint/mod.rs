@@ -1,0 +1,388 @@
+//! Checkpoint state: the only module that touches sled. Owns the versioned
+//! keys and values that make exactly-once work (see DESIGN.md):
+//!
+//! ```text
+//! meta:version        state format version (refuse newer)
+//! meta:next_epoch     the next epoch number to use
+//! meta:watermark      discovery watermark (ms since epoch, highest mtime taken)
+//! meta:schema         the source schema the rules were checked against
+//! file:<path>         FileRecord: size, mtime, status, per-split row offsets
+//! epoch:<E>           EpochRecord: Prepared | Committed, staged -> final names
+//! ```
+//!
+//! A prepare is one sled transaction (file offsets + staged file list +
+//! watermark + next epoch) followed by a flush: after it returns, the epoch
+//! can always be rolled forward. Values are JSON with a `v` field so the
+//! format can evolve; the store sits behind this small interface so sled can
+//! be swapped.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The state format this build writes and reads.
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot open state in {dir}: {source}")]
+    Open { dir: String, source: sled::Error },
+    #[error("state store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error(
+        "state was written by a newer sluice (state version {found}, this build reads up to {STATE_VERSION}); upgrade sluice or restore a backup"
+    )]
+    TooNew { found: u32 },
+    #[error("corrupt state value under {key}: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+/// What happened to a source file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Taken; some splits still have rows to read.
+    Active,
+    /// Every row of every split has been committed.
+    Done,
+    /// Could not be read; kept with its reason, never retried silently.
+    Quarantined { reason: String, at_ms: i64 },
+}
+
+/// A split of a file and how far it has been committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitRecord {
+    /// Row groups `[start, end)` of the Parquet file.
+    pub row_groups: (usize, usize),
+    /// Rows in the split.
+    pub rows: u64,
+    /// Rows of the split already committed (resume here).
+    pub offset: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub v: u32,
+    pub size: u64,
+    pub mtime_ms: i64,
+    #[serde(flatten)]
+    pub status: FileStatus,
+    pub splits: Vec<SplitRecord>,
+    /// Set once a change of size or mtime after taking it has been reported.
+    #[serde(default)]
+    pub changed_reported: bool,
+}
+
+impl FileRecord {
+    pub fn rows_committed(&self) -> u64 {
+        self.splits.iter().map(|s| s.offset).sum()
+    }
+}
+
+/// A staged output file and the final name it gets at commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedFile {
+    pub table: String,
+    /// Hive partition path, e.g. `dt=2026-11-20/hour=13` (may be empty).
+    pub partition: String,
+    /// Object path of the staged file, relative to the sink root.
+    pub staged: String,
+    /// Object path of the final file, relative to the sink root.
+    pub final_path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpochState {
+    Prepared,
+    Committed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub v: u32,
+    pub epoch: u64,
+    pub state: EpochState,
+    pub created_ms: i64,
+    pub files: Vec<StagedFile>,
+}
+
+/// Everything one prepare records atomically.
+#[derive(Debug, Default)]
+pub struct Prepare {
+    pub epoch: u64,
+    pub files: Vec<StagedFile>,
+    /// New or updated file records (offsets, status).
+    pub file_updates: Vec<(String, FileRecord)>,
+    /// File records to drop (done and older than the lookback window).
+    pub file_removals: Vec<String>,
+    pub watermark_ms: Option<i64>,
+    pub now_ms: i64,
+}
+
+/// The sled-backed state store.
+pub struct StateStore {
+    db: sled::Db,
+}
+
+const K_VERSION: &str = "meta:version";
+const K_NEXT_EPOCH: &str = "meta:next_epoch";
+const K_WATERMARK: &str = "meta:watermark";
+const K_SCHEMA: &str = "meta:schema";
+
+fn file_key(path: &str) -> String {
+    format!("file:{path}")
+}
+
+fn epoch_key(epoch: u64) -> String {
+    format!("epoch:{epoch:020}")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], v: &[u8]) -> Result<T, StateError> {
+    serde_json::from_slice(v).map_err(|e| StateError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+impl StateStore {
+    /// Opens (or creates) the state in `dir`, refusing state from a newer build.
+    pub fn open(dir: &Path) -> Result<StateStore, StateError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|source| StateError::Open {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        let store = StateStore { db };
+        match store.db.get(K_VERSION)? {
+            Some(v) => {
+                let found: u32 = decode(K_VERSION.as_bytes(), &v)?;
+                if found > STATE_VERSION {
+                    return Err(StateError::TooNew { found });
+                }
+            }
+            None => {
+                store.db.insert(K_VERSION, encode(&STATE_VERSION))?;
+                store.db.flush()?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn next_epoch(&self) -> Result<u64, StateError> {
+        Ok(match self.db.get(K_NEXT_EPOCH)? {
+            Some(v) => decode(K_NEXT_EPOCH.as_bytes(), &v)?,
+            None => 1,
+        })
+    }
+
+    pub fn watermark_ms(&self) -> Result<Option<i64>, StateError> {
+        match self.db.get(K_WATERMARK)? {
+            Some(v) => Ok(Some(decode(K_WATERMARK.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The stored source schema description (see `read::schema_to_json`).
+    pub fn schema(&self) -> Result<Option<String>, StateError> {
+        Ok(self
+            .db
+            .get(K_SCHEMA)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn put_schema(&self, json: &str) -> Result<(), StateError> {
+        self.db.insert(K_SCHEMA, json.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every file record, by path.
+    pub fn files(&self) -> Result<BTreeMap<String, FileRecord>, StateError> {
+        let mut out = BTreeMap::new();
+        for kv in self.db.scan_prefix("file:") {
+            let (k, v) = kv?;
+            let rec: FileRecord = decode(&k, &v)?;
+            let path = String::from_utf8_lossy(&k["file:".len()..]).into_owned();
+            out.insert(path, rec);
+        }
+        Ok(out)
+    }
+
+    pub fn epochs(&self) -> Result<Vec<EpochRecord>, StateError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix("epoch:") {
+            let (k, v) = kv?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Step 2 of the protocol: records epoch `p.epoch` as prepared together
+    /// with the offsets it covers, in one transaction, and flushes.
+    pub fn prepare(&self, p: &Prepare) -> Result<(), StateError> {
+        let rec = EpochRecord {
+            v: STATE_VERSION,
+            epoch: p.epoch,
+            state: EpochState::Prepared,
+            created_ms: p.now_ms,
+            files: p.files.clone(),
+        };
+        let rec_bytes = encode(&rec);
+        let updates: Vec<(String, Vec<u8>)> = p
+            .file_updates
+            .iter()
+            .map(|(k, r)| (file_key(k), encode(r)))
+            .collect();
+        let removals: Vec<String> = p.file_removals.iter().map(|k| file_key(k)).collect();
+        let res: Result<(), TransactionError<()>> = self.db.transaction(|tx| {
+            tx.insert(epoch_key(p.epoch).as_bytes(), rec_bytes.as_slice())?;
+            tx.insert(K_NEXT_EPOCH, encode(&(p.epoch + 1)))?;
+            if let Some(w) = p.watermark_ms {
+                tx.insert(K_WATERMARK, encode(&w))?;
+            }
+            for (k, v) in &updates {
+                tx.insert(k.as_bytes(), v.as_slice())?;
+            }
+            for k in &removals {
+                tx.remove(k.as_bytes())?;
+            }
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        match res {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+            Err(TransactionError::Abort(())) => unreachable_abort(),
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Step 3 done: the epoch's files are final. Old committed epochs are
+    /// dropped, keeping the last `keep` for inspection.
+    pub fn mark_committed(&self, epoch: u64, keep: usize) -> Result<(), StateError> {
+        let key = epoch_key(epoch);
+        if let Some(v) = self.db.get(&key)? {
+            let mut rec: EpochRecord = decode(key.as_bytes(), &v)?;
+            rec.state = EpochState::Committed;
+            self.db.insert(key.as_bytes(), encode(&rec))?;
+        }
+        let committed: Vec<u64> = self
+            .epochs()?
+            .into_iter()
+            .filter(|e| e.state == EpochState::Committed)
+            .map(|e| e.epoch)
+            .collect();
+        if committed.len() > keep {
+            for e in &committed[..committed.len() - keep] {
+                self.db.remove(epoch_key(*e))?;
+            }
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes one file record outside an epoch (operator tools).
+    pub fn put_file(&self, path: &str, rec: &FileRecord) -> Result<(), StateError> {
+        self.db.insert(file_key(path), encode(rec))?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn unreachable_abort() {
+    // The transaction closure never aborts; sled's type demands the arm.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(offset: u64, status: FileStatus) -> FileRecord {
+        FileRecord {
+            v: 1,
+            size: 10,
+            mtime_ms: 5,
+            status,
+            splits: vec![SplitRecord {
+                row_groups: (0, 1),
+                rows: 100,
+                offset,
+            }],
+            changed_reported: false,
+        }
+    }
+
+    #[test]
+    fn prepare_commit_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(s.next_epoch().unwrap(), 1);
+        let staged = StagedFile {
+            table: "t".into(),
+            partition: "dt=1".into(),
+            staged: "a".into(),
+            final_path: "b".into(),
+            rows: 3,
+            bytes: 4,
+        };
+        s.prepare(&Prepare {
+            epoch: 1,
+            files: vec![staged.clone()],
+            file_updates: vec![("x.parquet".into(), rec(40, FileStatus::Active))],
+            watermark_ms: Some(5),
+            now_ms: 9,
+            ..Default::default()
+        })
+        .unwrap();
+        drop(s);
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(s.next_epoch().unwrap(), 2);
+        assert_eq!(s.watermark_ms().unwrap(), Some(5));
+        assert_eq!(s.files().unwrap()["x.parquet"].splits[0].offset, 40);
+        let e = s.epochs().unwrap();
+        assert_eq!(e[0].state, EpochState::Prepared);
+        assert_eq!(e[0].files, vec![staged]);
+        s.mark_committed(1, 10).unwrap();
+        assert_eq!(s.epochs().unwrap()[0].state, EpochState::Committed);
+    }
+
+    #[test]
+    fn newer_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = StateStore::open(dir.path()).unwrap();
+            s.db.insert(K_VERSION, encode(&(STATE_VERSION + 1)))
+                .unwrap();
+            s.db.flush().unwrap();
+        }
+        let e = StateStore::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("newer sluice"), "{e}");
+    }
+
+    #[test]
+    fn quarantine_reason_survives() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let r = rec(
+            0,
+            FileStatus::Quarantined {
+                reason: "bad magic".into(),
+                at_ms: 1,
+            },
+        );
+        s.put_file("bad.parquet", &r).unwrap();
+        assert_eq!(s.files().unwrap()["bad.parquet"], r);
+    }
+}

@@ -1,0 +1,626 @@
+//! Configuration: owns the TOML file format (raw serde structs with unknown
+//! keys rejected), its validation, and the typed [`Config`] the rest of the
+//! daemon uses. Loading does the only I/O here (reading the file); the
+//! checks in [`Config::from_raw`] are pure.
+//!
+//! Relative paths in a config file are resolved against the file's folder,
+//! so `rules.dir = "rules"` means the `rules` folder next to `sluice.toml`.
+
+pub mod units;
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use units::{ByteSize, HumanDuration};
+
+/// The config file format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------- raw file
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: u32,
+    source: RawSource,
+    state: RawState,
+    sink: RawSink,
+    rules: RawRules,
+    #[serde(default)]
+    read: RawRead,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    /// The table name rules select FROM.
+    name: String,
+    /// A local path or a `file://` URL.
+    root: String,
+    #[serde(default = "default_format")]
+    format: String,
+    #[serde(default = "default_visibility")]
+    visibility: String,
+    /// settled: a file must be unmodified this long.
+    #[serde(default = "default_min_age")]
+    min_age: HumanDuration,
+    /// marker: the file that marks a directory complete.
+    #[serde(default = "default_marker")]
+    marker: String,
+    /// Glob on the file name (`*` and `?`).
+    #[serde(default = "default_pattern")]
+    pattern: String,
+    /// How often a full listing runs (notify events trigger earlier ones).
+    #[serde(default = "default_scan_interval")]
+    scan_interval: HumanDuration,
+    /// Files this much older than the watermark are ignored.
+    #[serde(default = "default_lookback")]
+    lookback: HumanDuration,
+    /// Hive path keys that become string columns (inferred when absent).
+    partition_columns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    root: String,
+    #[serde(default = "default_checkpoint_interval")]
+    checkpoint_interval: HumanDuration,
+    /// A writer rolls to a new file past this size.
+    #[serde(default = "default_target_file_size")]
+    target_file_size: ByteSize,
+    /// A checkpoint is taken early when writers buffer more than this.
+    #[serde(default = "default_max_buffered")]
+    max_buffered: ByteSize,
+    /// Rows per Parquet row group.
+    #[serde(default = "default_row_group_rows")]
+    row_group_rows: usize,
+    #[serde(default = "default_zstd_level")]
+    zstd_level: i32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRead {
+    #[serde(default = "default_readers")]
+    readers: usize,
+    #[serde(default = "default_batch_rows")]
+    batch_rows: usize,
+    /// Parquet files are cut into splits of about this many bytes of row groups.
+    #[serde(default = "default_split_size")]
+    split_size: ByteSize,
+}
+
+impl Default for RawRead {
+    fn default() -> Self {
+        RawRead {
+            readers: default_readers(),
+            batch_rows: default_batch_rows(),
+            split_size: default_split_size(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    /// `host:port`; loopback by default, port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_true")]
+    enabled: bool,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: default_listen(),
+            enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default = "default_log_format")]
+    format: String,
+    #[serde(default = "default_shutdown_grace")]
+    shutdown_grace: HumanDuration,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: default_log_format(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+fn default_format() -> String {
+    "parquet".into()
+}
+fn default_visibility() -> String {
+    "settled".into()
+}
+fn default_min_age() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn default_marker() -> String {
+    "_SUCCESS".into()
+}
+fn default_pattern() -> String {
+    "*.parquet".into()
+}
+fn default_scan_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn default_lookback() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3600))
+}
+fn default_checkpoint_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn default_target_file_size() -> ByteSize {
+    ByteSize(128 << 20)
+}
+fn default_max_buffered() -> ByteSize {
+    ByteSize(512 << 20)
+}
+fn default_row_group_rows() -> usize {
+    128 * 1024
+}
+fn default_zstd_level() -> i32 {
+    3
+}
+fn default_readers() -> usize {
+    2
+}
+fn default_batch_rows() -> usize {
+    8192
+}
+fn default_split_size() -> ByteSize {
+    ByteSize(128 << 20)
+}
+fn default_listen() -> String {
+    "127.0.0.1:9108".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_log_format() -> String {
+    "human".into()
+}
+fn default_shutdown_grace() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+// ---------------------------------------------------------------- typed config
+
+/// When a source file counts as visible (see DESIGN.md, discover).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    /// Not hidden, not in progress, unmodified for `min_age`.
+    Settled { min_age: Duration },
+    /// Its directory holds the named marker file.
+    Marker { name: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceFormat {
+    Parquet,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    pub name: String,
+    pub root: PathBuf,
+    pub format: SourceFormat,
+    pub visibility: Visibility,
+    pub pattern: String,
+    pub scan_interval: Duration,
+    pub lookback: Duration,
+    pub partition_columns: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    pub root: PathBuf,
+    pub checkpoint_interval: Duration,
+    pub target_file_size: u64,
+    pub max_buffered: u64,
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReadConfig {
+    pub readers: usize,
+    pub batch_rows: usize,
+    pub split_size: u64,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was loaded from (for messages).
+    pub path: PathBuf,
+    pub source: SourceConfig,
+    pub state_dir: PathBuf,
+    pub sink: SinkConfig,
+    pub rules_dir: PathBuf,
+    pub read: ReadConfig,
+    pub http_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in errors and anchors
+    /// relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_raw(raw, path, &base)
+    }
+
+    fn from_raw(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        if raw.version != CONFIG_VERSION {
+            return Err(invalid(
+                "version",
+                format!(
+                    "this sluice reads config version {CONFIG_VERSION}, the file says {}",
+                    raw.version
+                ),
+            ));
+        }
+        let s = raw.source;
+        if !is_identifier(&s.name) {
+            return Err(invalid(
+                "source.name",
+                format!(
+                    "{:?} is not a table name rules can select from (letters, digits, _; not starting with a digit)",
+                    s.name
+                ),
+            ));
+        }
+        let format = match s.format.as_str() {
+            "parquet" => SourceFormat::Parquet,
+            other => {
+                return Err(invalid(
+                    "source.format",
+                    format!("unsupported format {other:?}; supported: parquet"),
+                ));
+            }
+        };
+        let visibility = match s.visibility.as_str() {
+            "settled" => Visibility::Settled {
+                min_age: s.min_age.0,
+            },
+            "marker" => {
+                if s.marker.is_empty() || s.marker.contains('/') {
+                    return Err(invalid(
+                        "source.marker",
+                        "must be a plain file name such as \"_SUCCESS\"".into(),
+                    ));
+                }
+                Visibility::Marker { name: s.marker }
+            }
+            other => {
+                return Err(invalid(
+                    "source.visibility",
+                    format!("unknown mode {other:?}; expected \"settled\" or \"marker\""),
+                ));
+            }
+        };
+        if s.pattern.is_empty() || s.pattern.contains('/') {
+            return Err(invalid(
+                "source.pattern",
+                "must be a file-name glob such as \"*.parquet\"".into(),
+            ));
+        }
+        if s.scan_interval.0.is_zero() {
+            return Err(invalid(
+                "source.scan_interval",
+                "must be greater than 0".into(),
+            ));
+        }
+        if let Some(cols) = &s.partition_columns {
+            if let Some(bad) = cols.iter().find(|c| !is_identifier(c)) {
+                return Err(invalid(
+                    "source.partition_columns",
+                    format!("{bad:?} is not a column name"),
+                ));
+            }
+        }
+        let sink = raw.sink;
+        if sink.checkpoint_interval.0.is_zero() {
+            return Err(invalid(
+                "sink.checkpoint_interval",
+                "must be greater than 0".into(),
+            ));
+        }
+        if sink.target_file_size.0 < 1 << 16 {
+            return Err(invalid(
+                "sink.target_file_size",
+                "must be at least 64KiB".into(),
+            ));
+        }
+        if sink.row_group_rows == 0 {
+            return Err(invalid(
+                "sink.row_group_rows",
+                "must be greater than 0".into(),
+            ));
+        }
+        if !(1..=22).contains(&sink.zstd_level) {
+            return Err(invalid(
+                "sink.zstd_level",
+                "must be between 1 and 22".into(),
+            ));
+        }
+        if raw.read.readers == 0 || raw.read.readers > 256 {
+            return Err(invalid("read.readers", "must be between 1 and 256".into()));
+        }
+        if raw.read.batch_rows == 0 {
+            return Err(invalid("read.batch_rows", "must be greater than 0".into()));
+        }
+        let http_listen = if raw.http.enabled {
+            Some(raw.http.listen.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    "http.listen",
+                    format!(
+                        "{:?} is not host:port ({e}); e.g. \"127.0.0.1:9108\"",
+                        raw.http.listen
+                    ),
+                )
+            })?)
+        } else {
+            None
+        };
+        let log_format = match raw.log.format.as_str() {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    format!("unknown format {other:?}; expected \"human\" or \"json\""),
+                ));
+            }
+        };
+        let source_root = resolve(base, &s.root).map_err(|m| invalid("source.root", m))?;
+        let sink_root = resolve(base, &sink.root).map_err(|m| invalid("sink.root", m))?;
+        let state_dir = resolve(base, &raw.state.dir).map_err(|m| invalid("state.dir", m))?;
+        let rules_dir = resolve(base, &raw.rules.dir).map_err(|m| invalid("rules.dir", m))?;
+        if sink_root.starts_with(&source_root) || source_root.starts_with(&sink_root) {
+            return Err(invalid(
+                "sink.root",
+                "must not be inside source.root (or contain it)".into(),
+            ));
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            source: SourceConfig {
+                name: s.name,
+                root: source_root,
+                format,
+                visibility,
+                pattern: s.pattern,
+                scan_interval: s.scan_interval.0,
+                lookback: s.lookback.0,
+                partition_columns: s.partition_columns,
+            },
+            state_dir,
+            sink: SinkConfig {
+                root: sink_root,
+                checkpoint_interval: sink.checkpoint_interval.0,
+                target_file_size: sink.target_file_size.0,
+                max_buffered: sink.max_buffered.0,
+                row_group_rows: sink.row_group_rows,
+                zstd_level: sink.zstd_level,
+            },
+            rules_dir,
+            read: ReadConfig {
+                readers: raw.read.readers,
+                batch_rows: raw.read.batch_rows,
+                split_size: raw.read.split_size.0.max(1),
+            },
+            http_listen,
+            log_format,
+            shutdown_grace: raw.log.shutdown_grace.0,
+        })
+    }
+}
+
+/// `file://` URLs and paths; relative paths are taken from the config's folder.
+fn resolve(base: &Path, value: &str) -> Result<PathBuf, String> {
+    let p = if let Some(rest) = value.strip_prefix("file://") {
+        PathBuf::from(rest)
+    } else if value.contains("://") {
+        return Err(format!(
+            "{value:?}: only local paths and file:// URLs are supported in this version"
+        ));
+    } else {
+        PathBuf::from(value)
+    };
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let joined = if p.is_absolute() { p } else { base.join(p) };
+    Ok(normalize(&joined))
+}
+
+/// Lexical normalization (`a/./b/../c` -> `a/c`), then absolute.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Letters, digits and `_`, not starting with a digit.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+version = 1
+[source]
+name = "ods_events"
+root = "/data/ods/events"
+format = "parquet"
+visibility = "settled"
+min_age = "30s"
+[state]
+dir = "/var/lib/sluice"
+[sink]
+root = "/data/dwd"
+checkpoint_interval = "30s"
+[rules]
+dir = "rules"
+"#;
+
+    #[test]
+    fn issue_example_loads() {
+        let c = Config::parse(GOOD, Path::new("/etc/sluice/sluice.toml")).unwrap();
+        assert_eq!(c.source.name, "ods_events");
+        assert_eq!(
+            c.source.visibility,
+            Visibility::Settled {
+                min_age: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(c.rules_dir, PathBuf::from("/etc/sluice/rules"));
+        assert_eq!(c.http_listen.unwrap().to_string(), "127.0.0.1:9108");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let text = GOOD.replace("min_age = \"30s\"", "min_age = \"30s\"\nmin_agee = 3");
+        let e = Config::parse(&text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.toml"), "{e}");
+        assert!(e.contains("line 9"), "{e}");
+        assert!(e.contains("min_agee"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let text = GOOD.replace("\"30s\"\n[state]", "\"thirty\"\n[state]");
+        let e = Config::parse(&text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid duration \"thirty\""), "{e}");
+        assert!(e.contains("line 8"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_refused() {
+        let cases = [
+            (
+                "visibility = \"settled\"",
+                "visibility = \"sometimes\"",
+                "unknown mode",
+            ),
+            ("version = 1", "version = 2", "config version 1"),
+            (
+                "name = \"ods_events\"",
+                "name = \"ods-events\"",
+                "not a table name",
+            ),
+            (
+                "root = \"/data/dwd\"",
+                "root = \"/data/ods/events/out\"",
+                "inside source.root",
+            ),
+            (
+                "root = \"/data/dwd\"",
+                "root = \"s3://bucket/x\"",
+                "only local paths",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let e = Config::parse(&GOOD.replace(from, to), Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{to}: {e}");
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Named crash points for the crash tests. With `SLUICE_CRASH_AT=phase` (or
+//! `phase:N`, the N-th time the phase is reached) the process sends itself
+//! SIGKILL at that point: no destructor, no flush, exactly like a power cut
+//! of the process. Unset, a crash point costs one atomic load.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The phases a crash test can name.
+pub const PHASES: [&str; 5] = [
+    "mid_read",
+    "before_prepare",
+    "after_prepare",
+    "mid_rename",
+    "during_recovery",
+];
+
+struct Target {
+    phase: String,
+    nth: u64,
+    seen: AtomicU64,
+}
+
+fn target() -> &'static Option<Target> {
+    static T: OnceLock<Option<Target>> = OnceLock::new();
+    T.get_or_init(|| {
+        let v = std::env::var("SLUICE_CRASH_AT").ok()?;
+        let (phase, nth) = match v.split_once(':') {
+            Some((p, n)) => (p.to_string(), n.parse().unwrap_or(1)),
+            None => (v, 1),
+        };
+        Some(Target {
+            phase,
+            nth,
+            seen: AtomicU64::new(0),
+        })
+    })
+}
+
+/// Kills the process if the configured crash point is reached.
+pub fn hit(phase: &str) {
+    if let Some(t) = target() {
+        if t.phase == phase && t.seen.fetch_add(1, Ordering::SeqCst) + 1 == t.nth {
+            eprintln!("sluice: crash point {phase} reached, sending SIGKILL to self");
+            // SAFETY: getpid and kill have no memory-safety preconditions.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+}

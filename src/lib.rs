@@ -1,0 +1,29 @@
+//! sluice: incremental file-source ETL. Visible ODS files are read once,
+//! routed by analysts' SQL rules into many Hive-partitioned Parquet tables,
+//! and committed exactly once.
+//!
+//! # Layout, in data-flow order
+//!
+//! - [`config`]: the TOML file, validated once into a typed `Config`.
+//! - [`discover`]: listing the source, visibility modes, the watermark + lookback seen-set.
+//! - [`split`]: a file's row groups cut into splits (pure).
+//! - [`read`]: a split fetched through `object_store` and decoded into tagged batches.
+//! - [`route`]: rules compiled once from SQL; a batch routed to (table, partition) pieces.
+//! - [`sink`]: Parquet writers, staging, final names, the idempotent commit.
+//! - [`checkpoint`]: the sled state (the only module that touches it).
+//! - [`pipeline`]: threads and bounded channels, the epoch loop and its barrier.
+//! - [`telemetry`]: logs, metrics, HTTP endpoints.
+//! - [`demo`]: the sample ODS generator shared by `sluice demo`, tests and the benchmark.
+//! - [`crashpoint`]: named points where crash tests kill the process.
+
+pub mod checkpoint;
+pub mod config;
+pub mod crashpoint;
+pub mod demo;
+pub mod discover;
+pub mod pipeline;
+pub mod read;
+pub mod route;
+pub mod sink;
+pub mod split;
+pub mod telemetry;

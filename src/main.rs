@@ -1,0 +1,330 @@
+//! The `sluice` command line: parse arguments, load the validated config,
+//! run, and map errors to exit codes (0 ok, 1 runtime failure, 2 bad config
+//! or rules).
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sluice::config::Config;
+use sluice::pipeline::{self, RunMode};
+use sluice::telemetry::{self, Metrics};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+mod bench;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Incremental file-source ETL: visible files in, routed Hive-partitioned Parquet out, exactly once"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon (until SIGTERM), or one pass with --once.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Process every file visible now, commit, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Validate the config and every rule; exit 2 on any error.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Generate a sample ODS with rules, run over it once, show what landed.
+    Demo {
+        /// Where to put the demo (created; an old demo there is replaced).
+        #[arg(long, default_value = "sluice-demo")]
+        dir: PathBuf,
+        /// Hour partitions to generate.
+        #[arg(long, default_value_t = 6)]
+        hours: u32,
+        /// Files per hour partition.
+        #[arg(long, default_value_t = 4)]
+        files_per_hour: u32,
+        /// Rows per file.
+        #[arg(long, default_value_t = 12_500)]
+        rows_per_file: usize,
+    },
+    /// Inspect the checkpoint state.
+    State {
+        #[command(subcommand)]
+        cmd: StateCmd,
+    },
+    /// Measure rows/s and MB/s of the pipeline against a read-and-rewrite baseline.
+    Bench(bench::BenchArgs),
+    /// List the functions rules may call.
+    Functions,
+}
+
+#[derive(Subcommand)]
+enum StateCmd {
+    /// Watermark, epochs, files by status, quarantined files with reasons.
+    Show {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Run { config, once } => cmd_run(&config, once),
+        Cmd::Check { config } => cmd_check(&config),
+        Cmd::Demo {
+            dir,
+            hours,
+            files_per_hour,
+            rows_per_file,
+        } => cmd_demo(&dir, hours, files_per_hour, rows_per_file),
+        Cmd::State {
+            cmd: StateCmd::Show { config },
+        } => cmd_state_show(&config),
+        Cmd::Bench(args) => bench::run(args),
+        Cmd::Functions => {
+            for (name, sig, doc) in sluice_udf::docs() {
+                println!("{name:<14} {sig:<40} {doc}");
+            }
+            println!(
+                "\nand DataFusion's scalar functions (lower, upper, concat, substr, regexp_like, date_part, ...)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sluice-io")
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")
+}
+
+fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    telemetry::init_logging(cfg.log_format);
+    let rt = runtime()?;
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = cfg.http_listen {
+        let (bound, _task) = rt
+            .block_on(telemetry::http::serve(addr, metrics.clone()))
+            .with_context(|| format!("binding the HTTP endpoint on {addr}"))?;
+        tracing::info!(address = %bound, "serving /metrics, /healthz, /readyz");
+    }
+    let mode = if once {
+        RunMode::Once
+    } else {
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let flag = shutdown.clone();
+        rt.spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: taking a final checkpoint"),
+                _ = int.recv() => tracing::info!("SIGINT: taking a final checkpoint"),
+            }
+            flag.store(true, Ordering::SeqCst);
+        });
+        RunMode::Daemon { shutdown }
+    };
+    match pipeline::run(&cfg, mode, metrics, rt.handle().clone()) {
+        Ok(s) => {
+            tracing::info!(
+                epochs = s.epochs,
+                files_taken = s.files_taken,
+                files_done = s.files_done,
+                files_quarantined = s.files_quarantined,
+                rows = s.rows_committed.values().sum::<u64>(),
+                "stopped cleanly"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(pipeline::PipelineError::Rules(msg)) => {
+            eprintln!("error: rules refused:\n{msg}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e).context("pipeline failed"),
+    }
+}
+
+fn cmd_check(config: &Path) -> Result<ExitCode> {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let rt = runtime()?;
+    let source = pipeline::local_store(&cfg.source.root, false).context("opening source.root")?;
+    // Read-only: use the stored schema when the state exists, else infer.
+    let state = if cfg.state_dir.exists() {
+        Some(sluice::checkpoint::StateStore::open(&cfg.state_dir).context("opening state")?)
+    } else {
+        None
+    };
+    let schema = match pipeline::source_schema_readonly(&cfg, state.as_ref(), &source, rt.handle())?
+    {
+        Some(s) => s,
+        None => {
+            eprintln!(
+                "error: no readable source file under {} to take the schema from; rules cannot be checked yet",
+                cfg.source.root.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match sluice::route::RuleSet::load(&cfg.rules_dir, &cfg.source.name, &schema.full) {
+        Ok(rules) => {
+            println!("config {}: ok", config.display());
+            for r in &rules.rules {
+                let parts = if r.partition_columns.is_empty() {
+                    "-".into()
+                } else {
+                    r.partition_columns.join(", ")
+                };
+                println!("rule {:<28} ok  partitioned by {parts}", r.table);
+            }
+            println!("{} rules, version {}", rules.rules.len(), rules.version);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} error(s); the rule set is refused", errors.len());
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn cmd_demo(dir: &Path, hours: u32, files_per_hour: u32, rows_per_file: usize) -> Result<ExitCode> {
+    let marker = dir.join(".sluice-demo");
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !empty && !marker.exists() {
+            anyhow::bail!(
+                "{} exists and is not a sluice demo directory; choose another with --dir",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("removing the old demo in {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(&marker, "created by `sluice demo`; safe to delete\n")?;
+    let ods = dir.join("ods");
+    println!(
+        "generating {hours} hour partitions x {files_per_hour} files x {rows_per_file} rows under {}",
+        ods.display()
+    );
+    let files = sluice::demo::generate_ods(&ods, hours, files_per_hour, rows_per_file, 4096)?;
+    let cfg_path = sluice::demo::write_demo_setup(dir)?;
+    let cfg = Config::load(&cfg_path)?;
+    telemetry::init_logging(cfg.log_format);
+    println!(
+        "wrote {} rules to {} and the config {}",
+        sluice::demo::DEMO_RULES.len(),
+        cfg.rules_dir.display(),
+        cfg_path.display()
+    );
+    println!(
+        "running: sluice run --config {} --once\n",
+        cfg_path.display()
+    );
+    let rt = runtime()?;
+    let t0 = std::time::Instant::now();
+    let summary = pipeline::run(
+        &cfg,
+        RunMode::Once,
+        Arc::new(Metrics::default()),
+        rt.handle().clone(),
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    let rows_in = files.iter().map(|(_, r)| *r as u64).sum::<u64>();
+    let sink = pipeline::local_store(&cfg.sink.root, false)?;
+    let tables = rt
+        .block_on(sluice::demo::report::summarize(&sink))
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "\nread {} files ({rows_in} rows) in {secs:.1}s, {} checkpoint(s); what landed in {}:\n",
+        summary.files_done,
+        summary.epochs,
+        cfg.sink.root.display()
+    );
+    print!("{}", sluice::demo::report::render(&tables, &cfg.sink.root));
+    println!(
+        "\nnext: edit {}/*.sql and run `sluice check --config {}`",
+        cfg.rules_dir.display(),
+        cfg_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_state_show(config: &Path) -> Result<ExitCode> {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let state = sluice::checkpoint::StateStore::open(&cfg.state_dir).context("opening state")?;
+    let files = state.files()?;
+    let wm = state.watermark_ms()?;
+    println!("state: {}", cfg.state_dir.display());
+    println!(
+        "watermark: {}",
+        wm.map(|w| w.to_string()).unwrap_or_else(|| "none".into())
+    );
+    println!("next epoch: {}", state.next_epoch()?);
+    let mut by_status = std::collections::BTreeMap::new();
+    for r in files.values() {
+        let k = match &r.status {
+            sluice::checkpoint::FileStatus::Active => "active",
+            sluice::checkpoint::FileStatus::Done => "done",
+            sluice::checkpoint::FileStatus::Quarantined { .. } => "quarantined",
+        };
+        *by_status.entry(k).or_insert(0) += 1;
+    }
+    println!("files in the seen-set: {} {:?}", files.len(), by_status);
+    for e in state.epochs()? {
+        println!("epoch {}: {:?}, {} files", e.epoch, e.state, e.files.len());
+    }
+    for (p, r) in &files {
+        if let sluice::checkpoint::FileStatus::Quarantined { reason, .. } = &r.status {
+            println!("quarantined {p}: {reason}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

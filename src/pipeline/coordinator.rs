@@ -1,0 +1,678 @@
+//! The coordinator: recovery at start, then the loop of discovery, split
+//! planning and checkpoints. It is the only owner of the file records and
+//! the state store while the pipeline runs.
+
+use super::PipelineError;
+use super::queue::{WorkItem, WorkQueue};
+use super::reader::{self, ReaderCtx, SplitInfo};
+use super::writer::{self, EpochReport, WriterCtx, WriterMsg};
+use crate::checkpoint::{EpochState, FileRecord, FileStatus, Prepare, STATE_VERSION, StateStore};
+use crate::config::Config;
+use crate::crashpoint;
+use crate::discover::{self, Listed, SelectParams, Taken};
+use crate::read::{self, SourceSchema};
+use crate::route::RuleSet;
+use crate::sink::{self, SinkSettings};
+use crate::split::{self, SplitId};
+use crate::telemetry::Metrics;
+use arc_swap::ArcSwap;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+
+/// How long the pipeline runs.
+#[derive(Clone)]
+pub enum RunMode {
+    /// Take every file visible now, commit, return.
+    Once,
+    /// Run until `shutdown` is set, then take a final checkpoint and return.
+    Daemon { shutdown: Arc<AtomicBool> },
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone)]
+pub struct RunSummary {
+    pub epochs: u64,
+    pub files_taken: u64,
+    pub files_done: u64,
+    pub files_quarantined: u64,
+    pub rows_committed: BTreeMap<String, u64>,
+    pub recovered_epochs: u64,
+}
+
+/// Opens a local directory as an object store.
+pub fn local_store(
+    root: &std::path::Path,
+    create: bool,
+) -> Result<Arc<dyn ObjectStore>, PipelineError> {
+    let err = |m: String| PipelineError::Store {
+        root: root.display().to_string(),
+        message: m,
+    };
+    if create {
+        std::fs::create_dir_all(root).map_err(|e| err(e.to_string()))?;
+    }
+    let fs = LocalFileSystem::new_with_prefix(root).map_err(|e| err(e.to_string()))?;
+    Ok(Arc::new(fs))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Step 4 of the protocol: roll every prepared epoch forward, then delete
+/// what is left in staging. Returns the number of epochs rolled forward.
+pub fn recover(
+    state: &StateStore,
+    sink: &Arc<dyn ObjectStore>,
+    sink_root: Option<&std::path::Path>,
+    handle: &Handle,
+) -> Result<u64, PipelineError> {
+    let mut n = 0;
+    for e in state.epochs()? {
+        if e.state == EpochState::Prepared {
+            tracing::info!(
+                epoch = e.epoch,
+                files = e.files.len(),
+                "rolling forward a prepared epoch"
+            );
+            handle.block_on(sink::commit::commit_files(sink, e.epoch, &e.files))?;
+            crashpoint::hit("during_recovery");
+            state.mark_committed(e.epoch, 20)?;
+            n += 1;
+        }
+    }
+    let removed = handle.block_on(sink::commit::clean_staging(sink, sink_root))?;
+    if removed > 0 {
+        tracing::info!(
+            files = removed,
+            "deleted staged files of epochs that never prepared"
+        );
+    }
+    Ok(n)
+}
+
+/// The source schema without writing state (for `sluice check`).
+pub fn source_schema_readonly(
+    cfg: &Config,
+    state: Option<&StateStore>,
+    store: &Arc<dyn ObjectStore>,
+    handle: &Handle,
+) -> Result<Option<SourceSchema>, PipelineError> {
+    if let Some(s) = state.map(|s| s.schema()).transpose()?.flatten() {
+        return Ok(Some(SourceSchema::from_json(&s)?));
+    }
+    source_schema(cfg, None, store, handle)
+}
+
+/// Finds the source schema: from state, else from the first visible file.
+pub fn source_schema(
+    cfg: &Config,
+    state: Option<&StateStore>,
+    store: &Arc<dyn ObjectStore>,
+    handle: &Handle,
+) -> Result<Option<SourceSchema>, PipelineError> {
+    if let Some(s) = state.map(|s| s.schema()).transpose()?.flatten() {
+        return Ok(Some(SourceSchema::from_json(&s)?));
+    }
+    let listing = handle.block_on(discover::list(store))?;
+    let mut candidates: Vec<&Listed> = listing
+        .iter()
+        .filter(|o| {
+            !discover::is_hidden_or_in_progress(&o.path)
+                && discover::glob_match(
+                    &cfg.source.pattern,
+                    o.path.rsplit('/').next().unwrap_or(""),
+                )
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.path.cmp(&b.path));
+    for c in candidates {
+        match handle.block_on(read::file_schema(store, &c.path, c.size)) {
+            Ok(file_schema) => {
+                let parts = match &cfg.source.partition_columns {
+                    Some(p) => p.clone(),
+                    None => crate::discover::hive::parse_path(&c.path)
+                        .into_iter()
+                        .map(|(k, _)| k)
+                        .collect(),
+                };
+                let schema = SourceSchema::new(file_schema, parts);
+                tracing::info!(file = %c.path, columns = schema.full.fields().len(), "inferred the source schema");
+                if let Some(st) = state {
+                    st.put_schema(&schema.to_json())?;
+                }
+                return Ok(Some(schema));
+            }
+            Err(e) => {
+                tracing::warn!(file = %c.path, error = %e, "cannot infer the schema from this file; trying the next")
+            }
+        }
+    }
+    Ok(None)
+}
+
+struct Coordinator<'a> {
+    cfg: &'a Config,
+    handle: Handle,
+    state: StateStore,
+    source: Arc<dyn ObjectStore>,
+    sink: Arc<dyn ObjectStore>,
+    schema: SourceSchema,
+    metrics: Arc<Metrics>,
+    queue: Arc<WorkQueue>,
+    splits: Arc<RwLock<HashMap<SplitId, SplitInfo>>>,
+    files: BTreeMap<String, FileRecord>,
+    dirty: BTreeSet<String>,
+    reported: HashSet<String>,
+    epoch: u64,
+    tx: SyncSender<WriterMsg>,
+    epoch_bytes: Arc<AtomicU64>,
+    summary: RunSummary,
+    waiting: usize,
+}
+
+/// Runs the pipeline until `mode` says stop.
+pub fn run(
+    cfg: &Config,
+    mode: RunMode,
+    metrics: Arc<Metrics>,
+    handle: Handle,
+) -> Result<RunSummary, PipelineError> {
+    let source = local_store(&cfg.source.root, false)?;
+    let sink = local_store(&cfg.sink.root, true)?;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| PipelineError::Store {
+        root: cfg.state_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let state = StateStore::open(&cfg.state_dir)?;
+    let recovered = recover(&state, &sink, Some(&cfg.sink.root), &handle)?;
+
+    let shutdown = match &mode {
+        RunMode::Daemon { shutdown } => Some(shutdown.clone()),
+        RunMode::Once => None,
+    };
+    let schema = loop {
+        if let Some(s) = source_schema(cfg, Some(&state), &source, &handle)? {
+            break s;
+        }
+        match &shutdown {
+            None => {
+                tracing::info!(root = %cfg.source.root.display(), "no source file yet: nothing to do");
+                return Ok(RunSummary {
+                    recovered_epochs: recovered,
+                    ..Default::default()
+                });
+            }
+            Some(flag) => {
+                if flag.load(Ordering::SeqCst) {
+                    return Ok(RunSummary {
+                        recovered_epochs: recovered,
+                        ..Default::default()
+                    });
+                }
+                std::thread::sleep(cfg.source.scan_interval.min(Duration::from_secs(1)));
+            }
+        }
+    };
+    let rules = RuleSet::load(&cfg.rules_dir, &cfg.source.name, &schema.full).map_err(|errs| {
+        PipelineError::Rules(
+            errs.iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    tracing::info!(rules = rules.rules.len(), version = %rules.version, "rules loaded");
+    let rules = Arc::new(ArcSwap::from_pointee(rules));
+
+    let (tx, rx) = sync_channel::<WriterMsg>(4);
+    let epoch = state.next_epoch()?;
+    let epoch_bytes = Arc::new(AtomicU64::new(0));
+    let writer_ctx = WriterCtx {
+        store: sink.clone(),
+        handle: handle.clone(),
+        settings: SinkSettings {
+            target_file_size: cfg.sink.target_file_size,
+            row_group_rows: cfg.sink.row_group_rows,
+            zstd_level: cfg.sink.zstd_level,
+        },
+        max_buffered: cfg.sink.max_buffered,
+        metrics: metrics.clone(),
+        epoch_bytes: epoch_bytes.clone(),
+    };
+    let writer_thread = spawn("sluice-writer", move || writer::run(writer_ctx, epoch, rx))?;
+
+    let queue = Arc::new(WorkQueue::default());
+    let splits = Arc::new(RwLock::new(HashMap::new()));
+    let reader_ctx = Arc::new(ReaderCtx {
+        queue: queue.clone(),
+        splits: splits.clone(),
+        schema: schema.clone(),
+        rules: rules.clone(),
+        store: source.clone(),
+        handle: handle.clone(),
+        tx: tx.clone(),
+        metrics: metrics.clone(),
+        batch_rows: cfg.read.batch_rows,
+    });
+    let mut readers = Vec::new();
+    for i in 0..cfg.read.readers {
+        let ctx = reader_ctx.clone();
+        readers.push(spawn(&format!("sluice-reader-{i}"), move || {
+            reader::run(ctx)
+        })?);
+    }
+    drop(reader_ctx);
+
+    let mut c = Coordinator {
+        cfg,
+        handle: handle.clone(),
+        files: state.files()?,
+        state,
+        source,
+        sink,
+        schema,
+        metrics: metrics.clone(),
+        queue: queue.clone(),
+        splits,
+        dirty: BTreeSet::new(),
+        reported: HashSet::new(),
+        epoch,
+        tx,
+        epoch_bytes,
+        summary: RunSummary {
+            recovered_epochs: recovered,
+            ..Default::default()
+        },
+        waiting: 0,
+    };
+    c.reported = c
+        .files
+        .iter()
+        .filter(|(_, r)| r.changed_reported)
+        .map(|(p, _)| p.clone())
+        .collect();
+    metrics.ready.store(1, Ordering::Relaxed);
+    let result = c.main_loop(&mode);
+    metrics.ready.store(0, Ordering::Relaxed);
+
+    queue.close();
+    let summary = c.summary.clone();
+    drop(c);
+    for r in readers {
+        let _ = r.join();
+    }
+    let _ = writer_thread.join();
+    result.map(|()| summary)
+}
+
+fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, PipelineError> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|e| PipelineError::Thread(e.to_string()))
+}
+
+impl Coordinator<'_> {
+    fn main_loop(&mut self, mode: &RunMode) -> Result<(), PipelineError> {
+        self.resume_active_files()?;
+        let (wake_tx, wake_rx): (SyncSender<()>, Receiver<()>) = sync_channel(1);
+        let _watcher = match mode {
+            RunMode::Daemon { .. } => match discover::watch(&self.cfg.source.root, wake_tx) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "file notifications unavailable; relying on periodic scans");
+                    None
+                }
+            },
+            RunMode::Once => None,
+        };
+        self.discover()?;
+        let mut last_scan = Instant::now();
+        let mut last_checkpoint = Instant::now();
+        loop {
+            let stop = match mode {
+                RunMode::Once => self.queue.is_idle(),
+                RunMode::Daemon { shutdown } => shutdown.load(Ordering::SeqCst),
+            };
+            let due = last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval
+                || self.epoch_bytes.load(Ordering::Relaxed) >= self.cfg.sink.max_buffered;
+            if stop || due {
+                self.checkpoint()?;
+                last_checkpoint = Instant::now();
+                if stop {
+                    return Ok(());
+                }
+            }
+            self.update_gauges();
+            if let RunMode::Daemon { .. } = mode {
+                let woken = wake_rx.recv_timeout(Duration::from_millis(50)).is_ok();
+                if last_scan.elapsed() >= self.cfg.source.scan_interval || woken {
+                    // Let a burst of events settle into one scan.
+                    if woken {
+                        std::thread::sleep(Duration::from_millis(20));
+                        while wake_rx.try_recv().is_ok() {}
+                    }
+                    self.discover()?;
+                    last_scan = Instant::now();
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Re-plans files that were active when the last run stopped.
+    fn resume_active_files(&mut self) -> Result<(), PipelineError> {
+        let active: Vec<(String, FileRecord)> = self
+            .files
+            .iter()
+            .filter(|(_, r)| r.status == FileStatus::Active)
+            .map(|(p, r)| (p.clone(), r.clone()))
+            .collect();
+        for (path, rec) in active {
+            match self
+                .handle
+                .block_on(read::open(&self.source, &path, rec.size, &self.schema))
+            {
+                Ok(opened) => self.enqueue(&path, Arc::new(opened), &rec),
+                Err(e) => self.quarantine(&path, format!("cannot reopen to resume: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, path: &str, opened: Arc<read::OpenedFile>, rec: &FileRecord) {
+        let mut map = self.splits.write().unwrap_or_else(|p| p.into_inner());
+        for (i, s) in rec.splits.iter().enumerate() {
+            if s.offset < s.rows {
+                let id = SplitId {
+                    file: path.to_string(),
+                    index: i,
+                };
+                map.insert(
+                    id.clone(),
+                    SplitInfo {
+                        file: opened.clone(),
+                        row_groups: s.row_groups,
+                        rows: s.rows,
+                    },
+                );
+                self.queue.push(WorkItem {
+                    split: id,
+                    offset: s.offset,
+                });
+            }
+        }
+    }
+
+    fn quarantine(&mut self, path: &str, reason: String) {
+        tracing::warn!(file = %path, reason = %reason, "quarantined file");
+        self.metrics
+            .files_quarantined
+            .fetch_add(1, Ordering::Relaxed);
+        self.summary.files_quarantined += 1;
+        self.queue.remove_file(path);
+        if let Some(r) = self.files.get_mut(path) {
+            r.status = FileStatus::Quarantined {
+                reason,
+                at_ms: now_ms(),
+            };
+        }
+        self.dirty.insert(path.to_string());
+    }
+
+    fn discover(&mut self) -> Result<(), PipelineError> {
+        let _span = tracing::debug_span!("discover").entered();
+        let listing = match self.handle.block_on(discover::list(&self.source)) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the source failed; will retry at the next scan");
+                return Ok(());
+            }
+        };
+        let taken: HashMap<String, Taken> = self
+            .files
+            .iter()
+            .map(|(p, r)| {
+                (
+                    p.clone(),
+                    Taken {
+                        size: r.size,
+                        mtime_ms: r.mtime_ms,
+                    },
+                )
+            })
+            .collect();
+        let sel = discover::select(
+            &listing,
+            &SelectParams {
+                pattern: &self.cfg.source.pattern,
+                visibility: &self.cfg.source.visibility,
+                now_ms: now_ms(),
+                watermark_ms: self.state.watermark_ms()?,
+                lookback: self.cfg.source.lookback,
+                taken: &taken,
+                reported: &self.reported,
+            },
+        );
+        self.waiting = sel.waiting;
+        for (now, was) in sel.changed {
+            tracing::warn!(file = %now.path, size_was = was.size, size_now = now.size, mtime_was = was.mtime_ms, mtime_now = now.mtime_ms,
+                "file changed after it was taken; it is not re-read (use `sluice state rewind` to replay it)");
+            self.metrics
+                .files_changed_after_taken
+                .fetch_add(1, Ordering::Relaxed);
+            self.reported.insert(now.path.clone());
+            if let Some(r) = self.files.get_mut(&now.path) {
+                r.changed_reported = true;
+                self.dirty.insert(now.path.clone());
+            }
+        }
+        for f in sel.new {
+            self.take(f);
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, f: Listed) {
+        self.metrics
+            .files_discovered
+            .fetch_add(1, Ordering::Relaxed);
+        self.summary.files_taken += 1;
+        let mut rec = FileRecord {
+            v: STATE_VERSION,
+            size: f.size,
+            mtime_ms: f.mtime_ms,
+            status: FileStatus::Active,
+            splits: vec![],
+            changed_reported: false,
+        };
+        match self
+            .handle
+            .block_on(read::open(&self.source, &f.path, f.size, &self.schema))
+        {
+            Ok(opened) => {
+                rec.splits = split::plan(&opened.row_groups(), self.cfg.read.split_size);
+                if rec.splits.is_empty() {
+                    rec.status = FileStatus::Done;
+                }
+                self.enqueue(&f.path, Arc::new(opened), &rec);
+                self.files.insert(f.path.clone(), rec);
+            }
+            Err(e) => {
+                self.files.insert(f.path.clone(), rec);
+                self.quarantine(&f.path, e.to_string());
+            }
+        }
+        self.dirty.insert(f.path);
+    }
+
+    fn checkpoint(&mut self) -> Result<(), PipelineError> {
+        let t0 = Instant::now();
+        let _span = tracing::info_span!("checkpoint", epoch = self.epoch).entered();
+        self.queue.barrier();
+        let (rtx, rrx) = sync_channel(1);
+        self.tx
+            .send(WriterMsg::Barrier {
+                next: self.epoch + 1,
+                reply: rtx,
+            })
+            .map_err(|_| PipelineError::Thread("writer".into()))?;
+        let report = rrx
+            .recv()
+            .map_err(|_| PipelineError::Thread("writer".into()))??;
+        let epoch = self.epoch;
+        self.epoch += 1;
+        let result = self.prepare_and_commit(epoch, report, t0);
+        self.queue.resume();
+        result
+    }
+
+    fn prepare_and_commit(
+        &mut self,
+        epoch: u64,
+        report: EpochReport,
+        t0: Instant,
+    ) -> Result<(), PipelineError> {
+        for (split, end) in &report.offsets {
+            if let Some(s) = self
+                .files
+                .get_mut(&split.file)
+                .and_then(|r| r.splits.get_mut(split.index))
+            {
+                s.offset = (*end).max(s.offset);
+                self.dirty.insert(split.file.clone());
+            }
+        }
+        for (split, reason) in &report.failed {
+            let at = self
+                .files
+                .get(&split.file)
+                .map(|r| r.splits.get(split.index).map(|s| s.offset).unwrap_or(0));
+            self.quarantine(
+                &split.file,
+                format!(
+                    "split {} failed at row {}: {reason}",
+                    split.index,
+                    at.unwrap_or(0)
+                ),
+            );
+        }
+        let mut newly_done = Vec::new();
+        for path in &self.dirty {
+            if let Some(r) = self.files.get_mut(path) {
+                if r.status == FileStatus::Active && r.splits.iter().all(|s| s.offset >= s.rows) {
+                    r.status = FileStatus::Done;
+                    newly_done.push(path.clone());
+                }
+            }
+        }
+        if report.files.is_empty() && self.dirty.is_empty() {
+            return Ok(());
+        }
+        let watermark = self.files.values().map(|r| r.mtime_ms).max();
+        let floor = watermark.map(|w| w - self.cfg.source.lookback.as_millis() as i64);
+        let removals: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(_, r)| r.status == FileStatus::Done && floor.is_some_and(|f| r.mtime_ms < f))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let updates: Vec<(String, FileRecord)> = self
+            .dirty
+            .iter()
+            .filter(|p| !removals.contains(p))
+            .filter_map(|p| self.files.get(p).map(|r| (p.clone(), r.clone())))
+            .collect();
+        let prepare = Prepare {
+            epoch,
+            files: report.files.clone(),
+            file_updates: updates,
+            file_removals: removals.clone(),
+            watermark_ms: watermark,
+            now_ms: now_ms(),
+        };
+        crashpoint::hit("before_prepare");
+        self.state.prepare(&prepare)?;
+        crashpoint::hit("after_prepare");
+        self.handle
+            .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))?;
+        self.state.mark_committed(epoch, 20)?;
+
+        for r in &removals {
+            self.files.remove(r);
+        }
+        {
+            let mut map = self.splits.write().unwrap_or_else(|p| p.into_inner());
+            for p in &newly_done {
+                map.retain(|k, _| &k.file != p);
+            }
+        }
+        self.dirty.clear();
+        self.metrics
+            .files_done
+            .fetch_add(newly_done.len() as u64, Ordering::Relaxed);
+        self.summary.files_done += newly_done.len() as u64;
+        self.summary.epochs += 1;
+        for f in &report.files {
+            self.metrics.add_committed(&f.table, f.rows);
+            *self
+                .summary
+                .rows_committed
+                .entry(f.table.clone())
+                .or_default() += f.rows;
+        }
+        self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .last_checkpoint_ms
+            .store(now_ms(), Ordering::Relaxed);
+        self.metrics
+            .checkpoint_duration_us
+            .store(t0.elapsed().as_micros() as i64, Ordering::Relaxed);
+        tracing::info!(
+            epoch,
+            files = report.files.len(),
+            rows = report.files.iter().map(|f| f.rows).sum::<u64>(),
+            files_done = newly_done.len(),
+            ms = t0.elapsed().as_millis() as u64,
+            "checkpoint committed"
+        );
+        Ok(())
+    }
+
+    fn update_gauges(&self) {
+        let (queued, _busy) = self.queue.sizes();
+        self.metrics
+            .splits_queued
+            .store(queued as i64, Ordering::Relaxed);
+        let active: Vec<&FileRecord> = self
+            .files
+            .values()
+            .filter(|r| r.status == FileStatus::Active)
+            .collect();
+        self.metrics
+            .backlog_files
+            .store((active.len() + self.waiting) as i64, Ordering::Relaxed);
+        self.metrics.backlog_bytes.store(
+            active.iter().map(|r| r.size as i64).sum(),
+            Ordering::Relaxed,
+        );
+        let oldest = active.iter().map(|r| r.mtime_ms).min();
+        self.metrics
+            .lag_ms
+            .store(oldest.map(|m| now_ms() - m).unwrap_or(0), Ordering::Relaxed);
+    }
+}

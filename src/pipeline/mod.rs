@@ -1,0 +1,47 @@
+//! The pipeline: wiring of the stages with bounded channels, and the epoch
+//! loop that drives the checkpoint protocol. No business logic of its own:
+//! discovery decides, `split` cuts, `read` decodes, `route` evaluates,
+//! `sink` writes and commits, `checkpoint` records.
+//!
+//! ```text
+//!  coordinator (this thread)         readers (N threads)          writer (1 thread)
+//!  discover -> open -> split ──► WorkQueue ──pull──► fetch+decode+route ──sync_channel(4)──► EpochWriters
+//!        ▲                                                                                 │
+//!        └─── checkpoint: barrier ─► Barrier msg ─► staged files + offsets ─► prepare ─► commit
+//! ```
+//!
+//! Exactly once: a split's offset advances in state only in the same
+//! transaction that names the staged files holding its rows (prepare), and
+//! those files become visible only after that transaction is flushed.
+
+mod coordinator;
+pub mod queue;
+mod reader;
+mod writer;
+
+pub use coordinator::{
+    RunMode, RunSummary, local_store, recover, run, source_schema, source_schema_readonly,
+};
+
+use crate::checkpoint::StateError;
+use crate::discover::DiscoverError;
+use crate::read::ReadError;
+use crate::sink::SinkError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("source schema: {0}")]
+    Schema(#[from] ReadError),
+    #[error("rules refused:\n{0}")]
+    Rules(String),
+    #[error("cannot open store {root}: {message}")]
+    Store { root: String, message: String },
+    #[error("a pipeline thread stopped unexpectedly: {0}")]
+    Thread(String),
+}

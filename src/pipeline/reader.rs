@@ -1,0 +1,132 @@
+//! A reader thread: pulls a split, fetches its column chunks on the I/O
+//! runtime, decodes and routes on this thread, and hands routed pieces to
+//! the writer through a bounded channel (a slow writer slows the readers).
+
+use super::queue::{WorkItem, WorkQueue};
+use super::writer::WriterMsg;
+use crate::crashpoint;
+use crate::read::{self, OpenedFile, SourceSchema, SplitRead};
+use crate::route::RuleSet;
+use crate::split::SplitId;
+use crate::telemetry::Metrics;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, RwLock};
+use tokio::runtime::Handle;
+
+/// What a split needs from its file: the footer and the split's extent.
+#[derive(Clone)]
+pub struct SplitInfo {
+    pub file: Arc<OpenedFile>,
+    pub row_groups: (usize, usize),
+    pub rows: u64,
+}
+
+pub struct ReaderCtx {
+    pub queue: Arc<WorkQueue>,
+    pub splits: Arc<RwLock<HashMap<SplitId, SplitInfo>>>,
+    pub schema: SourceSchema,
+    pub rules: Arc<ArcSwap<RuleSet>>,
+    pub store: Arc<dyn object_store::ObjectStore>,
+    pub handle: Handle,
+    pub tx: SyncSender<WriterMsg>,
+    pub metrics: Arc<Metrics>,
+    pub batch_rows: usize,
+}
+
+pub fn run(ctx: Arc<ReaderCtx>) {
+    while let Some(item) = ctx.queue.pop() {
+        let _span = tracing::debug_span!("read", file = %item.split.file, split = item.split.index)
+            .entered();
+        ctx.metrics.splits_in_flight.fetch_add(1, Ordering::Relaxed);
+        process(&ctx, item);
+        ctx.metrics.splits_in_flight.fetch_sub(1, Ordering::Relaxed);
+        ctx.queue.done();
+    }
+}
+
+fn process(ctx: &ReaderCtx, item: WorkItem) {
+    let info = ctx
+        .splits
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&item.split)
+        .cloned();
+    let Some(info) = info else {
+        tracing::error!(file = %item.split.file, "split without plan; skipped (this is a bug)");
+        return;
+    };
+    let r = SplitRead {
+        file: &info.file,
+        row_groups: info.row_groups,
+        rows: info.rows,
+        offset: item.offset,
+        batch_rows: ctx.batch_rows,
+    };
+    let fail = |reason: String| {
+        let _ = ctx.tx.send(WriterMsg::Failed {
+            split: item.split.clone(),
+            reason,
+        });
+    };
+    let data = match ctx.handle.block_on(read::fetch(&ctx.store, &r)) {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string()),
+    };
+    ctx.metrics
+        .bytes_read
+        .fetch_add(data_len(&data), Ordering::Relaxed);
+    let rules = ctx.rules.load_full();
+    let mut stopped_at = None;
+    let res = read::decode(data, &r, &ctx.schema, |first, batch| {
+        crashpoint::hit("mid_read");
+        let rows = batch.num_rows() as u64;
+        let routed = {
+            let _s = tracing::trace_span!("route", rows).entered();
+            rules.route(&batch)
+        };
+        ctx.metrics.rows_read.fetch_add(rows, Ordering::Relaxed);
+        ctx.metrics
+            .rows_matched
+            .fetch_add(routed.matched_rows, Ordering::Relaxed);
+        ctx.metrics
+            .rows_unmatched
+            .fetch_add(rows - routed.matched_rows, Ordering::Relaxed);
+        for (rule, n, e) in &routed.errors {
+            ctx.metrics.rule_errors.fetch_add(*n, Ordering::Relaxed);
+            tracing::warn!(table = %rules.rules[*rule].table, rows = n, error = %e, "rule failed on a batch; its rows of this batch are not written");
+        }
+        let msg = WriterMsg::Data {
+            split: item.split.clone(),
+            end_row: first + rows,
+            rules: rules.clone(),
+            pieces: routed.pieces,
+        };
+        if ctx.tx.send(msg).is_err() {
+            return false;
+        }
+        if ctx.queue.stop_requested() && first + rows < r.rows {
+            stopped_at = Some(first + rows);
+            return false;
+        }
+        true
+    });
+    match (res, stopped_at) {
+        (Err(e), _) => fail(e.to_string()),
+        (Ok(()), Some(offset)) => ctx.queue.push_front(WorkItem {
+            split: item.split.clone(),
+            offset,
+        }),
+        (Ok(()), None) => {
+            let _ = ctx.tx.send(WriterMsg::SplitDone {
+                split: item.split.clone(),
+            });
+        }
+    }
+}
+
+fn data_len(d: &read::sparse::SparseFile) -> u64 {
+    d.fetched_bytes()
+}

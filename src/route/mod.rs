@@ -1,0 +1,413 @@
+//! Routing: owns the rule set (one SQL file per output table, compiled once)
+//! and evaluating it on a batch: which rows each table receives and in which
+//! Hive partition. No I/O here except reading the rule files at load.
+//!
+//! Most rules filter on `column = 'value'` (event type, app, department).
+//! When several rules do, the set picks the column most of them test and
+//! builds an index `value -> rules`; per batch it groups the rows by that
+//! column once and evaluates each indexed rule only on its group. The cost
+//! per batch then grows with the rows, not with rows x rules.
+
+pub mod compile;
+pub mod rule_file;
+
+pub use compile::{CompiledRule, Functions, RuleError};
+
+use crate::discover::hive;
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::{cast, filter_record_batch, take_record_batch};
+use arrow::datatypes::{DataType, SchemaRef};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A piece of a batch bound for one table and partition.
+#[derive(Debug)]
+pub struct Piece {
+    /// Index of the rule in the set.
+    pub rule: usize,
+    /// Escaped Hive partition path, e.g. `dt=2026-11-20/hour=13` ("" when unpartitioned).
+    pub partition: String,
+    /// Data columns only (partition keys live in the path).
+    pub batch: RecordBatch,
+}
+
+/// The result of routing one batch.
+#[derive(Debug, Default)]
+pub struct Routed {
+    pub pieces: Vec<Piece>,
+    /// Rows selected by at least one rule.
+    pub matched_rows: u64,
+    /// Rule failures on this batch: (rule index, message). The rule's rows of
+    /// this batch are not written; the count says how many.
+    pub errors: Vec<(usize, u64, String)>,
+}
+
+/// Every rule of a rules directory, compiled.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<CompiledRule>,
+    /// Fingerprint of the rule files (names and contents), for reload checks.
+    pub version: String,
+    index: Option<EqIndex>,
+}
+
+#[derive(Debug)]
+struct EqIndex {
+    /// Source column index.
+    column: usize,
+    by_value: HashMap<String, Vec<usize>>,
+    unindexed: Vec<usize>,
+}
+
+/// Reads `*.sql` in `dir` (sorted by name): (path, text).
+pub fn read_rule_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, RuleError> {
+    let io_err = |e: std::io::Error| RuleError {
+        file: dir.to_path_buf(),
+        pos: Default::default(),
+        message: format!("cannot read rules directory: {e}"),
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err)? {
+        let p = entry.map_err(io_err)?.path();
+        if p.extension().is_some_and(|e| e == "sql") && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            std::fs::read_to_string(&p)
+                .map(|t| (p.clone(), t))
+                .map_err(|e| RuleError {
+                    file: p,
+                    pos: Default::default(),
+                    message: format!("cannot read: {e}"),
+                })
+        })
+        .collect()
+}
+
+impl RuleSet {
+    /// Compiles every rule file; any error refuses the whole set (all errors returned).
+    pub fn load(
+        dir: &Path,
+        source_name: &str,
+        schema: &SchemaRef,
+    ) -> Result<RuleSet, Vec<RuleError>> {
+        let files = read_rule_files(dir).map_err(|e| vec![e])?;
+        Self::compile_all(files, source_name, schema)
+    }
+
+    pub fn compile_all(
+        files: Vec<(PathBuf, String)>,
+        source_name: &str,
+        schema: &SchemaRef,
+    ) -> Result<RuleSet, Vec<RuleError>> {
+        let functions = Functions::default();
+        let mut rules: Vec<CompiledRule> = Vec::new();
+        let mut errors = Vec::new();
+        let mut fp = String::new();
+        for (path, text) in &files {
+            fp.push_str(&format!(
+                "{}:{:016x};",
+                path.display(),
+                fnv64(text.as_bytes())
+            ));
+            match compile::compile(path, text, source_name, schema, &functions) {
+                Ok(r) => {
+                    if let Some(prev) = rules.iter().find(|p| p.table == r.table) {
+                        errors.push(RuleError {
+                            file: path.clone(),
+                            pos: rule_file::Pos { line: 1, column: 1 },
+                            message: format!(
+                                "table {} is already defined by {}",
+                                r.table,
+                                prev.file.display()
+                            ),
+                        });
+                    } else {
+                        rules.push(r);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if files.is_empty() {
+            errors.push(RuleError {
+                file: PathBuf::new(),
+                pos: Default::default(),
+                message: "no rule files (*.sql) found: add one file per output table".into(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let index = build_index(&rules, schema);
+        Ok(RuleSet {
+            rules,
+            version: format!("{:016x}", fnv64(fp.as_bytes())),
+            index,
+        })
+    }
+
+    /// Routes one (enriched) source batch.
+    pub fn route(&self, batch: &RecordBatch) -> Routed {
+        let n = batch.num_rows();
+        let mut out = Routed::default();
+        let mut matched = vec![false; n];
+        let mut run =
+            |rule: usize, input: &RecordBatch, rows: Option<&UInt32Array>, out: &mut Routed| {
+                match self.eval_rule(rule, input) {
+                    Ok((mask, pieces)) => {
+                        for (i, m) in mask.iter().enumerate() {
+                            if *m {
+                                let orig = rows.map(|r| r.value(i) as usize).unwrap_or(i);
+                                matched[orig] = true;
+                            }
+                        }
+                        out.pieces.extend(pieces);
+                    }
+                    Err(e) => out.errors.push((rule, input.num_rows() as u64, e)),
+                }
+            };
+        match &self.index {
+            None => {
+                for r in 0..self.rules.len() {
+                    run(r, batch, None, &mut out);
+                }
+            }
+            Some(ix) => {
+                for &r in &ix.unindexed {
+                    run(r, batch, None, &mut out);
+                }
+                let col = batch.column(ix.column);
+                let groups = group_rows(col);
+                for (value, rows) in groups {
+                    let Some(rules) = ix.by_value.get(value) else {
+                        continue;
+                    };
+                    let idx = UInt32Array::from(rows);
+                    let sub = match take_record_batch(batch, &idx) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            for &r in rules {
+                                out.errors.push((r, idx.len() as u64, e.to_string()));
+                            }
+                            continue;
+                        }
+                    };
+                    for &r in rules {
+                        run(r, &sub, Some(&idx), &mut out);
+                    }
+                }
+            }
+        }
+        out.matched_rows = matched.iter().filter(|m| **m).count() as u64;
+        out
+    }
+
+    /// Evaluates one rule on `input`: (selected-row mask, pieces).
+    fn eval_rule(
+        &self,
+        rule: usize,
+        input: &RecordBatch,
+    ) -> Result<(Vec<bool>, Vec<Piece>), String> {
+        let r = &self.rules[rule];
+        let n = input.num_rows();
+        let (mask, filtered) = match &r.predicate {
+            None => (vec![true; n], input.clone()),
+            Some(p) => {
+                let v = p
+                    .evaluate(input)
+                    .and_then(|v| v.into_array(n))
+                    .map_err(|e| e.to_string())?;
+                let b = v
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| format!("WHERE of {} is not a boolean", r.table))?;
+                let mask: Vec<bool> = (0..n).map(|i| b.is_valid(i) && b.value(i)).collect();
+                if !mask.iter().any(|m| *m) {
+                    return Ok((mask, vec![]));
+                }
+                let clean = BooleanArray::from(mask.clone());
+                (
+                    mask,
+                    filter_record_batch(input, &clean).map_err(|e| e.to_string())?,
+                )
+            }
+        };
+        let m = filtered.num_rows();
+        if m == 0 {
+            return Ok((mask, vec![]));
+        }
+        let cols = r
+            .projections
+            .iter()
+            .map(|p| p.evaluate(&filtered).and_then(|v| v.into_array(m)))
+            .collect::<Result<Vec<ArrayRef>, _>>()
+            .map_err(|e| e.to_string())?;
+        let out = RecordBatch::try_new(r.output_schema.clone(), cols).map_err(|e| e.to_string())?;
+        let pieces = split_partitions(rule, r, &out).map_err(|e| e.to_string())?;
+        Ok((mask, pieces))
+    }
+}
+
+/// Splits a rule's output by its partition columns.
+fn split_partitions(
+    rule: usize,
+    r: &CompiledRule,
+    out: &RecordBatch,
+) -> Result<Vec<Piece>, arrow::error::ArrowError> {
+    let data = out.project(&r.data_idx)?;
+    if r.partition_idx.is_empty() {
+        return Ok(vec![Piece {
+            rule,
+            partition: String::new(),
+            batch: data,
+        }]);
+    }
+    let keys: Vec<ArrayRef> = r
+        .partition_idx
+        .iter()
+        .map(|&i| cast(out.column(i), &DataType::Utf8))
+        .collect::<Result<_, _>>()?;
+    let keys: Vec<&StringArray> = keys
+        .iter()
+        .filter_map(|k| k.as_any().downcast_ref::<StringArray>())
+        .collect();
+    let path_of = |row: usize| -> String {
+        r.partition_columns
+            .iter()
+            .zip(&keys)
+            .map(|(name, k)| {
+                let v = if k.is_null(row) {
+                    None
+                } else {
+                    Some(k.value(row))
+                };
+                format!("{name}={}", hive::escape(v))
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let n = out.num_rows();
+    let constant = keys.iter().all(|k| {
+        let first = if k.is_null(0) { None } else { Some(k.value(0)) };
+        (1..n).all(|i| (if k.is_null(i) { None } else { Some(k.value(i)) }) == first)
+    });
+    if constant {
+        return Ok(vec![Piece {
+            rule,
+            partition: path_of(0),
+            batch: data,
+        }]);
+    }
+    let mut groups: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut order = Vec::new();
+    for i in 0..n {
+        let p = path_of(i);
+        groups
+            .entry(p)
+            .or_insert_with_key(|k| {
+                order.push(k.clone());
+                Vec::new()
+            })
+            .push(i as u32);
+    }
+    order
+        .into_iter()
+        .map(|p| {
+            let idx = UInt32Array::from(groups.remove(&p).unwrap_or_default());
+            Ok(Piece {
+                rule,
+                partition: p,
+                batch: take_record_batch(&data, &idx)?,
+            })
+        })
+        .collect()
+}
+
+/// Row indices per distinct string value (nulls skipped).
+fn group_rows(col: &ArrayRef) -> Vec<(&str, Vec<u32>)> {
+    let Some(s) = col.as_any().downcast_ref::<StringArray>() else {
+        return vec![];
+    };
+    let mut map: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<(&str, Vec<u32>)> = Vec::new();
+    for i in 0..s.len() {
+        if s.is_null(i) {
+            continue;
+        }
+        let v = s.value(i);
+        let g = *map.entry(v).or_insert_with(|| {
+            groups.push((v, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(i as u32);
+    }
+    groups
+}
+
+/// Picks the Utf8 source column that most rules test with `= 'literal'`.
+fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<EqIndex> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for r in rules {
+        let mut seen: Vec<&str> = Vec::new();
+        for (c, _) in &r.equalities {
+            if !seen.contains(&c.as_str()) {
+                seen.push(c);
+                *counts.entry(c).or_default() += 1;
+            }
+        }
+    }
+    let (best, n) = counts
+        .into_iter()
+        .filter(|(c, _)| {
+            schema
+                .field_with_name(c)
+                .is_ok_and(|f| f.data_type() == &DataType::Utf8)
+        })
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
+    if n < 2 {
+        return None;
+    }
+    let column = schema.index_of(best).ok()?;
+    let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut unindexed = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let vals: Vec<&String> = r
+            .equalities
+            .iter()
+            .filter(|(c, _)| c == best)
+            .map(|(_, v)| v)
+            .collect();
+        match vals.as_slice() {
+            [v] => by_value.entry((*v).clone()).or_default().push(i),
+            // `c = 'a' AND c = 'b'` matches nothing, but let the predicate decide.
+            _ => unindexed.push(i),
+        }
+    }
+    Some(EqIndex {
+        column,
+        by_value,
+        unindexed,
+    })
+}
+
+/// FNV-1a, for fingerprints that must be stable across runs.
+pub fn fnv64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// A shared, swappable rule set.
+pub type SharedRules = Arc<RuleSet>;
+
+#[cfg(test)]
+mod tests;

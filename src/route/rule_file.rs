@@ -1,0 +1,238 @@
+//! The rule file format: `CREATE TABLE <name> [PARTITIONED BY (a, b)] AS
+//! SELECT ... FROM <source> [WHERE ...];` — the Hive CTAS idiom. This file
+//! owns parsing that header; the SELECT is left in place with the header
+//! blanked out (same length, newlines kept), so every line and column the
+//! SQL parser reports is a line and column of the analyst's file.
+
+use std::fmt;
+
+/// A position in a rule file, 1-based.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// The parsed header and the SELECT text (header blanked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleHeader {
+    pub table: String,
+    pub table_pos: Pos,
+    pub partition_by: Vec<(String, Pos)>,
+    /// The whole file with the header replaced by spaces.
+    pub select_sql: String,
+}
+
+/// A header error: where and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn pos_at(&self, byte: usize) -> Pos {
+        let before = &self.text[..byte];
+        let line = before.matches('\n').count() as u64 + 1;
+        let col = before
+            .rfind('\n')
+            .map(|n| before[n + 1..].chars().count())
+            .unwrap_or(before.chars().count());
+        Pos {
+            line,
+            column: col as u64 + 1,
+        }
+    }
+
+    fn skip_ws_and_comments(&mut self) {
+        loop {
+            let rest = &self.text[self.i..];
+            let trimmed = rest.trim_start();
+            self.i += rest.len() - trimmed.len();
+            if trimmed.starts_with("--") {
+                self.i += trimmed.find('\n').unwrap_or(trimmed.len());
+            } else if trimmed.starts_with("/*") {
+                self.i += trimmed.find("*/").map(|e| e + 2).unwrap_or(trimmed.len());
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// The next word (identifier-like or a single punctuation char), with its start.
+    fn word(&mut self) -> Option<(usize, &'a str)> {
+        self.skip_ws_and_comments();
+        let rest = &self.text[self.i..];
+        let c = rest.chars().next()?;
+        let start = self.i;
+        let len = if c.is_alphanumeric() || c == '_' {
+            rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+                .unwrap_or(rest.len())
+        } else if c == '`' || c == '"' {
+            rest[1..].find(c).map(|e| e + 2).unwrap_or(rest.len())
+        } else {
+            c.len_utf8()
+        };
+        self.i += len;
+        Some((start, &rest[..len]))
+    }
+
+    fn expect_kw(&mut self, kw: &str, what: &str) -> Result<(), HeaderError> {
+        match self.word() {
+            Some((_, w)) if w.eq_ignore_ascii_case(kw) => Ok(()),
+            Some((at, w)) => Err(HeaderError {
+                pos: self.pos_at(at),
+                message: format!("expected {what}, found {w:?}"),
+            }),
+            None => Err(HeaderError {
+                pos: self.pos_at(self.i),
+                message: format!("expected {what}, found the end of the file"),
+            }),
+        }
+    }
+
+    fn ident(&mut self, what: &str) -> Result<(String, Pos), HeaderError> {
+        match self.word() {
+            Some((at, w)) => {
+                let name = w.trim_matches(|c| c == '`' || c == '"');
+                if crate::config::is_identifier(name) {
+                    Ok((name.to_string(), self.pos_at(at)))
+                } else {
+                    Err(HeaderError {
+                        pos: self.pos_at(at),
+                        message: format!("expected {what}, found {w:?}"),
+                    })
+                }
+            }
+            None => Err(HeaderError {
+                pos: self.pos_at(self.i),
+                message: format!("expected {what}, found the end of the file"),
+            }),
+        }
+    }
+}
+
+/// Parses the `CREATE TABLE ... AS` header of a rule file.
+pub fn parse_header(text: &str) -> Result<RuleHeader, HeaderError> {
+    let mut s = Scanner { text, i: 0 };
+    s.expect_kw(
+        "CREATE",
+        "CREATE TABLE <name> [PARTITIONED BY (...)] AS SELECT ...",
+    )?;
+    s.expect_kw("TABLE", "TABLE after CREATE")?;
+    let (table, table_pos) = s.ident("a table name")?;
+    let mut partition_by = Vec::new();
+    let save = s.i;
+    match s.word() {
+        Some((_, w)) if w.eq_ignore_ascii_case("PARTITIONED") => {
+            s.expect_kw("BY", "BY after PARTITIONED")?;
+            s.expect_kw("(", "( after PARTITIONED BY")?;
+            loop {
+                partition_by.push(s.ident("a partition column name")?);
+                match s.word() {
+                    Some((_, ",")) => continue,
+                    Some((_, ")")) => break,
+                    Some((at, w)) => {
+                        return Err(HeaderError {
+                            pos: s.pos_at(at),
+                            message: format!(
+                                "expected , or ) in PARTITIONED BY, found {w:?} (list column names only; their types come from the SELECT)"
+                            ),
+                        });
+                    }
+                    None => {
+                        return Err(HeaderError {
+                            pos: s.pos_at(s.i),
+                            message: "unclosed PARTITIONED BY (".into(),
+                        });
+                    }
+                }
+            }
+        }
+        _ => s.i = save,
+    }
+    s.expect_kw("AS", "AS SELECT ... after the table name")?;
+    let body_start = s.i;
+    let mut select_sql: String = text[..body_start]
+        .chars()
+        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .collect();
+    select_sql.push_str(&text[body_start..]);
+    Ok(RuleHeader {
+        table,
+        table_pos,
+        partition_by,
+        select_sql,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "-- clicks on android\nCREATE TABLE dwd_click_android\nPARTITIONED BY (dt, hour)\nAS SELECT event_id, dt, hour\nFROM ods_events\nWHERE event_type = 'click';\n";
+
+    #[test]
+    fn parses_the_issue_example() {
+        let h = parse_header(RULE).unwrap();
+        assert_eq!(h.table, "dwd_click_android");
+        assert_eq!(
+            h.table_pos,
+            Pos {
+                line: 2,
+                column: 14
+            }
+        );
+        let cols: Vec<_> = h.partition_by.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(cols, vec!["dt", "hour"]);
+        assert_eq!(h.select_sql.len(), RULE.len());
+        assert_eq!(h.select_sql.lines().count(), RULE.lines().count());
+        assert!(
+            h.select_sql
+                .lines()
+                .nth(3)
+                .unwrap()
+                .trim_start()
+                .starts_with("SELECT")
+        );
+    }
+
+    #[test]
+    fn no_partitions_is_fine() {
+        let h = parse_header("create table t as select 1 from s").unwrap();
+        assert!(h.partition_by.is_empty());
+    }
+
+    #[test]
+    fn header_errors_are_located() {
+        let e =
+            parse_header("CREATE TABLE t\nPARTITIONED BY (dt string)\nAS SELECT 1").unwrap_err();
+        assert_eq!(
+            e.pos,
+            Pos {
+                line: 2,
+                column: 20
+            }
+        );
+        assert!(
+            e.message.contains("list column names only"),
+            "{}",
+            e.message
+        );
+        let e = parse_header("SELECT * FROM s").unwrap_err();
+        assert_eq!(e.pos, Pos { line: 1, column: 1 });
+        let e = parse_header("CREATE TABLE t SELECT 1").unwrap_err();
+        assert!(e.message.contains("expected AS"), "{}", e.message);
+    }
+}

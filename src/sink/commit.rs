@@ -1,0 +1,108 @@
+//! Step 3 of the checkpoint protocol, and recovery. Moving a staged file to
+//! its final name is idempotent: a final file already there with its staged
+//! file gone means the move happened before a crash. Recovery rolls every
+//! prepared epoch forward with the same code, then deletes whatever is left
+//! in staging (files no prepared epoch names).
+
+use super::{STAGING_DIR, SinkError, parse_path, path_of};
+use crate::checkpoint::StagedFile;
+use crate::crashpoint;
+use futures::TryStreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::sync::Arc;
+
+/// Moves every staged file of `epoch` to its final name.
+pub async fn commit_files(
+    store: &Arc<dyn ObjectStore>,
+    epoch: u64,
+    files: &[StagedFile],
+) -> Result<(), SinkError> {
+    for (i, f) in files.iter().enumerate() {
+        let staged = parse_path(&f.staged)?;
+        let final_path = parse_path(&f.final_path)?;
+        match store.rename(&staged, &final_path).await {
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) => match store.head(&final_path).await {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(SinkError::Lost {
+                        epoch,
+                        staged: f.staged.clone(),
+                        final_path: f.final_path.clone(),
+                    });
+                }
+                Err(source) => {
+                    return Err(SinkError::Store {
+                        op: "head",
+                        path: f.final_path.clone(),
+                        source,
+                    });
+                }
+            },
+            Err(source) => {
+                return Err(SinkError::Store {
+                    op: "rename",
+                    path: f.staged.clone(),
+                    source,
+                });
+            }
+        }
+        if i == 0 && files.len() > 1 {
+            crashpoint::hit("mid_rename");
+        }
+    }
+    Ok(())
+}
+
+/// Deletes everything under the staging prefix. Call only when no prepared
+/// epoch is left uncommitted. Returns how many objects were removed.
+///
+/// On a local sink (`local_root`), interrupted uploads leave temporary
+/// `name#N` files that `object_store` does not list; the staging folder is
+/// then removed as a whole. (On S3, a bucket lifecycle rule aborts
+/// incomplete multipart uploads.)
+pub async fn clean_staging(
+    store: &Arc<dyn ObjectStore>,
+    local_root: Option<&std::path::Path>,
+) -> Result<usize, SinkError> {
+    let prefix = path_of([STAGING_DIR])?;
+    let objs: Vec<object_store::ObjectMeta> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|source| SinkError::Store {
+            op: "list",
+            path: STAGING_DIR.into(),
+            source,
+        })?;
+    for o in &objs {
+        match store.delete(&o.location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => {
+                return Err(SinkError::Store {
+                    op: "delete",
+                    path: o.location.to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    if let Some(root) = local_root {
+        let dir = root.join(STAGING_DIR);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(SinkError::Store {
+                    op: "remove staging folder",
+                    path: dir.display().to_string(),
+                    source: object_store::Error::Generic {
+                        store: "local",
+                        source: Box::new(e),
+                    },
+                });
+            }
+        }
+    }
+    Ok(objs.len())
+}

@@ -1,0 +1,311 @@
+//! The sink: the only module that writes output. Owns the Parquet writers
+//! (one per table and partition), the staging area no reader of the output
+//! sees, output file naming, and the commit step of the checkpoint protocol
+//! (staged -> final by rename, idempotent, also used by recovery).
+//!
+//! ```text
+//! <sink>/.sluice-staging/e<epoch>/<table>/<k=v>/.../part-<epoch>-<writer>-<seq>.zstd.parquet   (staged)
+//! <sink>/<table>/<k=v>/.../part-<epoch>-<writer>-<seq>.zstd.parquet                            (final)
+//! ```
+//! Final names are unique: an epoch number is recorded at prepare and never
+//! reused, and (writer, seq) are unique within the epoch.
+
+pub mod commit;
+mod upload;
+
+use crate::checkpoint::StagedFile;
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use object_store::ObjectStore;
+use object_store::path::{Path as ObjPath, PathPart};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::runtime::Handle;
+
+/// The hidden prefix under the sink root where files are staged.
+pub const STAGING_DIR: &str = ".sluice-staging";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("parquet encode for {table}: {source}")]
+    Encode {
+        table: String,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("object store {op} {path}: {source}")]
+    Store {
+        op: &'static str,
+        path: String,
+        source: object_store::Error,
+    },
+    #[error("invalid output path {0}")]
+    Path(String),
+    #[error(
+        "staged file {staged} is gone and its final file {final_path} does not exist: epoch {epoch} cannot be committed"
+    )]
+    Lost {
+        epoch: u64,
+        staged: String,
+        final_path: String,
+    },
+}
+
+/// Writer settings.
+#[derive(Clone, Debug)]
+pub struct SinkSettings {
+    pub target_file_size: u64,
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+/// Builds an object path from segments taken literally: table names are
+/// identifiers and partition segments are Hive-escaped (no `/`, no control
+/// characters, never `.` or `..`), so the name on disk is exactly the
+/// segment. A segment that is not valid is refused, never re-encoded.
+pub fn path_of<'a>(segments: impl IntoIterator<Item = &'a str>) -> Result<ObjPath, SinkError> {
+    let joined: Vec<&str> = segments.into_iter().filter(|s| !s.is_empty()).collect();
+    let raw = joined.join("/");
+    if joined.iter().any(|s| PathPart::parse(s).is_err()) {
+        return Err(SinkError::Path(raw));
+    }
+    parse_path(&raw)
+}
+
+/// Parses a path string written by [`ObjPath::to_string`].
+pub fn parse_path(raw: &str) -> Result<ObjPath, SinkError> {
+    ObjPath::parse(raw).map_err(|_| SinkError::Path(raw.to_string()))
+}
+
+fn file_name(epoch: u64, writer: u32, seq: u32) -> String {
+    format!("part-{epoch:010}-{writer:05}-{seq:04}.zstd.parquet")
+}
+
+struct OpenFile {
+    writer: ArrowWriter<upload::UploadWrite>,
+    staged: ObjPath,
+    final_path: ObjPath,
+    rows: u64,
+}
+
+struct PartitionWriter {
+    table: String,
+    partition: String,
+    schema: SchemaRef,
+    writer_id: u32,
+    seq: u32,
+    open: Option<OpenFile>,
+}
+
+/// All writers of one epoch. Lives on a blocking thread; uses the I/O
+/// runtime's handle for uploads.
+pub struct EpochWriters {
+    store: Arc<dyn ObjectStore>,
+    handle: Handle,
+    settings: SinkSettings,
+    epoch: u64,
+    writers: HashMap<(String, String), PartitionWriter>,
+    closed: Vec<StagedFile>,
+    next_writer: u32,
+    /// Bytes handed to the encoder since the epoch began.
+    pub bytes_in: u64,
+}
+
+impl EpochWriters {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        handle: Handle,
+        settings: SinkSettings,
+        epoch: u64,
+    ) -> EpochWriters {
+        EpochWriters {
+            store,
+            handle,
+            settings,
+            epoch,
+            writers: HashMap::new(),
+            closed: Vec::new(),
+            next_writer: 0,
+            bytes_in: 0,
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Bytes held in memory by open writers (encoded, not yet uploaded).
+    pub fn buffered_bytes(&self) -> u64 {
+        self.writers
+            .values()
+            .filter_map(|w| w.open.as_ref())
+            .map(|o| (o.writer.in_progress_size() + o.writer.inner().buffered()) as u64)
+            .sum()
+    }
+
+    /// Appends rows for `table` in `partition`.
+    pub fn write(
+        &mut self,
+        table: &str,
+        partition: &str,
+        batch: &RecordBatch,
+    ) -> Result<(), SinkError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.bytes_in += batch.get_array_memory_size() as u64;
+        let key = (table.to_string(), partition.to_string());
+        if !self.writers.contains_key(&key) {
+            let id = self.next_writer;
+            self.next_writer += 1;
+            self.writers.insert(
+                key.clone(),
+                PartitionWriter {
+                    table: table.to_string(),
+                    partition: partition.to_string(),
+                    schema: batch.schema(),
+                    writer_id: id,
+                    seq: 0,
+                    open: None,
+                },
+            );
+        }
+        let Some(w) = self.writers.get_mut(&key) else {
+            return Ok(());
+        };
+        if w.open.is_none() {
+            w.open = Some(open_file(
+                &self.store,
+                &self.handle,
+                &self.settings,
+                self.epoch,
+                w,
+            )?);
+        }
+        let roll = {
+            let Some(o) = w.open.as_mut() else {
+                return Ok(());
+            };
+            o.writer.write(batch).map_err(|source| SinkError::Encode {
+                table: w.table.clone(),
+                source,
+            })?;
+            o.rows += batch.num_rows() as u64;
+            o.writer.bytes_written() as u64 + o.writer.in_progress_size() as u64
+                >= self.settings.target_file_size
+        };
+        if roll {
+            let f = close_file(&self.handle, w)?;
+            self.closed.extend(f);
+        }
+        Ok(())
+    }
+
+    /// Flushes the row groups of the largest writers until at most `limit`
+    /// bytes stay buffered.
+    pub fn shed(&mut self, limit: u64) -> Result<(), SinkError> {
+        let mut sizes: Vec<((String, String), usize)> = self
+            .writers
+            .iter()
+            .filter_map(|(k, w)| {
+                w.open
+                    .as_ref()
+                    .map(|o| (k.clone(), o.writer.in_progress_size()))
+            })
+            .collect();
+        sizes.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
+        let mut total = self.buffered_bytes();
+        for (k, s) in sizes {
+            if total <= limit {
+                break;
+            }
+            if let Some(o) = self.writers.get_mut(&k).and_then(|w| w.open.as_mut()) {
+                o.writer.flush().map_err(|source| SinkError::Encode {
+                    table: k.0.clone(),
+                    source,
+                })?;
+                total = total.saturating_sub(s as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every writer; returns the epoch's staged files.
+    pub fn finish(mut self) -> Result<Vec<StagedFile>, SinkError> {
+        let mut keys: Vec<(String, String)> = self.writers.keys().cloned().collect();
+        keys.sort();
+        for k in keys {
+            if let Some(w) = self.writers.get_mut(&k) {
+                let f = close_file(&self.handle, w)?;
+                self.closed.extend(f);
+            }
+        }
+        Ok(std::mem::take(&mut self.closed))
+    }
+}
+
+fn open_file(
+    store: &Arc<dyn ObjectStore>,
+    handle: &Handle,
+    s: &SinkSettings,
+    epoch: u64,
+    w: &mut PartitionWriter,
+) -> Result<OpenFile, SinkError> {
+    let name = file_name(epoch, w.writer_id, w.seq);
+    w.seq += 1;
+    let epoch_dir = format!("e{epoch:010}");
+    let parts: Vec<&str> = w.partition.split('/').collect();
+    let staged = path_of(
+        [STAGING_DIR, epoch_dir.as_str(), w.table.as_str()]
+            .into_iter()
+            .chain(parts.iter().copied())
+            .chain([name.as_str()]),
+    )?;
+    let final_path = path_of(
+        [w.table.as_str()]
+            .into_iter()
+            .chain(parts.iter().copied())
+            .chain([name.as_str()]),
+    )?;
+    let sink = upload::UploadWrite::start(store.clone(), handle.clone(), staged.clone())?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(s.zstd_level).unwrap_or_default(),
+        ))
+        .set_max_row_group_row_count(Some(s.row_group_rows))
+        .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let writer = ArrowWriter::try_new(sink, w.schema.clone(), Some(props)).map_err(|source| {
+        SinkError::Encode {
+            table: w.table.clone(),
+            source,
+        }
+    })?;
+    Ok(OpenFile {
+        writer,
+        staged,
+        final_path,
+        rows: 0,
+    })
+}
+
+fn close_file(handle: &Handle, w: &mut PartitionWriter) -> Result<Option<StagedFile>, SinkError> {
+    let Some(o) = w.open.take() else {
+        return Ok(None);
+    };
+    let sink = o.writer.into_inner().map_err(|source| SinkError::Encode {
+        table: w.table.clone(),
+        source,
+    })?;
+    let bytes = sink.finish(handle)?;
+    Ok(Some(StagedFile {
+        table: w.table.clone(),
+        partition: w.partition.clone(),
+        staged: o.staged.to_string(),
+        final_path: o.final_path.to_string(),
+        rows: o.rows,
+        bytes,
+    }))
+}

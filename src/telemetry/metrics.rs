@@ -1,0 +1,201 @@
+//! Metrics an operator pages on, as plain atomics rendered in the
+//! Prometheus text format. Labels are bounded (table and dimension names
+//! from config, never file paths or data values).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct Metrics {
+    pub files_discovered: AtomicU64,
+    pub files_done: AtomicU64,
+    pub files_quarantined: AtomicU64,
+    pub files_changed_after_taken: AtomicU64,
+    pub rows_read: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub rows_matched: AtomicU64,
+    pub rows_unmatched: AtomicU64,
+    pub rule_errors: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub splits_queued: AtomicI64,
+    pub splits_in_flight: AtomicI64,
+    pub backlog_files: AtomicI64,
+    pub backlog_bytes: AtomicI64,
+    pub lag_ms: AtomicI64,
+    pub last_checkpoint_ms: AtomicI64,
+    pub checkpoint_duration_us: AtomicI64,
+    pub ready: AtomicI64,
+    pub rows_routed: Mutex<BTreeMap<String, u64>>,
+    pub rows_committed: Mutex<BTreeMap<String, u64>>,
+    pub files_committed: Mutex<BTreeMap<String, u64>>,
+}
+
+fn add_map(m: &Mutex<BTreeMap<String, u64>>, key: &str, n: u64) {
+    let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+    match g.get_mut(key) {
+        Some(v) => *v += n,
+        None => {
+            g.insert(key.to_string(), n);
+        }
+    }
+}
+
+impl Metrics {
+    pub fn add_routed(&self, table: &str, n: u64) {
+        add_map(&self.rows_routed, table, n);
+    }
+
+    pub fn add_committed(&self, table: &str, rows: u64) {
+        add_map(&self.rows_committed, table, rows);
+        add_map(&self.files_committed, table, 1);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let c = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        let g = |out: &mut String, name: &str, help: &str, v: f64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let i = |a: &AtomicI64| a.load(Ordering::Relaxed);
+        c(
+            &mut out,
+            "sluice_files_discovered_total",
+            "Source files taken.",
+            l(&self.files_discovered),
+        );
+        c(
+            &mut out,
+            "sluice_files_done_total",
+            "Source files fully committed.",
+            l(&self.files_done),
+        );
+        c(
+            &mut out,
+            "sluice_files_quarantined_total",
+            "Source files quarantined.",
+            l(&self.files_quarantined),
+        );
+        c(
+            &mut out,
+            "sluice_files_changed_after_taken_total",
+            "Files whose size or mtime changed after they were taken.",
+            l(&self.files_changed_after_taken),
+        );
+        c(
+            &mut out,
+            "sluice_rows_read_total",
+            "Source rows read.",
+            l(&self.rows_read),
+        );
+        c(
+            &mut out,
+            "sluice_bytes_read_total",
+            "Source bytes fetched.",
+            l(&self.bytes_read),
+        );
+        c(
+            &mut out,
+            "sluice_rows_matched_total",
+            "Rows routed to at least one table.",
+            l(&self.rows_matched),
+        );
+        c(
+            &mut out,
+            "sluice_rows_unmatched_total",
+            "Rows matched by no rule.",
+            l(&self.rows_unmatched),
+        );
+        c(
+            &mut out,
+            "sluice_rule_errors_total",
+            "Rows a rule failed on (not written).",
+            l(&self.rule_errors),
+        );
+        c(
+            &mut out,
+            "sluice_checkpoints_total",
+            "Checkpoints committed.",
+            l(&self.checkpoints),
+        );
+        g(
+            &mut out,
+            "sluice_splits_queued",
+            "Splits waiting for a reader.",
+            i(&self.splits_queued) as f64,
+        );
+        g(
+            &mut out,
+            "sluice_splits_in_flight",
+            "Splits being read.",
+            i(&self.splits_in_flight) as f64,
+        );
+        g(
+            &mut out,
+            "sluice_backlog_files",
+            "Visible files not yet committed.",
+            i(&self.backlog_files) as f64,
+        );
+        g(
+            &mut out,
+            "sluice_backlog_bytes",
+            "Bytes of visible files not yet committed.",
+            i(&self.backlog_bytes) as f64,
+        );
+        g(
+            &mut out,
+            "sluice_lag_seconds",
+            "Age of the oldest visible uncommitted file.",
+            i(&self.lag_ms) as f64 / 1e3,
+        );
+        g(
+            &mut out,
+            "sluice_last_checkpoint_timestamp_seconds",
+            "Unix time of the last committed checkpoint.",
+            i(&self.last_checkpoint_ms) as f64 / 1e3,
+        );
+        g(
+            &mut out,
+            "sluice_checkpoint_duration_seconds",
+            "Duration of the last checkpoint.",
+            i(&self.checkpoint_duration_us) as f64 / 1e6,
+        );
+        g(
+            &mut out,
+            "sluice_ready",
+            "1 when state is open, recovery done and rules loaded.",
+            i(&self.ready) as f64,
+        );
+        for (name, help, m) in [
+            (
+                "sluice_rows_routed_total",
+                "Rows routed per table.",
+                &self.rows_routed,
+            ),
+            (
+                "sluice_rows_committed_total",
+                "Rows committed per table.",
+                &self.rows_committed,
+            ),
+            (
+                "sluice_files_committed_total",
+                "Files committed per table.",
+                &self.files_committed,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (t, v) in m.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                let _ = writeln!(out, "{name}{{table=\"{t}\"}} {v}");
+            }
+        }
+        out
+    }
+}

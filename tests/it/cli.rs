@@ -1,0 +1,119 @@
+//! `sluice check`: exit 0 on a good setup, 2 with file:line:col on a bad rule
+//! or config.
+
+use crate::support::*;
+
+#[test]
+fn check_accepts_the_fixture_and_refuses_a_bad_rule_with_its_position() {
+    let mut env = Env::new("");
+    env.add_file(0, 100);
+    let cfg = env.config();
+    let ok = env
+        .cmd(&["check", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("4 rules"));
+
+    let bad = env.path().join("rules/t_bad.sql");
+    std::fs::write(&bad, "CREATE TABLE t_bad PARTITIONED BY (dt)\nAS SELECT event_id, dt\nFROM ods_events\nWHERE evnt_type = 'click';\n").unwrap();
+    let out = env
+        .cmd(&["check", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("t_bad.sql:4:7:"), "{err}");
+    assert!(err.contains("evnt_type"), "{err}");
+
+    std::fs::write(&bad, "CREATE TABLE t_bad\nAS SELECT a.event_id FROM ods_events a JOIN other b ON a.mid = b.mid;\n").unwrap();
+    let out = env
+        .cmd(&["check", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("rules may only read the source table ods_events"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &bad,
+        "CREATE TABLE t_bad PARTITIONED BY (hour)\nAS SELECT event_id FROM ods_events;\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd(&["check", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("t_bad.sql:1:36: partition column hour is not in the select list"),
+        "{err}"
+    );
+
+    // A daemon refuses to start on the bad set too.
+    let run = env.run_once();
+    assert_eq!(run.status.code(), Some(2));
+}
+
+#[test]
+fn check_refuses_a_bad_config_with_line_and_column() {
+    let env = Env::new("[bogus]\nkey = 1\n");
+    let out = env
+        .cmd(&["check", "--config", env.config().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("sluice.toml"), "{err}");
+    assert!(err.contains("line 22") && err.contains("bogus"), "{err}");
+}
+
+#[test]
+fn partition_values_cannot_leave_the_table_directory() {
+    let mut env = Env::new("");
+    env.add_file(0, 300);
+    std::fs::write(
+        env.path().join("rules/t_evil.sql"),
+        "CREATE TABLE t_evil PARTITIONED BY (p)\nAS SELECT event_id, CASE WHEN event_type = 'click' THEN '../../escape' WHEN event_type = 'view' THEN 'a/b' WHEN event_type = 'play' THEN '' WHEN event_type = 'like' THEN '..' ELSE NULL END AS p FROM ods_events;\n",
+    )
+    .unwrap();
+    let out = env.run_once();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut dirs: Vec<String> = std::fs::read_dir(env.sink().join("t_evil"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    dirs.sort();
+    assert_eq!(
+        dirs,
+        vec![
+            "p=%2E%2E",
+            "p=..%2F..%2Fescape",
+            "p=__HIVE_DEFAULT_PARTITION__",
+            "p=a%2Fb"
+        ]
+    );
+    // Nothing was written outside the sink's tables.
+    let top: Vec<String> = std::fs::read_dir(env.sink())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        top.iter()
+            .all(|t| t.starts_with("t_") || t == ".sluice-staging"),
+        "{top:?}"
+    );
+    assert!(!env.path().join("escape").exists());
+}

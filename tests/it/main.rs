@@ -1,0 +1,8 @@
+//! Integration tests: one binary (see STYLE.md). Each module drives the real
+//! `sluice` binary or the library over real files on a temporary directory.
+
+mod cli;
+mod crash;
+mod engine;
+mod quarantine;
+mod support;

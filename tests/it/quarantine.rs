@@ -1,0 +1,100 @@
+//! Bad input: corrupt, truncated and wrong-schema files are quarantined with
+//! their reason while good files still land; a file changed after it was
+//! taken is reported, not re-read.
+
+use crate::support::*;
+
+#[test]
+fn bad_files_are_quarantined_and_good_files_land() {
+    let mut env = Env::new("");
+    env.add_file(0, 2000);
+    env.add_file(1, 2000);
+    let ods = env.ods();
+    let dir = ods.join("dt=2026-11-20/hour=02");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Not parquet at all.
+    let corrupt = dir.join("corrupt.parquet");
+    std::fs::write(&corrupt, b"this is not a parquet file").unwrap();
+    // A real file cut in half.
+    let good = env.add_file(2, 2000);
+    let truncated = dir.join("truncated.parquet");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    // A parquet file with another schema.
+    let wrong = dir.join("wrong_schema.parquet");
+    {
+        use arrow::array::{Int32Array, RecordBatch};
+        use arrow::datatypes::{DataType, Field, Schema};
+        use std::sync::Arc;
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "event_id",
+            DataType::Int32,
+            false,
+        )]));
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&wrong).unwrap(),
+            schema,
+            None,
+        )
+        .unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+    }
+    let out = env.run_once();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("files_quarantined=3"), "{stderr}");
+
+    let expected = expected_tables(
+        &env.ods(),
+        &[corrupt.clone(), truncated.clone(), wrong.clone()],
+    );
+    let diffs = diff_tables(&expected, &actual_tables(&env.sink()));
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+
+    let show = env
+        .cmd(&["state", "show", "--config", env.config().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.contains("quarantined dt=2026-11-20/hour=02/corrupt.parquet"),
+        "{show}"
+    );
+    assert!(
+        show.contains(
+            "wrong_schema.parquet: schema mismatch: column event_id has type Int32, expected Utf8"
+        ),
+        "{show}"
+    );
+    assert!(show.contains("truncated.parquet"), "{show}");
+}
+
+#[test]
+fn a_file_changed_after_it_was_taken_is_reported_not_reread() {
+    let mut env = Env::new("");
+    let f = env.add_file(0, 1000);
+    assert!(env.run_once().status.success());
+    let before = actual_tables(&env.sink());
+    // The producer rewrites the file in place.
+    sluice::demo::write_event_file(&f, 77, 1500, 500, sluice::demo::DAY_START_MS).unwrap();
+    let out = env.run_once();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("file changed after it was taken"),
+        "{stderr}"
+    );
+    assert_eq!(
+        actual_tables(&env.sink()),
+        before,
+        "the changed file was re-read"
+    );
+    // Reported once, not at every scan.
+    let again = env.run_once();
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("file changed after it was taken"));
+}

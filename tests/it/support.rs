@@ -1,0 +1,256 @@
+//! A fixture: a temporary deployment (ODS dir, rules, config, state, sink)
+//! and independent ways to compute what each table must hold.
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    next_file: u64,
+}
+
+/// Rules used by the crash and quarantine tests, with an independent Rust
+/// version of each (over event_type, app_source, hour) to compute expectations.
+pub const RULES: [(&str, &str); 4] = [
+    (
+        "t_click",
+        "CREATE TABLE t_click PARTITIONED BY (dt, hour)\nAS SELECT event_id, mid, dt, hour FROM ods_events\nWHERE event_type = 'click';\n",
+    ),
+    (
+        "t_android",
+        "CREATE TABLE t_android PARTITIONED BY (dt)\nAS SELECT event_id, event_type, dt FROM ods_events\nWHERE app_source = 'android';\n",
+    ),
+    (
+        "t_view_ios",
+        "CREATE TABLE t_view_ios\nAS SELECT event_id, upper(platform) AS platform FROM ods_events\nWHERE event_type = 'view' AND app_source = 'ios';\n",
+    ),
+    (
+        "t_all",
+        "CREATE TABLE t_all PARTITIONED BY (hour)\nAS SELECT event_id, event_type, hour FROM ods_events;\n",
+    ),
+];
+
+pub fn rule_selects(table: &str, event_type: &str, app: &str) -> bool {
+    match table {
+        "t_click" => event_type == "click",
+        "t_android" => app == "android",
+        "t_view_ios" => event_type == "view" && app == "ios",
+        "t_all" => true,
+        _ => false,
+    }
+}
+
+impl Env {
+    pub fn new(extra_config: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("ods")).unwrap();
+        std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+        for (name, sql) in RULES {
+            std::fs::write(dir.path().join("rules").join(format!("{name}.sql")), sql).unwrap();
+        }
+        let cfg = format!(
+            r#"version = 1
+[source]
+name = "ods_events"
+root = "ods"
+visibility = "settled"
+min_age = "0s"
+scan_interval = "100ms"
+[state]
+dir = "state"
+[sink]
+root = "dwd"
+checkpoint_interval = "300ms"
+row_group_rows = 1000
+[rules]
+dir = "rules"
+[read]
+readers = 2
+batch_rows = 256
+split_size = "16KiB"
+[http]
+enabled = false
+{extra_config}"#
+        );
+        std::fs::write(dir.path().join("sluice.toml"), cfg).unwrap();
+        Env { dir, next_file: 0 }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn config(&self) -> PathBuf {
+        self.path().join("sluice.toml")
+    }
+    pub fn ods(&self) -> PathBuf {
+        self.path().join("ods")
+    }
+    pub fn sink(&self) -> PathBuf {
+        self.path().join("dwd")
+    }
+
+    /// Adds a good event file in hour partition `hour` (producer-style rename).
+    pub fn add_file(&mut self, hour: u32, rows: usize) -> PathBuf {
+        let id = self.next_file;
+        self.next_file += 1;
+        let p = sluice::demo::file_path(&self.ods(), "2026-11-20", hour, id);
+        sluice::demo::write_event_file(
+            &p,
+            id,
+            rows,
+            500,
+            sluice::demo::DAY_START_MS + hour as i64 * 3_600_000,
+        )
+        .unwrap();
+        p
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .current_dir(self.path())
+            .env("RUST_LOG", "info")
+            .env_remove("SLUICE_CRASH_AT");
+        c
+    }
+
+    /// Starts the daemon with stderr captured.
+    pub fn spawn_daemon(&self, crash_at: Option<&str>) -> Child {
+        let mut c = self.cmd(&["run", "--config", self.config().to_str().unwrap()]);
+        if let Some(at) = crash_at {
+            c.env("SLUICE_CRASH_AT", at);
+        }
+        c.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn run_once(&self) -> std::process::Output {
+        self.cmd(&["run", "--config", self.config().to_str().unwrap(), "--once"])
+            .output()
+            .unwrap()
+    }
+}
+
+/// Reads every Parquet file under `dir` (recursively) that a reader of the
+/// output would see (no hidden segment). Returns (relative path, batches).
+pub fn visible_files(dir: &Path, skip: &[PathBuf]) -> Vec<(String, Vec<RecordBatch>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if !skip.contains(&p) {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+                let f = std::fs::File::open(&p).unwrap();
+                let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+                    .unwrap_or_else(|e| panic!("{rel} is not a complete parquet file: {e}"))
+                    .build()
+                    .unwrap();
+                let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+                out.push((rel, batches));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// event_id -> count, per table, from the sink.
+pub fn actual_tables(sink: &Path) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    for (rel, batches) in visible_files(sink, &[]) {
+        let table = rel.split('/').next().unwrap().to_string();
+        let t = out.entry(table).or_default();
+        for b in batches {
+            let ids = b.column_by_name("event_id").unwrap().as_string::<i32>();
+            for i in 0..ids.len() {
+                *t.entry(ids.value(i).to_string()).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+/// event_id -> 1, per table, computed from the input files without sluice's rule engine.
+pub fn expected_tables(ods: &Path, skip: &[PathBuf]) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    for (_, batches) in visible_files(ods, skip) {
+        for b in batches {
+            let ids = b.column_by_name("event_id").unwrap().as_string::<i32>();
+            let types = b.column_by_name("event_type").unwrap().as_string::<i32>();
+            let apps = b.column_by_name("app_source").unwrap().as_string::<i32>();
+            for i in 0..ids.len() {
+                for (table, _) in RULES {
+                    if rule_selects(table, types.value(i), apps.value(i)) {
+                        *out.entry(table.to_string())
+                            .or_default()
+                            .entry(ids.value(i).to_string())
+                            .or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Compares per table; returns a readable list of differences.
+pub fn diff_tables(
+    expected: &BTreeMap<String, BTreeMap<String, u32>>,
+    actual: &BTreeMap<String, BTreeMap<String, u32>>,
+) -> Vec<String> {
+    let mut d = Vec::new();
+    let empty = BTreeMap::new();
+    for (table, want) in expected {
+        let got = actual.get(table).unwrap_or(&empty);
+        let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
+        let dup = got.values().filter(|c| **c > 1).count();
+        let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
+        if missing + dup + extra > 0 {
+            d.push(format!(
+                "{table}: {missing} missing, {dup} duplicated, {extra} unexpected (of {} expected)",
+                want.len()
+            ));
+        }
+    }
+    for t in actual.keys() {
+        if !expected.contains_key(t) {
+            d.push(format!("unexpected table {t}"));
+        }
+    }
+    d
+}
+
+pub fn staged_files(sink: &Path) -> usize {
+    let staging = sink.join(".sluice-staging");
+    let mut n = 0;
+    let mut stack = vec![staging];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() { stack.push(p) } else { n += 1 }
+        }
+    }
+    n
+}
