@@ -1,10 +1,291 @@
-//! `sluice bench`: placeholder filled in below.
-use anyhow::Result;
+//! `sluice bench`: throughput of the full pipeline next to a plain
+//! read-and-rewrite baseline on the same generated data. Each scenario runs
+//! in a child process so its peak RSS (VmHWM) is its own.
+
+use anyhow::{Context, Result};
+use sluice::config::Config;
+use sluice::pipeline::{self, RunMode};
+use sluice::telemetry::Metrics;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 #[derive(clap::Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Rows to generate (spread over 5 hour partitions).
+    #[arg(long, default_value_t = 2_000_000)]
+    rows: usize,
+    /// Working directory (data is generated once and reused).
+    #[arg(long, default_value = "sluice-bench")]
+    dir: PathBuf,
+    /// Reader threads.
+    #[arg(long, default_value_t = 2)]
+    readers: usize,
+    /// Run one scenario in this process (used by the parent run).
+    #[arg(long, hide = true)]
+    scenario: Option<String>,
+}
 
-pub fn run(_a: BenchArgs) -> Result<ExitCode> {
+const HOURS: u32 = 5;
+const SCENARIOS: [(&str, &str); 7] = [
+    ("read", "(a) read only"),
+    ("rewrite", "(b) read + rewrite as one table (baseline)"),
+    ("part100", "(c) 100 partitioning rules"),
+    ("overlap100", "(d) 100 overlapping rules (x3 output)"),
+    ("part10", "(e) 10 partitioning rules"),
+    ("part1000", "(e) 1,000 partitioning rules"),
+    ("rewrite_same", "(b) again, to show run-to-run noise"),
+];
+
+/// All 200 spmid values the generator produces.
+fn spmids() -> Vec<String> {
+    let pages = [
+        "home", "feed", "detail", "search", "live", "mall", "ads", "me", "msg", "video",
+    ];
+    let kinds = ["card", "banner", "list", "button"];
+    let mut v = Vec::new();
+    for p in pages {
+        for k in kinds {
+            for i in 0..5 {
+                v.push(format!("{p}.{k}.{i}"));
+            }
+        }
+    }
+    v
+}
+
+fn in_list(vals: &[String]) -> String {
+    vals.iter()
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn rules_for(scenario: &str) -> Vec<(String, String)> {
+    let cols = "event_id, event_time, mid, user_id, event_type, app_source, spmid, platform, props, dt, hour";
+    let rule = |name: String, cond: String| {
+        let sql = format!(
+            "CREATE TABLE {name} PARTITIONED BY (dt, hour)\nAS SELECT {cols}\nFROM ods_events\nWHERE {cond};\n"
+        );
+        (name, sql)
+    };
+    let s = spmids();
+    match scenario {
+        "rewrite" | "rewrite_same" | "read" => {
+            vec![(
+                "t_all".into(),
+                format!(
+                    "CREATE TABLE t_all PARTITIONED BY (dt, hour)\nAS SELECT {cols}\nFROM ods_events;\n"
+                ),
+            )]
+        }
+        "part10" => s
+            .chunks(20)
+            .enumerate()
+            .map(|(i, c)| rule(format!("t{i:04}"), format!("spmid IN ({})", in_list(c))))
+            .collect(),
+        "part100" => s
+            .chunks(2)
+            .enumerate()
+            .map(|(i, c)| rule(format!("t{i:04}"), format!("spmid IN ({})", in_list(c))))
+            .collect(),
+        "part1000" => {
+            let mut v = Vec::new();
+            for (i, sp) in s.iter().enumerate() {
+                for h in 0..HOURS {
+                    v.push(rule(
+                        format!("t{:04}", i * HOURS as usize + h as usize),
+                        format!("spmid = '{sp}' AND hour = '{h:02}'"),
+                    ));
+                }
+            }
+            v
+        }
+        "overlap100" => (0..100)
+            .map(|i| {
+                let vals: Vec<String> = (0..6).map(|k| s[(2 * i + k) % s.len()].clone()).collect();
+                rule(format!("t{i:04}"), format!("spmid IN ({})", in_list(&vals)))
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut n = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                n += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    n
+}
+
+pub fn run(a: BenchArgs) -> Result<ExitCode> {
+    let ods = a.dir.join("ods");
+    if let Some(s) = &a.scenario {
+        return run_scenario(&a, s, &ods);
+    }
+    let marker = a.dir.join(format!(".rows-{}", a.rows));
+    if !marker.exists() {
+        let _ = std::fs::remove_dir_all(&a.dir);
+        println!("generating {} rows in {} ...", a.rows, ods.display());
+        let files_per_hour = 4;
+        let per_file = a.rows / (HOURS * files_per_hour) as usize;
+        sluice::demo::generate_ods(&ods, HOURS, files_per_hour, per_file, 65_536)?;
+        std::fs::write(&marker, "")?;
+    }
+    let input_bytes = dir_bytes(&ods);
+    println!(
+        "input: {} rows, {} of zstd Parquet, {} reader threads\n",
+        a.rows,
+        sluice::config::units::format_bytes(input_bytes),
+        a.readers
+    );
+    println!(
+        "{:<46} {:>8} {:>12} {:>9} {:>12} {:>10}",
+        "scenario", "secs", "in rows/s", "MB/s", "out rows/s", "peak RSS"
+    );
+    let exe = std::env::current_exe()?;
+    for (key, label) in SCENARIOS {
+        let out = std::process::Command::new(&exe)
+            .args([
+                "bench",
+                "--rows",
+                &a.rows.to_string(),
+                "--readers",
+                &a.readers.to_string(),
+                "--scenario",
+                key,
+                "--dir",
+            ])
+            .arg(&a.dir)
+            .output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = stdout.lines().find(|l| l.starts_with("RESULT ")) else {
+            println!(
+                "{label:<46} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+            continue;
+        };
+        let f: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let (secs, rows_out, rss_kb) = (f[0], f[1], f[2]);
+        println!(
+            "{label:<46} {secs:>8.2} {:>12.0} {:>9.1} {:>12.0} {:>7.0} MB",
+            a.rows as f64 / secs,
+            input_bytes as f64 / 1e6 / secs,
+            rows_out / secs,
+            rss_kb / 1024.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
+    let work = a.dir.join(format!("run-{scenario}"));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("rules"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if scenario == "read" {
+        return read_only(a, ods, &rt);
+    }
+    for (name, sql) in rules_for(scenario) {
+        std::fs::write(work.join("rules").join(format!("{name}.sql")), sql)?;
+    }
+    let cfg_text = format!(
+        "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"10m\"\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n[http]\nenabled = false\n",
+        std::fs::canonicalize(ods)?.display(),
+        a.readers
+    );
+    let cfg = Config::parse(&cfg_text, &work.join("sluice.toml")).context("bench config")?;
+    let t0 = Instant::now();
+    let s = pipeline::run(
+        &cfg,
+        RunMode::Once,
+        Arc::new(Metrics::default()),
+        rt.handle().clone(),
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    let rows_out: u64 = s.rows_committed.values().sum();
+    println!("RESULT {secs} {rows_out} {}", peak_rss_kb());
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads every split through the same fetch + decode path, routing nothing.
+fn read_only(a: &BenchArgs, ods: &Path, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
+    let store = pipeline::local_store(ods, false)?;
+    let listing = rt.block_on(sluice::discover::list(&store))?;
+    let files: Vec<_> = listing
+        .into_iter()
+        .filter(|f| f.path.ends_with(".parquet"))
+        .collect();
+    let schema = sluice::read::SourceSchema::new(
+        sluice::demo::event_schema(),
+        vec!["dt".into(), "hour".into()],
+    );
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let t0 = Instant::now();
+    let rows = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..a.readers {
+            sc.spawn(|| -> Result<()> {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(f) = files.get(i) else { return Ok(()) };
+                    let opened =
+                        rt.block_on(sluice::read::open(&store, &f.path, f.size, &schema))?;
+                    let rg = opened.row_groups();
+                    let r = sluice::read::SplitRead {
+                        file: &opened,
+                        row_groups: (0, rg.len()),
+                        rows: rg.iter().map(|g| g.rows).sum(),
+                        offset: 0,
+                        batch_rows: 8192,
+                    };
+                    let data = rt.block_on(sluice::read::fetch(&store, &r))?;
+                    sluice::read::decode(data, &r, &schema, |_, b| {
+                        rows.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+                        true
+                    })?;
+                }
+            });
+        }
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    println!("RESULT {secs} {} {}", rows.into_inner(), peak_rss_kb());
     Ok(ExitCode::SUCCESS)
 }

@@ -39,13 +39,14 @@ fn target() -> &'static Option<Target> {
 
 /// Kills the process if the configured crash point is reached.
 pub fn hit(phase: &str) {
-    if let Some(t) = target() {
-        if t.phase == phase && t.seen.fetch_add(1, Ordering::SeqCst) + 1 == t.nth {
-            eprintln!("sluice: crash point {phase} reached, sending SIGKILL to self");
-            // SAFETY: getpid and kill have no memory-safety preconditions.
-            unsafe {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            }
+    if let Some(t) = target()
+        && t.phase == phase
+        && t.seen.fetch_add(1, Ordering::SeqCst) + 1 == t.nth
+    {
+        eprintln!("sluice: crash point {phase} reached, sending SIGKILL to self");
+        // SAFETY: getpid and kill have no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
         }
     }
 }

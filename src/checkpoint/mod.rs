@@ -309,6 +309,20 @@ fn unreachable_abort() {
 mod tests {
     use super::*;
 
+    /// sled releases its file lock from a background thread after a drop.
+    fn reopen(dir: &Path) -> StateStore {
+        for _ in 0..100 {
+            match StateStore::open(dir) {
+                Ok(s) => return s,
+                Err(StateError::Open { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("state lock never released")
+    }
+
     fn rec(offset: u64, status: FileStatus) -> FileRecord {
         FileRecord {
             v: 1,
@@ -347,7 +361,7 @@ mod tests {
         })
         .unwrap();
         drop(s);
-        let s = StateStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(s.next_epoch().unwrap(), 2);
         assert_eq!(s.watermark_ms().unwrap(), Some(5));
         assert_eq!(s.files().unwrap()["x.parquet"].splits[0].offset, 40);
@@ -367,7 +381,15 @@ mod tests {
                 .unwrap();
             s.db.flush().unwrap();
         }
-        let e = StateStore::open(dir.path()).err().unwrap().to_string();
+        let e = loop {
+            match StateStore::open(dir.path()) {
+                Err(StateError::Open { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => break e.to_string(),
+                Ok(_) => panic!("newer state was accepted"),
+            }
+        };
         assert!(e.contains("newer sluice"), "{e}");
     }
 

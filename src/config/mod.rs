@@ -383,13 +383,13 @@ impl Config {
                 "must be greater than 0".into(),
             ));
         }
-        if let Some(cols) = &s.partition_columns {
-            if let Some(bad) = cols.iter().find(|c| !is_identifier(c)) {
-                return Err(invalid(
-                    "source.partition_columns",
-                    format!("{bad:?} is not a column name"),
-                ));
-            }
+        if let Some(cols) = &s.partition_columns
+            && let Some(bad) = cols.iter().find(|c| !is_identifier(c))
+        {
+            return Err(invalid(
+                "source.partition_columns",
+                format!("{bad:?} is not a column name"),
+            ));
         }
         let sink = raw.sink;
         if sink.checkpoint_interval.0.is_zero() {

@@ -573,11 +573,12 @@ impl Coordinator<'_> {
         }
         let mut newly_done = Vec::new();
         for path in &self.dirty {
-            if let Some(r) = self.files.get_mut(path) {
-                if r.status == FileStatus::Active && r.splits.iter().all(|s| s.offset >= s.rows) {
-                    r.status = FileStatus::Done;
-                    newly_done.push(path.clone());
-                }
+            if let Some(r) = self.files.get_mut(path)
+                && r.status == FileStatus::Active
+                && r.splits.iter().all(|s| s.offset >= s.rows)
+            {
+                r.status = FileStatus::Done;
+                newly_done.push(path.clone());
             }
         }
         if report.files.is_empty() && self.dirty.is_empty() {

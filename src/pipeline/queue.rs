@@ -56,11 +56,11 @@ impl WorkQueue {
             if g.closed {
                 return None;
             }
-            if !g.stop {
-                if let Some(item) = g.items.pop_front() {
-                    g.busy += 1;
-                    return Some(item);
-                }
+            if !g.stop
+                && let Some(item) = g.items.pop_front()
+            {
+                g.busy += 1;
+                return Some(item);
             }
             g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
         }

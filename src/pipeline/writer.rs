@@ -82,10 +82,10 @@ pub fn run(ctx: WriterCtx, first_epoch: u64, rx: Receiver<WriterMsg>) {
                         *report.rows_per_table.entry(table.clone()).or_default() += n;
                         ctx.metrics.add_routed(table, n);
                     }
-                    if writers.buffered_bytes() > ctx.max_buffered / 2 {
-                        if let Err(e) = writers.shed(ctx.max_buffered / 4) {
-                            failure = Some(e);
-                        }
+                    if writers.buffered_bytes() > ctx.max_buffered / 2
+                        && let Err(e) = writers.shed(ctx.max_buffered / 4)
+                    {
+                        failure = Some(e);
                     }
                     ctx.epoch_bytes.store(writers.bytes_in, Ordering::Relaxed);
                 }
@@ -105,7 +105,7 @@ pub fn run(ctx: WriterCtx, first_epoch: u64, rx: Receiver<WriterMsg>) {
                         next,
                     ),
                 );
-                let mut out = std::mem::replace(&mut report, EpochReport::default());
+                let mut out = std::mem::take(&mut report);
                 ctx.epoch_bytes.store(0, Ordering::Relaxed);
                 let res = match failure.take() {
                     Some(e) => Err(e),

@@ -61,8 +61,9 @@ pub struct CompiledRule {
     /// Output columns written into data files (Hive keeps keys in paths).
     pub data_idx: Vec<usize>,
     pub data_schema: SchemaRef,
-    /// `column = 'literal'` conjuncts of the WHERE clause (for indexing).
-    pub equalities: Vec<(String, String)>,
+    /// `column = 'literal'` and `column IN ('a', 'b')` conjuncts of the WHERE
+    /// clause: (column, values). A row can only pass if its value is listed.
+    pub equalities: Vec<(String, Vec<String>)>,
     /// Source columns the rule reads.
     pub reads: Vec<String>,
 }
@@ -190,6 +191,14 @@ fn pos_in_message(msg: &str) -> Option<Pos> {
     Some(Pos { line, column })
 }
 
+/// Position just after the last non-blank character.
+fn end_of(text: &str) -> Pos {
+    let t = text.trim_end();
+    let line = t.matches('\n').count() as u64 + 1;
+    let column = t.rfind('\n').map(|n| t.len() - n).unwrap_or(t.len() + 1) as u64;
+    Pos { line, column }
+}
+
 /// Position of the first case-insensitive occurrence of `word` as a word.
 fn find_word(text: &str, word: &str) -> Option<Pos> {
     let lower = text.to_ascii_lowercase();
@@ -248,7 +257,13 @@ pub fn compile(
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| {
             let m = e.to_string();
-            let pos = pos_in_message(&m).unwrap_or(start);
+            let pos = pos_in_message(&m).unwrap_or_else(|| {
+                if m.contains("found: EOF") {
+                    end_of(sql)
+                } else {
+                    start
+                }
+            });
             let m = m.split(" at Line:").next().unwrap_or(&m).to_string();
             err(pos, strip_datafusion_prefix(&m))
         })?;
@@ -366,23 +381,10 @@ pub fn compile(
     let projections = proj_exprs.iter().map(phys).collect::<Result<Vec<_>, _>>()?;
     let predicate_phys = predicate.as_ref().map(phys).transpose()?;
 
-    let mut equalities = Vec::new();
-    if let Some(p) = &predicate {
-        for c in split_conjunction(p) {
-            if let Expr::BinaryExpr(b) = c {
-                if b.op == Operator::Eq {
-                    let pair = match (b.left.as_ref(), b.right.as_ref()) {
-                        (Expr::Column(col), Expr::Literal(ScalarValue::Utf8(Some(v)), _))
-                        | (Expr::Literal(ScalarValue::Utf8(Some(v)), _), Expr::Column(col)) => {
-                            Some((col.name.clone(), v.clone()))
-                        }
-                        _ => None,
-                    };
-                    equalities.extend(pair);
-                }
-            }
-        }
-    }
+    let equalities = predicate
+        .as_ref()
+        .map(equality_conjuncts)
+        .unwrap_or_default();
     let mut reads: Vec<String> = Vec::new();
     for e in proj_exprs.iter().chain(predicate.iter()) {
         for c in e.column_refs() {
@@ -412,6 +414,39 @@ pub fn compile(
         equalities,
         reads,
     })
+}
+
+/// The conjuncts of `predicate` that pin a column to string literals.
+fn equality_conjuncts(predicate: &Expr) -> Vec<(String, Vec<String>)> {
+    let lit = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Utf8(Some(v)), _) => Some(v.clone()),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for c in split_conjunction(predicate) {
+        match c {
+            Expr::BinaryExpr(b) if b.op == Operator::Eq => {
+                match (b.left.as_ref(), b.right.as_ref()) {
+                    (Expr::Column(col), other) | (other, Expr::Column(col)) => {
+                        if let Some(v) = lit(other) {
+                            out.push((col.name.clone(), vec![v]));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Expr::InList(l) if !l.negated => {
+                if let Expr::Column(col) = l.expr.as_ref() {
+                    let vals: Option<Vec<String>> = l.list.iter().map(lit).collect();
+                    if let Some(vals) = vals {
+                        out.push((col.name.clone(), vals));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 type Shape = (Vec<Expr>, Arc<DFSchema>, Option<Expr>, DFSchema);

@@ -377,15 +377,24 @@ fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<EqIndex> {
     let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
     let mut unindexed = Vec::new();
     for (i, r) in rules.iter().enumerate() {
-        let vals: Vec<&String> = r
+        let pins: Vec<&Vec<String>> = r
             .equalities
             .iter()
             .filter(|(c, _)| c == best)
             .map(|(_, v)| v)
             .collect();
-        match vals.as_slice() {
-            [v] => by_value.entry((*v).clone()).or_default().push(i),
-            // `c = 'a' AND c = 'b'` matches nothing, but let the predicate decide.
+        match pins.as_slice() {
+            // Each row has one value, so a rule listed under several values
+            // still sees each row at most once.
+            [values] => {
+                let mut vs: Vec<&String> = values.iter().collect();
+                vs.sort();
+                vs.dedup();
+                for v in vs {
+                    by_value.entry(v.clone()).or_default().push(i);
+                }
+            }
+            // Pinned twice (`c = 'a' AND c IN (...)`): let the predicate decide.
             _ => unindexed.push(i),
         }
     }

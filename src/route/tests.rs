@@ -1,1 +1,205 @@
+//! Rule compilation and routing tests: refusals with their positions, the
+//! equality index giving the same rows as plain evaluation, partitioning.
 
+use super::*;
+use crate::demo;
+use crate::read::SourceSchema;
+use arrow::array::AsArray;
+
+fn schema() -> SchemaRef {
+    SourceSchema::new(demo::event_schema(), vec!["dt".into(), "hour".into()]).full
+}
+
+fn batch(n: usize) -> RecordBatch {
+    let b = demo::events(3, 0, n, demo::DAY_START_MS);
+    let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+    cols.push(Arc::new(StringArray::from(vec![Some("2026-11-20"); n])));
+    cols.push(Arc::new(StringArray::from(vec![Some("07"); n])));
+    RecordBatch::try_new(schema(), cols).unwrap()
+}
+
+fn compile_one(sql: &str) -> Result<RuleSet, Vec<RuleError>> {
+    RuleSet::compile_all(
+        vec![(PathBuf::from("r.sql"), sql.to_string())],
+        "ods_events",
+        &schema(),
+    )
+}
+
+fn refused(sql: &str) -> String {
+    compile_one(sql).expect_err("should be refused")[0].to_string()
+}
+
+#[test]
+fn shipped_example_rules_compile() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/rules");
+    let set = RuleSet::load(&dir, "ods_events", &schema()).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(set.rules.len(), 10);
+}
+
+#[test]
+fn refusals_name_the_construct_and_position() {
+    let cases = [
+        (
+            "CREATE TABLE t AS DELETE FROM ods_events",
+            "r.sql:1:19: only SELECT ... FROM ods_events [WHERE ...] is allowed after AS; DELETE statements are refused",
+        ),
+        (
+            "CREATE TABLE t AS COPY ods_events TO 'x'",
+            "is allowed after AS; COPY statements are refused",
+        ),
+        (
+            "CREATE TABLE t AS DROP TABLE ods_events",
+            "DROP statements are refused",
+        ),
+        (
+            "CREATE TABLE t AS SELECT event_id FROM other_table",
+            "r.sql:1:40: rules may only read the source table ods_events; other_table is not available",
+        ),
+        (
+            "CREATE TABLE t AS SELECT * FROM read_parquet('/etc/passwd')",
+            "table function read_parquet(...) is not allowed",
+        ),
+        (
+            "CREATE TABLE t AS SELECT event_type, count(*) AS n FROM ods_events GROUP BY event_type",
+            "unknown function count",
+        ),
+        (
+            "CREATE TABLE t AS SELECT event_id FROM ods_events ORDER BY event_id",
+            "r.sql:1:51: ORDER BY is not allowed in a rule",
+        ),
+        (
+            "CREATE TABLE t AS SELECT event_id FROM ods_events LIMIT 3",
+            "r.sql:1:51: LIMIT is not allowed in a rule",
+        ),
+        (
+            "CREATE TABLE t AS SELECT DISTINCT event_id FROM ods_events",
+            "DISTINCT is not allowed in a rule",
+        ),
+        (
+            "CREATE TABLE t AS SELECT a.event_id FROM ods_events a JOIN ods_events b ON a.mid = b.mid",
+            "a join is not allowed in a rule",
+        ),
+        (
+            "CREATE TABLE t AS SELECT event_id FROM ods_events WHERE mid IN (SELECT mid FROM ods_events)",
+            "subqueries are not allowed",
+        ),
+        (
+            "CREATE TABLE t AS SELECT event_id FROM ods_events; CREATE TABLE u AS SELECT 1",
+            "exactly one SELECT",
+        ),
+        (
+            "CREATE TABLE t AS SELECT upper(mid) FROM ods_events",
+            "needs a name: add `AS some_name`",
+        ),
+        (
+            "CREATE TABLE t PARTITIONED BY (dt) AS SELECT dt FROM ods_events",
+            "selects only partition columns",
+        ),
+    ];
+    for (sql, want) in cases {
+        let got = refused(sql);
+        assert!(got.contains(want), "{sql}\n  got:  {got}\n  want: {want}");
+    }
+}
+
+#[test]
+fn unknown_column_is_located_on_its_line() {
+    let e = refused("CREATE TABLE t\nAS SELECT event_id\nFROM ods_events\nWHERE  evnt_type = 'x'");
+    assert!(e.starts_with("r.sql:4:8:"), "{e}");
+    assert!(e.contains("evnt_type"), "{e}");
+}
+
+#[test]
+fn syntax_error_is_located() {
+    let e = refused("CREATE TABLE t\nAS SELECT event_id,\nFROM ods_events WHERE");
+    assert!(e.starts_with("r.sql:3:"), "{e}");
+}
+
+#[test]
+fn duplicate_tables_are_refused() {
+    let files = vec![
+        (
+            PathBuf::from("a.sql"),
+            "CREATE TABLE t AS SELECT event_id FROM ods_events".to_string(),
+        ),
+        (
+            PathBuf::from("b.sql"),
+            "CREATE TABLE t AS SELECT mid FROM ods_events".to_string(),
+        ),
+    ];
+    let e = RuleSet::compile_all(files, "ods_events", &schema()).unwrap_err();
+    assert!(
+        e[0].to_string()
+            .contains("table t is already defined by a.sql"),
+        "{}",
+        e[0]
+    );
+}
+
+fn route_counts(set: &RuleSet, b: &RecordBatch) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let r = set.route(b);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    for p in r.pieces {
+        let ids = p
+            .batch
+            .column_by_name("event_id")
+            .unwrap()
+            .as_string::<i32>();
+        let e = out
+            .entry(format!("{}|{}", set.rules[p.rule].table, p.partition))
+            .or_default();
+        e.extend((0..ids.len()).map(|i| ids.value(i).to_string()));
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+use std::collections::BTreeMap;
+
+#[test]
+fn the_equality_index_routes_exactly_like_plain_evaluation() {
+    let mut files = Vec::new();
+    for (i, t) in demo::EVENT_TYPES.iter().enumerate() {
+        for a in demo::APP_SOURCES {
+            files.push((
+                PathBuf::from(format!("{t}_{a}.sql")),
+                format!("CREATE TABLE t_{t}_{a} PARTITIONED BY (dt, hour) AS SELECT event_id, dt, hour FROM ods_events WHERE event_type = '{t}' AND app_source = '{a}' AND {i} >= 0"),
+            ));
+        }
+    }
+    files.push((PathBuf::from("y.sql"), "CREATE TABLE y AS SELECT event_id FROM ods_events WHERE event_type IN ('click', 'view', 'click') AND platform = 'pad'".into()));
+    files.push((PathBuf::from("z.sql"), "CREATE TABLE z PARTITIONED BY (platform) AS SELECT event_id, platform FROM ods_events WHERE mid LIKE 'm00%'".into()));
+    let indexed = RuleSet::compile_all(files.clone(), "ods_events", &schema()).unwrap();
+    assert!(indexed.index.is_some());
+    let mut plain = RuleSet::compile_all(files, "ods_events", &schema()).unwrap();
+    plain.index = None;
+    let b = batch(5000);
+    let a = route_counts(&indexed, &b);
+    assert_eq!(a, route_counts(&plain, &b));
+    let total: usize = a
+        .iter()
+        .filter(|(k, _)| k.starts_with("t_"))
+        .map(|(_, v)| v.len())
+        .sum();
+    assert_eq!(total, 5000, "the 32 rules partition the input");
+    let r = indexed.route(&b);
+    assert_eq!(r.matched_rows, 5000);
+    assert!(a.keys().any(|k| k == "z|platform=tv"));
+    assert!(a.keys().any(|k| k == "y|"));
+}
+
+#[test]
+fn rows_matched_by_no_rule_are_counted() {
+    let set =
+        compile_one("CREATE TABLE t AS SELECT event_id FROM ods_events WHERE event_type = 'click'")
+            .unwrap();
+    let b = batch(2000);
+    let r = set.route(&b);
+    let clicks = r.pieces.iter().map(|p| p.batch.num_rows()).sum::<usize>() as u64;
+    assert_eq!(r.matched_rows, clicks);
+    assert!(clicks > 0 && clicks < 2000);
+}
