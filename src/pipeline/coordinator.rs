@@ -302,8 +302,11 @@ pub fn run(
         .map(|(p, _)| p.clone())
         .collect();
     metrics.ready.store(1, Ordering::Relaxed);
-    let result = c.main_loop(&mode);
+    let notifier = crate::telemetry::sdnotify::Notifier::from_env();
+    notifier.notify("READY=1\nSTATUS=running");
+    let result = c.main_loop(&mode, &notifier);
     metrics.ready.store(0, Ordering::Relaxed);
+    notifier.notify("STOPPING=1");
 
     queue.close();
     let summary = c.summary.clone();
@@ -326,7 +329,11 @@ fn spawn(
 }
 
 impl Coordinator<'_> {
-    fn main_loop(&mut self, mode: &RunMode) -> Result<(), PipelineError> {
+    fn main_loop(
+        &mut self,
+        mode: &RunMode,
+        notifier: &crate::telemetry::sdnotify::Notifier,
+    ) -> Result<(), PipelineError> {
         self.resume_active_files()?;
         let (wake_tx, wake_rx): (SyncSender<()>, Receiver<()>) = sync_channel(1);
         let _watcher = match mode {
@@ -342,7 +349,15 @@ impl Coordinator<'_> {
         self.discover()?;
         let mut last_scan = Instant::now();
         let mut last_checkpoint = Instant::now();
+        let mut last_ping = Instant::now();
         loop {
+            // The watchdog is fed by this loop: if it wedges, systemd restarts us.
+            if let Some(every) = notifier.watchdog_every {
+                if last_ping.elapsed() >= every {
+                    notifier.notify("WATCHDOG=1");
+                    last_ping = Instant::now();
+                }
+            }
             let stop = match mode {
                 RunMode::Once => self.queue.is_idle(),
                 RunMode::Daemon { shutdown } => shutdown.load(Ordering::SeqCst),

@@ -1,9 +1,10 @@
 //! Telemetry: owns logging setup (human or JSON `tracing` output), the
-//! metrics registry, and the HTTP endpoints (`/metrics`, `/healthz`,
-//! `/readyz`).
+//! metrics registry, the HTTP endpoints (`/metrics`, `/healthz`,
+//! `/readyz`) and systemd notifications.
 
 pub mod http;
 pub mod metrics;
+pub mod sdnotify;
 
 pub use metrics::Metrics;
 

@@ -4,5 +4,6 @@
 mod cli;
 mod crash;
 mod engine;
+mod ops;
 mod quarantine;
 mod support;

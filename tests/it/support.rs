@@ -83,6 +83,20 @@ enabled = false
         Env { dir, next_file: 0 }
     }
 
+    /// Serves HTTP on a free loopback port instead of disabling it.
+    pub fn with_http(self) -> Env {
+        let cfg = std::fs::read_to_string(self.config()).unwrap();
+        std::fs::write(
+            self.config(),
+            cfg.replace(
+                "[http]\nenabled = false",
+                "[http]\nlisten = \"127.0.0.1:0\"",
+            ),
+        )
+        .unwrap();
+        self
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

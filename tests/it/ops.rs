@@ -1,0 +1,107 @@
+//! Operating the daemon: `/metrics` reconciles with the rows fed in,
+//! `/healthz` and `/readyz` answer, and systemd hears READY and STOPPING.
+
+use crate::support::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
+fn metric(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{body}"))
+}
+
+#[test]
+fn metrics_reconcile_with_the_rows_fed_in_and_systemd_is_notified() {
+    let mut env = Env::new("").with_http();
+    let mut rows = 0;
+    for h in 0..3 {
+        env.add_file(h, 1200 + 100 * h as usize);
+        rows += 1200 + 100 * h as u64;
+    }
+    let sock_path = env.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&sock_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut child = env
+        .cmd(&["run", "--config", env.config().to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no HTTP address logged");
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    assert_eq!(get(&addr, "/readyz").0, 200);
+    assert_eq!(get(&addr, "/nope").0, 404);
+    let t0 = Instant::now();
+    let body = loop {
+        let (_, body) = get(&addr, "/metrics");
+        if metric(&body, "sluice_files_done_total") == 3 {
+            break body;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "files never finished:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let read = metric(&body, "sluice_rows_read_total");
+    let matched = metric(&body, "sluice_rows_matched_total");
+    let unmatched = metric(&body, "sluice_rows_unmatched_total");
+    assert_eq!(read, rows);
+    assert_eq!(read, matched + unmatched, "reconciliation");
+    assert_eq!(unmatched, 0, "t_all takes every row");
+    let committed = body
+        .lines()
+        .find(|l| l.starts_with("sluice_rows_committed_total{table=\"t_all\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap();
+    assert_eq!(committed, rows.to_string());
+    assert!(
+        !body.contains("part-") && !body.contains(".parquet"),
+        "file paths in metrics"
+    );
+
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let n = notify.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+}
