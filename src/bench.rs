@@ -215,10 +215,7 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
     let work = a.dir.join(format!("run-{scenario}"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("rules"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime()?;
     if scenario == "read" {
         return read_only(a, ods, &rt);
     }

@@ -116,7 +116,7 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("sluice-io")
@@ -144,6 +144,7 @@ fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
     } else {
         let shutdown = Arc::new(AtomicBool::new(false));
         let flag = shutdown.clone();
+        let grace = cfg.shutdown_grace;
         rt.spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let (Ok(mut term), Ok(mut int)) = (
@@ -158,6 +159,12 @@ fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
                 _ = int.recv() => tracing::info!("SIGINT: taking a final checkpoint"),
             }
             flag.store(true, Ordering::SeqCst);
+            // A final checkpoint that overruns the grace period is abandoned:
+            // exiting mid-checkpoint is safe (recovery rolls it forward or
+            // discards it), hanging past the supervisor's kill timeout is not.
+            tokio::time::sleep(grace).await;
+            tracing::error!(grace = %humantime::format_duration(grace), "final checkpoint did not finish within the shutdown grace period; exiting");
+            std::process::exit(1);
         });
         RunMode::Daemon { shutdown }
     };
@@ -194,8 +201,7 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
     } else {
         None
     };
-    let schema = match pipeline::source_schema_readonly(&cfg, state.as_ref(), &source, rt.handle())?
-    {
+    let schema = match pipeline::source_schema(&cfg, state.as_ref(), false, &source, rt.handle())? {
         Some(s) => s,
         None => {
             eprintln!(

@@ -100,23 +100,12 @@ pub fn recover(
     Ok(n)
 }
 
-/// The source schema without writing state (for `sluice check`).
-pub fn source_schema_readonly(
-    cfg: &Config,
-    state: Option<&StateStore>,
-    store: &Arc<dyn ObjectStore>,
-    handle: &Handle,
-) -> Result<Option<SourceSchema>, PipelineError> {
-    if let Some(s) = state.map(|s| s.schema()).transpose()?.flatten() {
-        return Ok(Some(SourceSchema::from_json(&s)?));
-    }
-    source_schema(cfg, None, store, handle)
-}
-
-/// Finds the source schema: from state, else from the first visible file.
+/// Finds the source schema: from state, else from the first visible file
+/// (stored in state when `persist`; `sluice check` does not persist).
 pub fn source_schema(
     cfg: &Config,
     state: Option<&StateStore>,
+    persist: bool,
     store: &Arc<dyn ObjectStore>,
     handle: &Handle,
 ) -> Result<Option<SourceSchema>, PipelineError> {
@@ -147,7 +136,7 @@ pub fn source_schema(
                 };
                 let schema = SourceSchema::new(file_schema, parts);
                 tracing::info!(file = %c.path, columns = schema.full.fields().len(), "inferred the source schema");
-                if let Some(st) = state {
+                if let Some(st) = state.filter(|_| persist) {
                     st.put_schema(&schema.to_json())?;
                 }
                 return Ok(Some(schema));
@@ -201,7 +190,7 @@ pub fn run(
         RunMode::Once => None,
     };
     let schema = loop {
-        if let Some(s) = source_schema(cfg, Some(&state), &source, &handle)? {
+        if let Some(s) = source_schema(cfg, Some(&state), true, &source, &handle)? {
             break s;
         }
         match &shutdown {
@@ -352,11 +341,11 @@ impl Coordinator<'_> {
         let mut last_ping = Instant::now();
         loop {
             // The watchdog is fed by this loop: if it wedges, systemd restarts us.
-            if let Some(every) = notifier.watchdog_every {
-                if last_ping.elapsed() >= every {
-                    notifier.notify("WATCHDOG=1");
-                    last_ping = Instant::now();
-                }
+            if let Some(every) = notifier.watchdog_every
+                && last_ping.elapsed() >= every
+            {
+                notifier.notify("WATCHDOG=1");
+                last_ping = Instant::now();
             }
             let stop = match mode {
                 RunMode::Once => self.queue.is_idle(),

@@ -19,9 +19,7 @@ pub mod queue;
 mod reader;
 mod writer;
 
-pub use coordinator::{
-    RunMode, RunSummary, local_store, recover, run, source_schema, source_schema_readonly,
-};
+pub use coordinator::{RunMode, RunSummary, local_store, recover, run, source_schema};
 
 use crate::checkpoint::StateError;
 use crate::discover::DiscoverError;

@@ -182,24 +182,36 @@ impl RuleSet {
                 for &r in &ix.unindexed {
                     run(r, batch, None, &mut out);
                 }
+                // Rows of every value some rule pins, grouped by value with
+                // one `take`; each group is then a zero-copy slice.
                 let col = batch.column(ix.column);
-                let groups = group_rows(col);
-                for (value, rows) in groups {
-                    let Some(rules) = ix.by_value.get(value) else {
-                        continue;
-                    };
-                    let idx = UInt32Array::from(rows);
-                    let sub = match take_record_batch(batch, &idx) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            for &r in rules {
-                                out.errors.push((r, idx.len() as u64, e.to_string()));
+                let mut order: Vec<u32> = Vec::with_capacity(batch.num_rows());
+                let mut spans: Vec<(&Vec<usize>, usize, usize)> = Vec::new();
+                for (value, rows) in group_rows(col) {
+                    if let Some(rules) = ix.by_value.get(value) {
+                        spans.push((rules, order.len(), rows.len()));
+                        order.extend(rows);
+                    }
+                }
+                if !spans.is_empty() {
+                    let idx = UInt32Array::from(order);
+                    match take_record_batch(batch, &idx) {
+                        Ok(grouped) => {
+                            for (rules, start, len) in spans {
+                                let sub = grouped.slice(start, len);
+                                let sub_idx = idx.slice(start, len);
+                                for &r in rules {
+                                    run(r, &sub, Some(&sub_idx), &mut out);
+                                }
                             }
-                            continue;
                         }
-                    };
-                    for &r in rules {
-                        run(r, &sub, Some(&idx), &mut out);
+                        Err(e) => {
+                            for (rules, _, len) in spans {
+                                for &r in rules {
+                                    out.errors.push((r, len as u64, e.to_string()));
+                                }
+                            }
+                        }
                     }
                 }
             }
