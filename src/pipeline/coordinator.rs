@@ -165,6 +165,9 @@ struct Coordinator<'a> {
     epoch: u64,
     tx: SyncSender<WriterMsg>,
     epoch_bytes: Arc<AtomicU64>,
+    rules: Arc<ArcSwap<RuleSet>>,
+    /// The version of the rules directory last tried (accepted or refused).
+    rules_tried: String,
     summary: RunSummary,
     waiting: usize,
 }
@@ -278,6 +281,8 @@ pub fn run(
         epoch,
         tx,
         epoch_bytes,
+        rules_tried: rules.load().version.clone(),
+        rules,
         summary: RunSummary {
             recovered_epochs: recovered,
             ..Default::default()
@@ -541,6 +546,8 @@ impl Coordinator<'_> {
         let epoch = self.epoch;
         self.epoch += 1;
         let result = self.prepare_and_commit(epoch, report, t0);
+        // Readers are parked: a new rule set takes effect for the next epoch as a whole.
+        self.reload_rules();
         self.queue.resume();
         result
     }
@@ -656,6 +663,47 @@ impl Coordinator<'_> {
             "checkpoint committed"
         );
         Ok(())
+    }
+
+    /// Swaps in the rules directory's new version if it compiles; a set with
+    /// any error is refused whole and the running set stays.
+    fn reload_rules(&mut self) {
+        let dir = &self.cfg.rules_dir;
+        let version = match RuleSet::version_of(dir) {
+            Ok(v) => v,
+            Err(e) => {
+                if self.rules_tried != "unreadable" {
+                    tracing::error!(error = %e, "cannot read the rules directory; the running rules stay");
+                    self.metrics
+                        .rule_reloads_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.rules_tried = "unreadable".into();
+                }
+                return;
+            }
+        };
+        if version == self.rules_tried {
+            return;
+        }
+        self.rules_tried = version.clone();
+        match RuleSet::load(dir, &self.cfg.source.name, &self.schema.full) {
+            Ok(set) => {
+                tracing::info!(rules = set.rules.len(), version = %set.version, epoch = self.epoch, "rules reloaded; in effect from this epoch");
+                self.metrics
+                    .rule_reloads_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+                self.rules.store(Arc::new(set));
+            }
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(error = %e, "rule error");
+                }
+                tracing::error!(errors = errors.len(), version = %version, running = %self.rules.load().version, "new rule set refused; the running rules stay");
+                self.metrics
+                    .rule_reloads_refused
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     fn update_gauges(&self) {

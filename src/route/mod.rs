@@ -100,6 +100,11 @@ impl RuleSet {
         Self::compile_all(files, source_name, schema)
     }
 
+    /// The version a rules directory would have now (cheap: reads, no compile).
+    pub fn version_of(dir: &Path) -> Result<String, RuleError> {
+        Ok(fingerprint(&read_rule_files(dir)?))
+    }
+
     pub fn compile_all(
         files: Vec<(PathBuf, String)>,
         source_name: &str,
@@ -415,6 +420,19 @@ fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<EqIndex> {
         by_value,
         unindexed,
     })
+}
+
+/// Names and contents of the rule files, hashed.
+fn fingerprint(files: &[(PathBuf, String)]) -> String {
+    let mut fp = String::new();
+    for (path, text) in files {
+        fp.push_str(&format!(
+            "{}:{:016x};",
+            path.display(),
+            fnv64(text.as_bytes())
+        ));
+    }
+    format!("{:016x}", fnv64(fp.as_bytes()))
 }
 
 /// FNV-1a, for fingerprints that must be stable across runs.

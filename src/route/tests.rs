@@ -203,3 +203,43 @@ fn rows_matched_by_no_rule_are_counted() {
     assert_eq!(r.matched_rows, clicks);
     assert!(clicks > 0 && clicks < 2000);
 }
+
+#[test]
+fn every_udf_plans_and_evaluates_through_sql() {
+    let set = compile_one(
+        "CREATE TABLE t AS SELECT event_id,
+            json_get_str(props, 'page') AS page,
+            url_host(json_get_str(props, 'url')) AS host,
+            url_path(json_get_str(props, 'url')) AS path,
+            url_param(json_get_str(props, 'url'), 'from') AS came_from,
+            hash_bucket(mid, 16) AS bucket,
+            to_dt(event_time, 'Asia/Shanghai') AS local_dt,
+            to_hour(event_time, 'Asia/Shanghai') AS local_hour
+         FROM ods_events WHERE props IS NOT NULL",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let r = set.route(&batch(500));
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let b = &r.pieces[0].batch;
+    let col = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+    let (page, host, path, from) = (col("page"), col("host"), col("path"), col("came_from"));
+    let (dt, hour) = (col("local_dt"), col("local_hour"));
+    let bucket = b
+        .column_by_name("bucket")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Int32Type>()
+        .clone();
+    for i in 0..b.num_rows() {
+        assert_eq!(host.value(i), "m.example.com");
+        assert_eq!(path.value(i), format!("/{}", page.value(i)));
+        assert!(
+            demo::APP_SOURCES.contains(&from.value(i)),
+            "{}",
+            from.value(i)
+        );
+        assert!((0..16).contains(&bucket.value(i)));
+        // Events of 2026-11-20 00:00-01:00 UTC are 08:00-09:00 in Shanghai.
+        assert_eq!(dt.value(i), "2026-11-20");
+        assert_eq!(hour.value(i), "08");
+    }
+}

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub rows_unmatched: AtomicU64,
     pub rule_errors: AtomicU64,
     pub checkpoints: AtomicU64,
+    pub rule_reloads_accepted: AtomicU64,
+    pub rule_reloads_refused: AtomicU64,
     pub splits_queued: AtomicI64,
     pub splits_in_flight: AtomicI64,
     pub backlog_files: AtomicI64,
@@ -173,6 +175,12 @@ impl Metrics {
             "sluice_ready",
             "1 when state is open, recovery done and rules loaded.",
             i(&self.ready) as f64,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_rule_reloads_total Rule set reloads by result.\n# TYPE sluice_rule_reloads_total counter\nsluice_rule_reloads_total{{result=\"accepted\"}} {}\nsluice_rule_reloads_total{{result=\"refused\"}} {}",
+            l(&self.rule_reloads_accepted),
+            l(&self.rule_reloads_refused)
         );
         for (name, help, m) in [
             (

@@ -105,3 +105,112 @@ fn metrics_reconcile_with_the_rows_fed_in_and_systemd_is_notified() {
     let n = notify.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"STOPPING=1");
 }
+
+/// Waits until `pred(stderr so far)` or panics after `secs`.
+fn wait_log(rx: &std::sync::mpsc::Receiver<String>, log: &mut String, secs: u64, what: &str) {
+    let t0 = Instant::now();
+    while !log.contains(what) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "never logged {what:?}:\n{log}"
+        );
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            log.push_str(&l);
+            log.push('\n');
+        }
+    }
+}
+
+#[test]
+fn rules_reload_at_a_checkpoint_and_a_bad_edit_keeps_the_running_set() {
+    let mut env = Env::new("");
+    let first = env.add_file(0, 1500);
+    let mut child = env
+        .cmd(&["run", "--config", env.config().to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = String::new();
+    wait_log(&rx, &mut log, 60, "files_done=1");
+
+    // t_click now takes views.
+    let rule = env.path().join("rules/t_click.sql");
+    std::fs::write(&rule, "CREATE TABLE t_click PARTITIONED BY (dt, hour)\nAS SELECT event_id, mid, dt, hour FROM ods_events\nWHERE event_type = 'view';\n").unwrap();
+    wait_log(&rx, &mut log, 60, "rules reloaded");
+    let second = env.add_file(1, 1500);
+    log.clear();
+    let t0 = Instant::now();
+    while !actual_tables(&env.sink())
+        .get("t_click")
+        .is_some_and(|t| t.keys().any(|k| k.starts_with("e000001")))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "second file never landed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A broken edit is refused; the view rule keeps running.
+    std::fs::write(
+        &rule,
+        "CREATE TABLE t_click AS SELECT event_id FROM ods_events WHERE nope = 1;\n",
+    )
+    .unwrap();
+    wait_log(&rx, &mut log, 60, "new rule set refused");
+    assert!(log.contains("t_click.sql:1:63"), "{log}");
+    let third = env.add_file(2, 1500);
+    let t0 = Instant::now();
+    while !actual_tables(&env.sink())
+        .get("t_click")
+        .is_some_and(|t| t.keys().any(|k| k.starts_with("e000002")))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "third file never landed under the running rules"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+
+    // Independently: file 0 routed by event_type = 'click', files 1 and 2 by 'view'.
+    let want = |f: &std::path::Path, ty: &str| -> Vec<String> {
+        let mut ids = Vec::new();
+        for (_, batches) in visible_files(f.parent().unwrap(), &[]) {
+            for b in batches {
+                use arrow::array::AsArray;
+                let id = b.column_by_name("event_id").unwrap().as_string::<i32>();
+                let t = b.column_by_name("event_type").unwrap().as_string::<i32>();
+                for i in 0..b.num_rows() {
+                    if t.value(i) == ty {
+                        ids.push(id.value(i).to_string());
+                    }
+                }
+            }
+        }
+        ids
+    };
+    let mut expected: Vec<String> = want(&first, "click");
+    expected.extend(want(&second, "view"));
+    expected.extend(want(&third, "view"));
+    expected.sort();
+    let got = actual_tables(&env.sink());
+    let mut got: Vec<String> = got["t_click"]
+        .iter()
+        .flat_map(|(k, n)| std::iter::repeat_n(k.clone(), *n as usize))
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got, expected);
+}

@@ -288,6 +288,17 @@ mod tests {
         for &(s, n, want) in cases {
             assert_eq!(bucket_of_str(s, nz(n)), want, "{s:?} mod {n}");
         }
+        // Through the SQL function, for integer and string columns.
+        for (v, n_buckets, want) in [(42i64, 10, 6), (-7, 3, 0), (i64::MAX, 1000, 260)] {
+            let col = arr(Arc::new(Int64Array::from(vec![v])));
+            let out = array_i32(invoke(&udf(), vec![col, n(n_buckets)]).unwrap());
+            assert_eq!(out, vec![Some(want)], "{v} mod {n_buckets}");
+        }
+        let users = strs(&[Some("user-1"), Some("user-2"), None]);
+        assert_eq!(
+            array_i32(invoke(&udf(), vec![users, n(100)]).unwrap()),
+            vec![Some(77), Some(35), None]
+        );
     }
 
     #[test]
