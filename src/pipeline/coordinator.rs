@@ -391,12 +391,20 @@ impl Coordinator<'_> {
             .filter(|(_, r)| r.status == FileStatus::Active)
             .map(|(p, r)| (p.clone(), r.clone()))
             .collect();
-        for (path, rec) in active {
+        for (path, mut rec) in active {
             match self
                 .handle
                 .block_on(read::open(&self.source, &path, rec.size, &self.schema))
             {
-                Ok(opened) => self.enqueue(&path, Arc::new(opened), &rec),
+                Ok(opened) => {
+                    // A file released from quarantine before it was ever split.
+                    if rec.splits.is_empty() {
+                        rec.splits = split::plan(&opened.row_groups(), self.cfg.read.split_size);
+                        self.files.insert(path.clone(), rec.clone());
+                        self.dirty.insert(path.clone());
+                    }
+                    self.enqueue(&path, Arc::new(opened), &rec)
+                }
                 Err(e) => self.quarantine(&path, format!("cannot reopen to resume: {e}")),
             }
         }

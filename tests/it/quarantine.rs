@@ -98,3 +98,63 @@ fn a_file_changed_after_it_was_taken_is_reported_not_reread() {
     let again = env.run_once();
     assert!(!String::from_utf8_lossy(&again.stderr).contains("file changed after it was taken"));
 }
+
+#[test]
+fn a_fixed_file_is_read_after_quarantine_retry() {
+    let mut env = Env::new("");
+    env.add_file(0, 800);
+    let bad = env.ods().join("dt=2026-11-20/hour=01/late.parquet");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    std::fs::write(&bad, b"garbage").unwrap();
+    assert!(env.run_once().status.success());
+    let cfg = env.config();
+    // The producer repairs the file; retry releases it.
+    sluice::demo::write_event_file(&bad, 99, 700, 500, sluice::demo::DAY_START_MS + 3_600_000)
+        .unwrap();
+    let out = env
+        .cmd(&[
+            "state",
+            "quarantine",
+            "retry",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--all",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("changed since it was quarantined"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 file(s) released"), "{stdout}");
+    assert!(env.run_once().status.success());
+    let diffs = diff_tables(
+        &expected_tables(&env.ods(), &[]),
+        &actual_tables(&env.sink()),
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    let show = env
+        .cmd(&["state", "show", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&show.stdout).contains("quarantined dt="));
+    // Naming a file that is not quarantined is refused.
+    let again = env
+        .cmd(&[
+            "state",
+            "quarantine",
+            "retry",
+            "--config",
+            cfg.to_str().unwrap(),
+            "dt=2026-11-20/hour=01/late.parquet",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+}
