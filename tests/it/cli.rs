@@ -117,3 +117,41 @@ fn partition_values_cannot_leave_the_table_directory() {
     );
     assert!(!env.path().join("escape").exists());
 }
+
+#[test]
+fn output_files_roll_at_the_target_size() {
+    let mut env = Env::new("");
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(
+        env.config(),
+        cfg.replace(
+            "row_group_rows = 1000",
+            "row_group_rows = 1000\ntarget_file_size = \"64KiB\"",
+        ),
+    )
+    .unwrap();
+    env.add_file(0, 100_000);
+    assert!(env.run_once().status.success());
+    let files: Vec<String> = visible_files(&env.sink().join("t_all"), &[])
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        files.len() >= 3,
+        "expected t_all to roll into several files: {files:?}"
+    );
+    // A writer that rolls continues with the next sequence number.
+    assert!(
+        files.iter().any(|f| f.ends_with("-0001.zstd.parquet")),
+        "no rolled file: {files:?}"
+    );
+    assert!(
+        files.iter().all(|f| f.starts_with("hour=00/part-")),
+        "{files:?}"
+    );
+    let diffs = diff_tables(
+        &expected_tables(&env.ods(), &[]),
+        &actual_tables(&env.sink()),
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
