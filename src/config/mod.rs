@@ -143,6 +143,9 @@ struct RawHttp {
     listen: String,
     #[serde(default = "default_true")]
     enabled: bool,
+    /// `/healthz` fails when work is pending and nothing moves for this long.
+    #[serde(default = "default_stall_timeout")]
+    stall_timeout: HumanDuration,
 }
 
 impl Default for RawHttp {
@@ -150,6 +153,7 @@ impl Default for RawHttp {
         RawHttp {
             listen: default_listen(),
             enabled: true,
+            stall_timeout: default_stall_timeout(),
         }
     }
 }
@@ -223,6 +227,9 @@ fn default_listen() -> String {
 fn default_true() -> bool {
     true
 }
+fn default_stall_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(300))
+}
 fn default_log_format() -> String {
     "human".into()
 }
@@ -292,6 +299,7 @@ pub struct Config {
     pub rules_dir: PathBuf,
     pub read: ReadConfig,
     pub http_listen: Option<SocketAddr>,
+    pub stall_timeout: Duration,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
 }
@@ -483,6 +491,7 @@ impl Config {
                 split_size: raw.read.split_size.0.max(1),
             },
             http_listen,
+            stall_timeout: raw.http.stall_timeout.0,
             log_format,
             shutdown_grace: raw.log.shutdown_grace.0,
         })

@@ -168,6 +168,7 @@ struct Coordinator<'a> {
     rules: Arc<ArcSwap<RuleSet>>,
     /// The version of the rules directory last tried (accepted or refused).
     rules_tried: String,
+    last_rows_read: u64,
     summary: RunSummary,
     waiting: usize,
 }
@@ -282,6 +283,7 @@ pub fn run(
         tx,
         epoch_bytes,
         rules_tried: rules.load().version.clone(),
+        last_rows_read: 0,
         rules,
         summary: RunSummary {
             recovered_epochs: recovered,
@@ -295,6 +297,9 @@ pub fn run(
         .filter(|(_, r)| r.changed_reported)
         .map(|(p, _)| p.clone())
         .collect();
+    metrics
+        .stall_timeout_ms
+        .store(cfg.stall_timeout.as_millis() as i64, Ordering::Relaxed);
     metrics.ready.store(1, Ordering::Relaxed);
     let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     notifier.notify("READY=1\nSTATUS=running");
@@ -352,6 +357,7 @@ impl Coordinator<'_> {
                 notifier.notify("WATCHDOG=1");
                 last_ping = Instant::now();
             }
+            self.note_progress();
             let stop = match mode {
                 RunMode::Once => self.queue.is_idle(),
                 RunMode::Daemon { shutdown } => shutdown.load(Ordering::SeqCst),
@@ -711,6 +717,17 @@ impl Coordinator<'_> {
                     .rule_reloads_refused
                     .fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Feeds the stall detector behind `/healthz`.
+    fn note_progress(&mut self) {
+        let now = now_ms();
+        self.metrics.loop_tick_ms.store(now, Ordering::Relaxed);
+        let read = self.metrics.rows_read.load(Ordering::Relaxed);
+        if read != self.last_rows_read || self.queue.is_idle() {
+            self.last_rows_read = read;
+            self.metrics.progress_ms.store(now, Ordering::Relaxed);
         }
     }
 

@@ -37,7 +37,10 @@ pub async fn serve(
                 let path = req.split_whitespace().nth(1).unwrap_or("/");
                 let (status, body) = match path {
                     "/metrics" => ("200 OK", metrics.render()),
-                    "/healthz" => ("200 OK", "ok\n".to_string()),
+                    "/healthz" => match metrics.stalled(now_ms()) {
+                        None => ("200 OK", "ok\n".to_string()),
+                        Some(why) => ("503 Service Unavailable", format!("stalled: {why}\n")),
+                    },
                     "/readyz" if metrics.ready.load(Ordering::Relaxed) == 1 => {
                         ("200 OK", "ready\n".to_string())
                     }
@@ -53,4 +56,11 @@ pub async fn serve(
         }
     });
     Ok((bound, task))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

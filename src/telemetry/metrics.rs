@@ -29,6 +29,12 @@ pub struct Metrics {
     pub last_checkpoint_ms: AtomicI64,
     pub checkpoint_duration_us: AtomicI64,
     pub ready: AtomicI64,
+    /// Last time (ms) the coordinator's loop ran.
+    pub loop_tick_ms: AtomicI64,
+    /// Last time (ms) a row was read, or the pipeline had nothing to do.
+    pub progress_ms: AtomicI64,
+    /// `http.stall_timeout` in ms (0: never unhealthy).
+    pub stall_timeout_ms: AtomicI64,
     pub rows_routed: Mutex<BTreeMap<String, u64>>,
     pub rows_committed: Mutex<BTreeMap<String, u64>>,
     pub files_committed: Mutex<BTreeMap<String, u64>>,
@@ -52,6 +58,18 @@ impl Metrics {
     pub fn add_committed(&self, table: &str, rows: u64) {
         add_map(&self.rows_committed, table, rows);
         add_map(&self.files_committed, table, 1);
+    }
+
+    /// Why the process is unhealthy, if it is: the main loop stopped
+    /// ticking, or work is pending and no row was read, for longer than
+    /// the stall timeout.
+    pub fn stalled(&self, now_ms: i64) -> Option<String> {
+        stall_reason(
+            now_ms,
+            self.loop_tick_ms.load(Ordering::Relaxed),
+            self.progress_ms.load(Ordering::Relaxed),
+            self.stall_timeout_ms.load(Ordering::Relaxed),
+        )
     }
 
     /// The Prometheus text exposition.
@@ -205,5 +223,61 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// Pure part of [`Metrics::stalled`]; times of 0 mean "not started yet".
+pub fn stall_reason(
+    now_ms: i64,
+    tick_ms: i64,
+    progress_ms: i64,
+    timeout_ms: i64,
+) -> Option<String> {
+    if timeout_ms <= 0 {
+        return None;
+    }
+    if tick_ms > 0 && now_ms - tick_ms > timeout_ms {
+        return Some(format!(
+            "main loop has not run for {} s",
+            (now_ms - tick_ms) / 1000
+        ));
+    }
+    if progress_ms > 0 && now_ms - progress_ms > timeout_ms {
+        return Some(format!(
+            "work is pending and no row was read for {} s",
+            (now_ms - progress_ms) / 1000
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stall_rules() {
+        assert_eq!(stall_reason(100_000, 99_000, 99_000, 60_000), None);
+        assert!(
+            stall_reason(200_000, 100_000, 199_000, 60_000)
+                .unwrap()
+                .contains("main loop")
+        );
+        assert!(
+            stall_reason(200_000, 199_000, 100_000, 60_000)
+                .unwrap()
+                .contains("no row was read")
+        );
+        assert_eq!(stall_reason(200_000, 0, 0, 60_000), None);
+        assert_eq!(stall_reason(900_000, 1, 1, 0), None);
+    }
+
+    #[test]
+    fn renders_labels_without_paths() {
+        let m = Metrics::default();
+        m.add_committed("t_a", 5);
+        let text = m.render();
+        assert!(text.contains("sluice_rows_committed_total{table=\"t_a\"} 5"));
+        assert!(text.contains("sluice_rule_reloads_total{result=\"refused\"} 0"));
     }
 }
