@@ -121,6 +121,21 @@ fn wait_log(rx: &std::sync::mpsc::Receiver<String>, log: &mut String, secs: u64,
     }
 }
 
+/// Waits until `table` holds rows whose event_id starts with `prefix` (one source file).
+fn wait_rows_of_file(env: &Env, table: &str, prefix: &str) {
+    let t0 = Instant::now();
+    while !actual_tables(&env.sink())
+        .get(table)
+        .is_some_and(|t| t.keys().any(|k| k.starts_with(prefix)))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "rows of {prefix} never landed in {table}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn rules_reload_at_a_checkpoint_and_a_bad_edit_keeps_the_running_set() {
     let mut env = Env::new("");
@@ -146,17 +161,7 @@ fn rules_reload_at_a_checkpoint_and_a_bad_edit_keeps_the_running_set() {
     wait_log(&rx, &mut log, 60, "rules reloaded");
     let second = env.add_file(1, 1500);
     log.clear();
-    let t0 = Instant::now();
-    while !actual_tables(&env.sink())
-        .get("t_click")
-        .is_some_and(|t| t.keys().any(|k| k.starts_with("e000001")))
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "second file never landed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_rows_of_file(&env, "t_click", "e000001");
 
     // A broken edit is refused; the view rule keeps running.
     std::fs::write(
@@ -167,17 +172,7 @@ fn rules_reload_at_a_checkpoint_and_a_bad_edit_keeps_the_running_set() {
     wait_log(&rx, &mut log, 60, "new rule set refused");
     assert!(log.contains("t_click.sql:1:63"), "{log}");
     let third = env.add_file(2, 1500);
-    let t0 = Instant::now();
-    while !actual_tables(&env.sink())
-        .get("t_click")
-        .is_some_and(|t| t.keys().any(|k| k.starts_with("e000002")))
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "third file never landed under the running rules"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_rows_of_file(&env, "t_click", "e000002");
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
