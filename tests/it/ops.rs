@@ -7,6 +7,21 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
+/// Starts `cmd` with its stderr delivered line by line on a channel.
+fn spawn_with_log(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
@@ -39,19 +54,9 @@ fn metrics_reconcile_with_the_rows_fed_in_and_systemd_is_notified() {
     notify
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut child = env
-        .cmd(&["run", "--config", env.config().to_str().unwrap()])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut cmd = env.cmd(&["run", "--config", env.config().to_str().unwrap()]);
+    cmd.env("NOTIFY_SOCKET", &sock_path);
+    let (mut child, rx) = spawn_with_log(cmd);
     let addr = loop {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
@@ -140,18 +145,8 @@ fn wait_rows_of_file(env: &Env, table: &str, prefix: &str) {
 fn rules_reload_at_a_checkpoint_and_a_bad_edit_keeps_the_running_set() {
     let mut env = Env::new("");
     let first = env.add_file(0, 1500);
-    let mut child = env
-        .cmd(&["run", "--config", env.config().to_str().unwrap()])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) =
+        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
     let mut log = String::new();
     wait_log(&rx, &mut log, 60, "files_done=1");
 
