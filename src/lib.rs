@@ -8,6 +8,7 @@
 //! - [`discover`]: listing the source, visibility modes, the watermark + lookback seen-set.
 //! - [`split`]: a file's row groups cut into splits (pure).
 //! - [`read`]: a split fetched through `object_store` and decoded into tagged batches.
+//! - [`enrich`]: dimension snapshots (loaded, reloaded, fallen back on) joined onto each batch.
 //! - [`route`]: rules compiled once from SQL; a batch routed to (table, partition) pieces.
 //! - [`sink`]: Parquet writers, staging, final names, the idempotent commit.
 //! - [`checkpoint`]: the sled state (the only module that touches it).
@@ -21,6 +22,7 @@ pub mod config;
 pub mod crashpoint;
 pub mod demo;
 pub mod discover;
+pub mod enrich;
 pub mod pipeline;
 pub mod read;
 pub mod route;

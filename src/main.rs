@@ -237,7 +237,28 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    match sluice::route::RuleSet::load(&cfg.rules_dir, &cfg.source.name, &schema.full) {
+    // Rules are checked against the enriched rows: load each dimension once.
+    let metrics = sluice::telemetry::Metrics::default();
+    let enricher = match sluice::enrich::Enricher::start(
+        &cfg.dimensions,
+        &schema.full,
+        sluice::enrich::EnrichOptions {
+            state_dir: None,
+            background: false,
+        },
+        &metrics,
+        rt.handle(),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for (name, origin, rows, _) in enricher.in_use() {
+        println!("dimension {name:<23} ok  {rows} rows from {origin}");
+    }
+    match sluice::route::RuleSet::load(&cfg.rules_dir, &cfg.source.name, enricher.schema()) {
         Ok(rules) => {
             println!("config {}: ok", config.display());
             for r in &rules.rules {

@@ -6,8 +6,10 @@
 //! Relative paths in a config file are resolved against the file's folder,
 //! so `rules.dir = "rules"` means the `rules` folder next to `sluice.toml`.
 
+pub mod dimension;
 pub mod units;
 
+pub use dimension::{DimColumn, DimFormat, DimLayout, DimensionSpec, OnDuplicate};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ pub enum ConfigError {
     #[error("{path}: {key}: {message}")]
     Invalid {
         path: PathBuf,
-        key: &'static str,
+        key: String,
         message: String,
     },
 }
@@ -50,6 +52,8 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    dimension: Vec<dimension::RawDimension>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,6 +306,8 @@ pub struct Config {
     pub stall_timeout: Duration,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// `[[dimension]]` tables joined onto every batch before routing.
+    pub dimensions: Vec<DimensionSpec>,
 }
 
 impl Config {
@@ -326,9 +332,9 @@ impl Config {
     }
 
     fn from_raw(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigError> {
-        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
-            key,
+            key: key.to_string(),
             message,
         };
         if raw.version != CONFIG_VERSION {
@@ -463,8 +469,10 @@ impl Config {
                 "must not be inside source.root (or contain it)".into(),
             ));
         }
+        let dimensions = dimension::validate(raw.dimension, path, base)?;
         Ok(Config {
             path: path.to_path_buf(),
+            dimensions,
             source: SourceConfig {
                 name: s.name,
                 root: source_root,
@@ -598,6 +606,83 @@ dir = "rules"
             .to_string();
         assert!(e.contains("invalid duration \"thirty\""), "{e}");
         assert!(e.contains("line 8"), "{e}");
+    }
+
+    #[test]
+    fn shipped_reference_config_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/sluice.toml");
+        let c = Config::load(&p).unwrap();
+        let d = &c.dimensions[0];
+        assert_eq!(
+            d.layout,
+            DimLayout::Dated {
+                marker: Some("_SUCCESS".into())
+            }
+        );
+        let names: Vec<_> = d.columns.iter().map(|c| c.to.as_str()).collect();
+        assert_eq!(names, ["dept", "business", "spm_owner"]);
+        assert_eq!(d.columns[0].default.as_deref(), Some("unknown"));
+    }
+
+    #[test]
+    fn issue_dimension_example_loads_and_bad_dimensions_are_refused() {
+        let dim = r#"
+[[dimension]]
+name = "dim_spmid"
+path = "/data/dim/spmid"
+key = "spmid"
+source_key = "spmid"
+columns = ["dept", "business", "owner"]
+reload_interval = "5m"
+min_rows = 1000
+"#;
+        let c = Config::parse(&format!("{GOOD}{dim}"), Path::new("x.toml")).unwrap();
+        let d = &c.dimensions[0];
+        assert_eq!(d.path, PathBuf::from("/data/dim/spmid"));
+        assert_eq!(d.reload_interval, Duration::from_secs(300));
+        assert_eq!(d.min_rows, 1000);
+        assert_eq!(d.on_duplicate, OnDuplicate::Error);
+        let cases = [
+            (
+                "columns = [\"dept\", \"business\", \"owner\"]",
+                "columns = []",
+                "dimension[0].columns",
+            ),
+            (
+                "reload_interval = \"5m\"",
+                "reload_interval = \"5m\"\nlayout = \"daily\"",
+                "unknown layout",
+            ),
+            ("min_rows = 1000", "min_ratio = 2.0", "between 0 and 1"),
+            (
+                "min_rows = 1000",
+                "rename = { nope = \"x\" }",
+                "\"nope\" is not in `columns`",
+            ),
+            (
+                "min_rows = 1000",
+                "default = { owner2 = \"x\" }",
+                "not an added column",
+            ),
+            ("min_rows = 1000", "on_duplicate = \"first\"", "last_wins"),
+        ];
+        for (from, to, want) in cases {
+            let text = format!("{GOOD}{}", dim.replace(from, to));
+            let e = Config::parse(&text, Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        let twice = format!("{GOOD}{dim}{dim}");
+        let e = Config::parse(&twice, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("used by two dimensions"), "{e}");
+        let typo = format!("{GOOD}{}", dim.replace("min_rows", "min_row"));
+        let e = Config::parse(&typo, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("min_row") && e.contains("line"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,47 @@ const PAGES: [&str; 10] = [
     "home", "feed", "detail", "search", "live", "mall", "ads", "me", "msg", "video",
 ];
 
+/// Every spmid the generator emits: `<page>.<slot>.<position>`.
+pub fn all_spmids() -> Vec<String> {
+    let mut out = Vec::new();
+    for page in PAGES {
+        for slot in ["card", "banner", "list", "button"] {
+            for pos in 0..5 {
+                out.push(format!("{page}.{slot}.{pos}"));
+            }
+        }
+    }
+    out
+}
+
+/// The demo dimension's (department, business line) of a page; `msg`
+/// and `me` pages have no entry, so their rows stay unmatched.
+pub fn page_dept(page: &str) -> Option<(&'static str, &'static str)> {
+    Some(match page {
+        "home" | "feed" => ("growth", "community"),
+        "detail" | "video" | "live" => ("content", "video"),
+        "search" => ("search", "search"),
+        "mall" => ("commerce", "mall"),
+        "ads" => ("ads", "advertising"),
+        _ => return None,
+    })
+}
+
+/// The demo dimension as CSV (`spmid,dept,business,owner`), one row per
+/// spmid whose page has a department.
+pub fn spmid_dimension_csv() -> String {
+    let mut s = String::from("spmid,dept,business,owner\n");
+    for spm in all_spmids() {
+        let page = spm.split('.').next().unwrap_or("");
+        if let Some((dept, business)) = page_dept(page) {
+            s.push_str(&format!(
+                "{spm},{dept},{business},{dept}-oncall@example.com\n"
+            ));
+        }
+    }
+    s
+}
+
 /// Deterministic PRNG (splitmix64): the same seed gives the same data everywhere.
 pub struct Rng(u64);
 
@@ -193,7 +234,11 @@ pub fn generate_ods(
 }
 
 /// The demo's rules: (file name, SQL).
-pub const DEMO_RULES: [(&str, &str); 10] = [
+pub const DEMO_RULES: [(&str, &str); 11] = [
+    (
+        "dwd_dept_events.sql",
+        "-- Every event of a page owned by a department (from the dim_spmid dimension).\nCREATE TABLE dwd_dept_events\nPARTITIONED BY (dt, dept)\nAS SELECT event_id, event_type, spmid, business, owner, dt, dept\nFROM ods_events\nWHERE dept IS NOT NULL;\n",
+    ),
     (
         "dwd_click_android.sql",
         "-- Clicks from the Android app, by day and hour.\nCREATE TABLE dwd_click_android\nPARTITIONED BY (dt, hour)\nAS SELECT event_id, mid, event_time, spmid, dt, hour\nFROM ods_events\nWHERE event_type = 'click' AND app_source = 'android';\n",
@@ -259,6 +304,16 @@ dir = "rules"
 
 [http]
 enabled = false
+
+# spmid -> department, business line, owner; reloaded when the file changes.
+[[dimension]]
+name = "dim_spmid"
+path = "dim/spmid.csv"
+key = "spmid"
+source_key = "spmid"
+columns = ["dept", "business", "owner"]
+reload_interval = "5m"
+min_rows = 10
 "#;
 
 /// Writes the demo's rules and config into `dir`.
@@ -268,6 +323,8 @@ pub fn write_demo_setup(dir: &Path) -> std::io::Result<PathBuf> {
     for (name, sql) in DEMO_RULES {
         std::fs::write(rules.join(name), sql)?;
     }
+    std::fs::create_dir_all(dir.join("dim"))?;
+    std::fs::write(dir.join("dim/spmid.csv"), spmid_dimension_csv())?;
     let cfg = dir.join("sluice.toml");
     std::fs::write(&cfg, DEMO_CONFIG)?;
     Ok(cfg)

@@ -10,6 +10,7 @@ use crate::checkpoint::{EpochState, FileRecord, FileStatus, Prepare, STATE_VERSI
 use crate::config::Config;
 use crate::crashpoint;
 use crate::discover::{self, Listed, SelectParams, Taken};
+use crate::enrich::{EnrichOptions, Enricher};
 use crate::read::{self, SourceSchema};
 use crate::route::RuleSet;
 use crate::sink::{self, SinkSettings};
@@ -156,6 +157,8 @@ struct Coordinator<'a> {
     source: Arc<dyn ObjectStore>,
     sink: Arc<dyn ObjectStore>,
     schema: SourceSchema,
+    /// What rules see: the source columns plus the dimensions' columns.
+    rule_schema: arrow::datatypes::SchemaRef,
     metrics: Arc<Metrics>,
     queue: Arc<WorkQueue>,
     splits: Arc<RwLock<HashMap<SplitId, SplitInfo>>>,
@@ -216,7 +219,18 @@ pub fn run(
             }
         }
     };
-    let rules = RuleSet::load(&cfg.rules_dir, &cfg.source.name, &schema.full).map_err(|errs| {
+    let enricher = Arc::new(Enricher::start(
+        &cfg.dimensions,
+        &schema.full,
+        EnrichOptions {
+            state_dir: Some(cfg.state_dir.clone()),
+            background: shutdown.is_some(),
+        },
+        &metrics,
+        &handle,
+    )?);
+    let rule_schema = enricher.schema().clone();
+    let rules = RuleSet::load(&cfg.rules_dir, &cfg.source.name, &rule_schema).map_err(|errs| {
         PipelineError::Rules(
             errs.iter()
                 .map(|e| format!("  {e}"))
@@ -250,6 +264,7 @@ pub fn run(
         queue: queue.clone(),
         splits: splits.clone(),
         schema: schema.clone(),
+        enricher: enricher.clone(),
         rules: rules.clone(),
         store: source.clone(),
         handle: handle.clone(),
@@ -274,6 +289,7 @@ pub fn run(
         source,
         sink,
         schema,
+        rule_schema,
         metrics: metrics.clone(),
         queue: queue.clone(),
         splits,
@@ -314,6 +330,7 @@ pub fn run(
         let _ = r.join();
     }
     let _ = writer_thread.join();
+    drop(enricher);
     result.map(|()| summary)
 }
 
@@ -700,7 +717,7 @@ impl Coordinator<'_> {
             return;
         }
         self.rules_tried = version.clone();
-        match RuleSet::load(dir, &self.cfg.source.name, &self.schema.full) {
+        match RuleSet::load(dir, &self.cfg.source.name, &self.rule_schema) {
             Ok(set) => {
                 tracing::info!(rules = set.rules.len(), version = %set.version, epoch = self.epoch, "rules reloaded; in effect from this epoch");
                 self.metrics

@@ -36,6 +36,8 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error("source schema: {0}")]
     Schema(#[from] ReadError),
+    #[error(transparent)]
+    Enrich(#[from] crate::enrich::EnrichError),
     #[error("rules refused:\n{0}")]
     Rules(String),
     #[error("cannot open store {root}: {message}")]

@@ -5,6 +5,7 @@
 use super::queue::{WorkItem, WorkQueue};
 use super::writer::WriterMsg;
 use crate::crashpoint;
+use crate::enrich::Enricher;
 use crate::read::{self, OpenedFile, SourceSchema, SplitRead};
 use crate::route::RuleSet;
 use crate::split::SplitId;
@@ -28,6 +29,7 @@ pub struct ReaderCtx {
     pub queue: Arc<WorkQueue>,
     pub splits: Arc<RwLock<HashMap<SplitId, SplitInfo>>>,
     pub schema: SourceSchema,
+    pub enricher: Arc<Enricher>,
     pub rules: Arc<ArcSwap<RuleSet>>,
     pub store: Arc<dyn object_store::ObjectStore>,
     pub handle: Handle,
@@ -80,9 +82,20 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
         .fetch_add(data_len(&data), Ordering::Relaxed);
     let rules = ctx.rules.load_full();
     let mut stopped_at = None;
+    let mut enrich_failed = None;
     let res = read::decode(data, &r, &ctx.schema, |first, batch| {
         crashpoint::hit("mid_read");
         let rows = batch.num_rows() as u64;
+        let batch = {
+            let _s = tracing::trace_span!("enrich", rows).entered();
+            match ctx.enricher.enrich(batch) {
+                Ok(b) => b,
+                Err(e) => {
+                    enrich_failed = Some(e.to_string());
+                    return false;
+                }
+            }
+        };
         let routed = {
             let _s = tracing::trace_span!("route", rows).entered();
             rules.route(&batch)
@@ -113,6 +126,9 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
         }
         true
     });
+    if let Some(e) = enrich_failed {
+        return fail(format!("enrichment: {e}"));
+    }
     match (res, stopped_at) {
         (Err(e), _) => fail(e.to_string()),
         (Ok(()), Some(offset)) => ctx.queue.push_front(WorkItem {

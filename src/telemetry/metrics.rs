@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -38,6 +38,28 @@ pub struct Metrics {
     pub rows_routed: Mutex<BTreeMap<String, u64>>,
     pub rows_committed: Mutex<BTreeMap<String, u64>>,
     pub files_committed: Mutex<BTreeMap<String, u64>>,
+    pub dimensions: Mutex<BTreeMap<String, Arc<DimCounters>>>,
+}
+
+/// One dimension's load and join figures.
+#[derive(Default)]
+pub struct DimCounters {
+    pub rows: AtomicU64,
+    pub memory_bytes: AtomicU64,
+    /// When the snapshot in use was loaded.
+    pub loaded_at_ms: AtomicI64,
+    /// Last time the snapshot in use was known to match the files.
+    pub verified_at_ms: AtomicI64,
+    pub loads_ok: AtomicU64,
+    pub loads_failed: AtomicU64,
+    /// Loads discarded because a file moved while it was read.
+    pub loads_moved: AtomicU64,
+    /// Times a load failed and an older snapshot kept (or started) serving.
+    pub fallbacks: AtomicU64,
+    /// Source rows whose key had no match.
+    pub unmatched: AtomicU64,
+    pub origin: Mutex<String>,
+    pub last_error: Mutex<String>,
 }
 
 fn add_map(m: &Mutex<BTreeMap<String, u64>>, key: &str, n: u64) {
@@ -51,6 +73,16 @@ fn add_map(m: &Mutex<BTreeMap<String, u64>>, key: &str, n: u64) {
 }
 
 impl Metrics {
+    /// The counters of dimension `name` (created on first use).
+    pub fn dimension(&self, name: &str) -> Arc<DimCounters> {
+        self.dimensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
     pub fn add_routed(&self, table: &str, n: u64) {
         add_map(&self.rows_routed, table, n);
     }
@@ -222,7 +254,91 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{table=\"{t}\"}} {v}");
             }
         }
+        self.render_dimensions(&mut out);
         out
+    }
+
+    fn render_dimensions(&self, out: &mut String) {
+        let dims = self.dimensions.lock().unwrap_or_else(|p| p.into_inner());
+        if dims.is_empty() {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        type Get = fn(&DimCounters, i64) -> String;
+        let series: [(&str, &str, &str, Get); 7] = [
+            (
+                "sluice_dimension_rows",
+                "gauge",
+                "Rows in the dimension snapshot in use.",
+                |d, _| d.rows.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "sluice_dimension_memory_bytes",
+                "gauge",
+                "Memory held by the snapshot in use (arrays and index).",
+                |d, _| d.memory_bytes.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "sluice_dimension_snapshot_age_seconds",
+                "gauge",
+                "Seconds since the snapshot in use was last known to match the dimension's files.",
+                |d, now| {
+                    let v = d.verified_at_ms.load(Ordering::Relaxed);
+                    format!("{:.3}", (now - v).max(0) as f64 / 1000.0)
+                },
+            ),
+            (
+                "sluice_dimension_loaded_timestamp_seconds",
+                "gauge",
+                "When the snapshot in use was loaded.",
+                |d, _| {
+                    format!(
+                        "{:.3}",
+                        d.loaded_at_ms.load(Ordering::Relaxed) as f64 / 1000.0
+                    )
+                },
+            ),
+            (
+                "sluice_dimension_fallbacks_total",
+                "counter",
+                "Loads that failed while an older snapshot kept (or started) serving.",
+                |d, _| d.fallbacks.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "sluice_dimension_loads_discarded_total",
+                "counter",
+                "Loads discarded because a file changed while it was read.",
+                |d, _| d.loads_moved.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "sluice_dimension_rows_unmatched_total",
+                "counter",
+                "Source rows whose key is not in the dimension.",
+                |d, _| d.unmatched.load(Ordering::Relaxed).to_string(),
+            ),
+        ];
+        for (name, kind, help, get) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (n, d) in dims.iter() {
+                let _ = writeln!(out, "{name}{{dimension=\"{n}\"}} {}", get(d, now));
+            }
+        }
+        let name = "sluice_dimension_loads_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Dimension loads by result.\n# TYPE {name} counter"
+        );
+        for (n, d) in dims.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{dimension=\"{n}\",result=\"ok\"}} {}\n{name}{{dimension=\"{n}\",result=\"failed\"}} {}",
+                d.loads_ok.load(Ordering::Relaxed),
+                d.loads_failed.load(Ordering::Relaxed)
+            );
+        }
     }
 }
 

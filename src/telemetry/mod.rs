@@ -6,7 +6,7 @@ pub mod http;
 pub mod metrics;
 pub mod sdnotify;
 
-pub use metrics::Metrics;
+pub use metrics::{DimCounters, Metrics};
 
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;

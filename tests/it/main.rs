@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod dimension;
 mod engine;
 mod ops;
 mod quarantine;

@@ -18,7 +18,7 @@ pub struct Env {
 
 /// Rules used by the crash and quarantine tests, with an independent Rust
 /// version of each (over event_type, app_source, hour) to compute expectations.
-pub const RULES: [(&str, &str); 4] = [
+pub const RULES: [(&str, &str); 5] = [
     (
         "t_click",
         "CREATE TABLE t_click PARTITIONED BY (dt, hour)\nAS SELECT event_id, mid, dt, hour FROM ods_events\nWHERE event_type = 'click';\n",
@@ -35,10 +35,46 @@ pub const RULES: [(&str, &str); 4] = [
         "t_all",
         "CREATE TABLE t_all PARTITIONED BY (hour)\nAS SELECT event_id, event_type, hour FROM ods_events;\n",
     ),
+    (
+        "t_dept",
+        "CREATE TABLE t_dept PARTITIONED BY (dept)\nAS SELECT event_id, spmid, owner, dept FROM ods_events\nWHERE dept IS NOT NULL;\n",
+    ),
 ];
 
-pub fn rule_selects(table: &str, event_type: &str, app: &str) -> bool {
+/// The test dimension, written independently of the demo's: the department
+/// of an spmid is its page, for pages starting with a letter up to `m`
+/// (other pages have no row, so their events stay unmatched).
+pub fn test_dept(spmid: &str) -> Option<String> {
+    let page = spmid.split('.').next().unwrap_or("");
+    (page.as_bytes().first().is_some_and(|c| *c <= b'm')).then(|| format!("d_{page}"))
+}
+
+/// `spmid,dept,owner` rows for every spmid the generator emits, with
+/// departments from `dept`.
+pub fn dimension_csv(dept: impl Fn(&str) -> Option<String>) -> String {
+    let mut s = String::from("spmid,dept,owner\n");
+    for spm in sluice::demo::all_spmids() {
+        if let Some(d) = dept(&spm) {
+            s.push_str(&format!("{spm},{d},owner-of-{d}\n"));
+        }
+    }
+    s
+}
+
+const DIMENSION_CONFIG: &str = r#"
+[[dimension]]
+name = "dim_spmid"
+path = "dim/spmid.csv"
+key = "spmid"
+source_key = "spmid"
+columns = ["dept", "owner"]
+poll_interval = "100ms"
+"#;
+
+/// Whether `table`'s rule takes a row (an independent Rust version of RULES).
+pub fn rule_selects(table: &str, event_type: &str, app: &str, spmid: &str) -> bool {
     match table {
+        "t_dept" => test_dept(spmid).is_some(),
         "t_click" => event_type == "click",
         "t_android" => app == "android",
         "t_view_ios" => event_type == "view" && app == "ios",
@@ -55,6 +91,8 @@ impl Env {
         for (name, sql) in RULES {
             std::fs::write(dir.path().join("rules").join(format!("{name}.sql")), sql).unwrap();
         }
+        std::fs::create_dir_all(dir.path().join("dim")).unwrap();
+        std::fs::write(dir.path().join("dim/spmid.csv"), dimension_csv(test_dept)).unwrap();
         let cfg = format!(
             r#"version = 1
 [source]
@@ -75,6 +113,7 @@ dir = "rules"
 readers = 2
 batch_rows = 256
 split_size = "16KiB"
+{DIMENSION_CONFIG}
 [http]
 enabled = false
 {extra_config}"#
@@ -211,9 +250,10 @@ pub fn expected_tables(ods: &Path, skip: &[PathBuf]) -> BTreeMap<String, BTreeMa
             let ids = b.column_by_name("event_id").unwrap().as_string::<i32>();
             let types = b.column_by_name("event_type").unwrap().as_string::<i32>();
             let apps = b.column_by_name("app_source").unwrap().as_string::<i32>();
+            let spms = b.column_by_name("spmid").unwrap().as_string::<i32>();
             for i in 0..ids.len() {
                 for (table, _) in RULES {
-                    if rule_selects(table, types.value(i), apps.value(i)) {
+                    if rule_selects(table, types.value(i), apps.value(i), spms.value(i)) {
                         *out.entry(table.to_string())
                             .or_default()
                             .entry(ids.value(i).to_string())

@@ -1,0 +1,517 @@
+//! Enrichment: owns the dimension tables joined onto every source batch
+//! before routing (a left join on one key per dimension; unmatched rows
+//! get nulls or a configured default and are never dropped).
+//!
+//! Each dimension has one current [`Snapshot`] behind an `ArcSwap`: a batch
+//! loads it once, so it is joined against exactly one snapshot, and the
+//! swap never waits for readers. A background thread per dimension checks
+//! the files every `poll_interval`, loads a changed version off the hot
+//! path, and swaps only a load that passed every check (fingerprint stable
+//! across the read, schema unchanged, enough rows). A failed load keeps the
+//! last good snapshot: logged, counted, and its age exported. At start
+//! without a loadable newest version it falls back to the persisted copy
+//! of the last good snapshot, then to older dated folders.
+
+mod load;
+mod snapshot;
+
+pub use load::Candidate;
+pub use snapshot::{Fingerprint, Snapshot};
+
+use crate::config::DimensionSpec;
+use crate::telemetry::{DimCounters, Metrics};
+use arc_swap::ArcSwap;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    #[error("{0}")]
+    Load(String),
+    #[error("{0} (the load was discarded)")]
+    Moved(String),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("dimension {name}: no usable snapshot; tried:\n{tried}")]
+    NoSnapshot { name: String, tried: String },
+    #[error("dimension {name}: {message}")]
+    Config { name: String, message: String },
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error(transparent)]
+    Store(#[from] object_store::Error),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+struct Dim {
+    spec: DimensionSpec,
+    /// Index of `source_key` in the rows the dimension sees.
+    key_idx: usize,
+    /// The added fields, fixed at start: a reload that changes them is refused.
+    fields: Vec<FieldRef>,
+    current: ArcSwap<Snapshot>,
+    counters: Arc<DimCounters>,
+}
+
+type Stop = Arc<(Mutex<bool>, Condvar)>;
+
+/// The dimensions of a run, their reload threads, and the enriched schema.
+pub struct Enricher {
+    dims: Vec<Arc<Dim>>,
+    schema: SchemaRef,
+    stop: Stop,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// How an enricher is started.
+pub struct EnrichOptions {
+    /// Where persisted snapshots live (`None`: neither read nor written).
+    pub state_dir: Option<PathBuf>,
+    /// Start the reload threads (the daemon); `sluice check` does not.
+    pub background: bool,
+}
+
+impl Enricher {
+    /// No dimensions: batches pass through unchanged.
+    pub fn none(schema: SchemaRef) -> Enricher {
+        Enricher {
+            dims: Vec::new(),
+            schema,
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Loads every dimension (falling back as described above) and starts
+    /// the reload threads. Fails when a dimension has no usable snapshot
+    /// at all, or its columns clash with the source's.
+    pub fn start(
+        specs: &[DimensionSpec],
+        base: &SchemaRef,
+        opts: EnrichOptions,
+        metrics: &Metrics,
+        handle: &Handle,
+    ) -> Result<Enricher, EnrichError> {
+        let mut fields: Vec<FieldRef> = base.fields().iter().cloned().collect();
+        let mut dims = Vec::new();
+        for spec in specs {
+            let cfg_err = |message: String| EnrichError::Config {
+                name: spec.name.clone(),
+                message,
+            };
+            let key_idx = fields
+                .iter()
+                .position(|f| f.name() == &spec.source_key)
+                .ok_or_else(|| {
+                    cfg_err(format!(
+                        "source_key {:?} is not a source column",
+                        spec.source_key
+                    ))
+                })?;
+            let counters = metrics.dimension(&spec.name);
+            let snap = initial_load(spec, opts.state_dir.as_deref(), &counters, handle)?;
+            for f in &snap.fields {
+                if fields.iter().any(|o| o.name() == f.name()) {
+                    return Err(cfg_err(format!(
+                        "the added column {:?} is already a column; use `prefix` or `rename`",
+                        f.name()
+                    )));
+                }
+            }
+            fields.extend(snap.fields.iter().cloned());
+            dims.push(Arc::new(Dim {
+                key_idx,
+                fields: snap.fields.clone(),
+                current: ArcSwap::from_pointee(snap),
+                counters,
+                spec: spec.clone(),
+            }));
+        }
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields.iter().map(|f| Field::clone(f)).collect::<Vec<_>>(),
+            base.metadata().clone(),
+        ));
+        let stop: Stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let mut threads = Vec::new();
+        if opts.background {
+            for d in &dims {
+                let (d, stop, handle, state_dir) = (
+                    d.clone(),
+                    stop.clone(),
+                    handle.clone(),
+                    opts.state_dir.clone(),
+                );
+                let t = std::thread::Builder::new()
+                    .name(format!("sluice-dim-{}", d.spec.name))
+                    .spawn(move || reload_loop(&d, &stop, &handle, state_dir.as_deref()))
+                    .map_err(|e| EnrichError::Load(format!("cannot start a thread: {e}")))?;
+                threads.push(t);
+            }
+        }
+        Ok(Enricher {
+            dims,
+            schema,
+            stop,
+            threads,
+        })
+    }
+
+    /// The rows rules see: source columns, then each dimension's columns.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dims.is_empty()
+    }
+
+    /// Left-joins every dimension onto `batch` (one snapshot each).
+    pub fn enrich(&self, batch: RecordBatch) -> Result<RecordBatch, EnrichError> {
+        if self.dims.is_empty() {
+            return Ok(batch);
+        }
+        let mut cols = batch.columns().to_vec();
+        for d in &self.dims {
+            let snap = d.current.load();
+            let key = cols[d.key_idx].clone();
+            let (added, unmatched) = snap.join(&key)?;
+            d.counters.unmatched.fetch_add(unmatched, Ordering::Relaxed);
+            cols.extend(added);
+        }
+        let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &opts,
+        )?)
+    }
+
+    /// The snapshot each dimension uses now: (name, origin, rows, loaded at).
+    pub fn in_use(&self) -> Vec<(String, String, usize, i64)> {
+        self.dims
+            .iter()
+            .map(|d| {
+                let s = d.current.load();
+                (
+                    d.spec.name.clone(),
+                    s.origin.clone(),
+                    s.rows,
+                    s.loaded_at_ms,
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Enricher {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.stop;
+        *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Loads one candidate, retrying while its files move under the read,
+/// and applies the row-count checks against `prev_rows`.
+pub fn load_candidate(
+    spec: &DimensionSpec,
+    c: &Candidate,
+    prev_rows: Option<usize>,
+    handle: &Handle,
+    between: &dyn Fn(),
+    counters: &DimCounters,
+) -> Result<Snapshot, EnrichError> {
+    let started = Instant::now();
+    let mut attempt = 0;
+    let (data, fp) = loop {
+        attempt += 1;
+        match load::read_candidate(handle, spec, c, between) {
+            Err(EnrichError::Moved(m)) => {
+                counters.loads_moved.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(dimension = %spec.name, attempt, "{m}; the load was discarded");
+                if attempt >= 3 {
+                    return Err(EnrichError::Moved(format!(
+                        "{m} on {attempt} attempts in a row"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(200 * attempt));
+            }
+            other => break other?,
+        }
+    };
+    let snap = Snapshot::build(
+        data,
+        &spec.key,
+        &spec.columns,
+        spec.on_duplicate,
+        c.origin.clone(),
+        fp,
+        now_ms(),
+    )?;
+    check_rows(spec, snap.rows, prev_rows)?;
+    tracing::info!(
+        dimension = %spec.name,
+        origin = %snap.origin,
+        rows = snap.rows,
+        bytes = snap.memory_size(),
+        ms = started.elapsed().as_millis() as u64,
+        "dimension snapshot loaded"
+    );
+    Ok(snap)
+}
+
+fn check_rows(spec: &DimensionSpec, rows: usize, prev: Option<usize>) -> Result<(), EnrichError> {
+    if rows == 0 {
+        return Err(EnrichError::Rejected("it is empty".into()));
+    }
+    if (rows as u64) < spec.min_rows {
+        return Err(EnrichError::Rejected(format!(
+            "it has {rows} rows, fewer than min_rows = {}",
+            spec.min_rows
+        )));
+    }
+    if let Some(p) = prev
+        && spec.min_ratio > 0.0
+        && (rows as f64) < spec.min_ratio * p as f64
+    {
+        return Err(EnrichError::Rejected(format!(
+            "it has {rows} rows, less than min_ratio = {} of the last good snapshot's {p}",
+            spec.min_ratio
+        )));
+    }
+    Ok(())
+}
+
+fn publish(counters: &DimCounters, snap: &Snapshot) {
+    counters.rows.store(snap.rows as u64, Ordering::Relaxed);
+    counters
+        .memory_bytes
+        .store(snap.memory_size() as u64, Ordering::Relaxed);
+    counters
+        .loaded_at_ms
+        .store(snap.loaded_at_ms, Ordering::Relaxed);
+    counters.verified_at_ms.store(now_ms(), Ordering::Relaxed);
+    *counters.origin.lock().unwrap_or_else(|p| p.into_inner()) = snap.origin.clone();
+}
+
+fn persist(
+    handle: &Handle,
+    state_dir: Option<&std::path::Path>,
+    spec: &DimensionSpec,
+    s: &Snapshot,
+) {
+    if let Some(dir) = state_dir.filter(|_| spec.persist)
+        && let Err(e) = load::persist(handle, dir, &spec.name, s)
+    {
+        tracing::warn!(dimension = %spec.name, error = %e, "cannot persist the dimension snapshot; enrichment goes on");
+    }
+}
+
+fn initial_load(
+    spec: &DimensionSpec,
+    state_dir: Option<&std::path::Path>,
+    counters: &DimCounters,
+    handle: &Handle,
+) -> Result<Snapshot, EnrichError> {
+    let mut tried: Vec<String> = Vec::new();
+    let cands = match handle.block_on(load::candidates(spec)) {
+        Ok(c) if c.is_empty() => {
+            tried.push(format!("{}: no complete version", spec.path.display()));
+            c
+        }
+        Ok(c) => c,
+        Err(e) => {
+            tried.push(e.to_string());
+            Vec::new()
+        }
+    };
+    let fallback = |counters: &DimCounters, snap: &Snapshot, tried: &[String]| {
+        counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            dimension = %spec.name,
+            using = %snap.origin,
+            age_s = (now_ms() - snap.loaded_at_ms) / 1000,
+            failed = %tried.join("; "),
+            "the newest dimension version is not usable; falling back"
+        );
+    };
+    let mut rest = cands.iter();
+    if let Some(first) = rest.next() {
+        match load_candidate(spec, first, None, handle, &|| {}, counters) {
+            Ok(s) => {
+                counters.loads_ok.fetch_add(1, Ordering::Relaxed);
+                persist(handle, state_dir, spec, &s);
+                publish(counters, &s);
+                return Ok(s);
+            }
+            Err(e) => {
+                counters.loads_failed.fetch_add(1, Ordering::Relaxed);
+                tried.push(format!("{}: {e}", first.origin));
+            }
+        }
+    }
+    if let Some(dir) = state_dir.filter(|_| spec.persist) {
+        let mut wanted: Vec<&str> = vec![spec.key.as_str()];
+        wanted.extend(spec.columns.iter().map(|c| c.from.as_str()));
+        let built = load::load_persisted(handle, dir, &spec.name, &wanted).and_then(|p| {
+            p.map(|(data, origin, fp, at)| {
+                Snapshot::build(
+                    data,
+                    &spec.key,
+                    &spec.columns,
+                    spec.on_duplicate,
+                    origin,
+                    fp,
+                    at,
+                )
+            })
+            .transpose()
+        });
+        match built {
+            Ok(Some(s)) => {
+                fallback(counters, &s, &tried);
+                publish(counters, &s);
+                return Ok(s);
+            }
+            Ok(None) => {}
+            Err(e) => tried.push(format!("persisted copy: {e}")),
+        }
+    }
+    for c in rest {
+        match load_candidate(spec, c, None, handle, &|| {}, counters) {
+            Ok(s) => {
+                counters.loads_ok.fetch_add(1, Ordering::Relaxed);
+                fallback(counters, &s, &tried);
+                persist(handle, state_dir, spec, &s);
+                publish(counters, &s);
+                return Ok(s);
+            }
+            Err(e) => {
+                counters.loads_failed.fetch_add(1, Ordering::Relaxed);
+                tried.push(format!("{}: {e}", c.origin));
+            }
+        }
+    }
+    Err(EnrichError::NoSnapshot {
+        name: spec.name.clone(),
+        tried: tried
+            .iter()
+            .map(|t| format!("  - {t}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
+
+/// The reload thread: every `poll_interval`, compare the best candidate's
+/// fingerprint with the snapshot in use; load and swap a changed one. A
+/// version that failed is tried again after `reload_interval` (or as soon
+/// as its files change).
+fn reload_loop(d: &Dim, stop: &Stop, handle: &Handle, state_dir: Option<&std::path::Path>) {
+    let spec = &d.spec;
+    let mut failed: Option<(String, Fingerprint, Instant)> = None;
+    loop {
+        {
+            let (m, cv) = &**stop;
+            let g = m.lock().unwrap_or_else(|p| p.into_inner());
+            let (g, _) = cv
+                .wait_timeout_while(g, spec.poll_interval, |s| !*s)
+                .unwrap_or_else(|p| p.into_inner());
+            if *g {
+                return;
+            }
+        }
+        let _span = tracing::debug_span!("dimension_reload", dimension = %spec.name).entered();
+        let current = d.current.load_full();
+        let best = handle.block_on(load::candidates(spec)).and_then(|c| {
+            c.into_iter().next().ok_or_else(|| {
+                EnrichError::Load(format!("{}: no complete version", spec.path.display()))
+            })
+        });
+        let outcome = match best {
+            Err(e) => Err(("listing".to_string(), Fingerprint::default(), e)),
+            Ok(c) => {
+                let fp = c.fingerprint();
+                if fp == current.fingerprint && c.origin == current.origin {
+                    d.counters.verified_at_ms.store(now_ms(), Ordering::Relaxed);
+                    failed = None;
+                    continue;
+                }
+                if let Some((o, f, at)) = &failed
+                    && *o == c.origin
+                    && *f == fp
+                    && at.elapsed() < spec.reload_interval
+                {
+                    continue;
+                }
+                load_candidate(spec, &c, Some(current.rows), handle, &|| {}, &d.counters)
+                    .and_then(|s| same_schema(d, s))
+                    .map_err(|e| (c.origin.clone(), fp, e))
+            }
+        };
+        match outcome {
+            Ok(snap) => {
+                d.counters.loads_ok.fetch_add(1, Ordering::Relaxed);
+                persist(handle, state_dir, spec, &snap);
+                publish(&d.counters, &snap);
+                d.current.store(Arc::new(snap));
+                failed = None;
+            }
+            Err((origin, fp, e)) => {
+                let again = failed.as_ref().is_some_and(|(o, f, at)| {
+                    *o == origin && *f == fp && at.elapsed() < spec.reload_interval
+                });
+                if again {
+                    continue;
+                }
+                d.counters.loads_failed.fetch_add(1, Ordering::Relaxed);
+                d.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+                *d.counters
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = e.to_string();
+                tracing::warn!(
+                    dimension = %spec.name,
+                    version = %origin,
+                    error = %e,
+                    using = %current.origin,
+                    age_s = (now_ms() - current.loaded_at_ms) / 1000,
+                    "dimension reload failed; the last good snapshot keeps enriching"
+                );
+                failed = Some((origin, fp, Instant::now()));
+            }
+        }
+    }
+}
+
+fn same_schema(d: &Dim, s: Snapshot) -> Result<Snapshot, EnrichError> {
+    for (old, new) in d.fields.iter().zip(&s.fields) {
+        if old.data_type() != new.data_type() {
+            return Err(EnrichError::Rejected(format!(
+                "its column {:?} changed type from {} to {}; rules were checked against the old type (restart to accept it)",
+                old.name(),
+                old.data_type(),
+                new.data_type()
+            )));
+        }
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests;
