@@ -28,10 +28,12 @@ pub struct BenchArgs {
 }
 
 const HOURS: u32 = 5;
-const SCENARIOS: [(&str, &str); 7] = [
+const SCENARIOS: [(&str, &str); 9] = [
     ("read", "(a) read only"),
     ("rewrite", "(b) read + rewrite as one table (baseline)"),
     ("part100", "(c) 100 partitioning rules"),
+    ("part100_dim100k", "(c) + join with a 100k-row dimension"),
+    ("part100_dim1m", "(c) + join with a 1M-row dimension"),
     ("overlap100", "(d) 100 overlapping rules (x3 output)"),
     ("part10", "(e) 10 partitioning rules"),
     ("part1000", "(e) 1,000 partitioning rules"),
@@ -85,7 +87,7 @@ fn rules_for(scenario: &str) -> Vec<(String, String)> {
             .enumerate()
             .map(|(i, c)| rule(format!("t{i:04}"), format!("spmid IN ({})", in_list(c))))
             .collect(),
-        "part100" => s
+        "part100" | "part100_dim100k" | "part100_dim1m" => s
             .chunks(2)
             .enumerate()
             .map(|(i, c)| rule(format!("t{i:04}"), format!("spmid IN ({})", in_list(c))))
@@ -110,6 +112,47 @@ fn rules_for(scenario: &str) -> Vec<(String, String)> {
             .collect(),
         _ => vec![],
     }
+}
+
+/// Rows of a scenario's dimension (0: none).
+fn dimension_rows(scenario: &str) -> usize {
+    match scenario {
+        "part100_dim100k" => 100_000,
+        "part100_dim1m" => 1_000_000,
+        _ => 0,
+    }
+}
+
+/// A dimension of `rows` rows keyed on spmid: the generator's 200 values
+/// plus filler keys, with three string columns.
+fn write_dimension(path: &Path, rows: usize) -> Result<()> {
+    use arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let mut keys = spmids();
+    keys.extend((keys.len()..rows).map(|i| format!("filler.{i:08}")));
+    let col = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values((0..rows).map(f)))
+    };
+    let schema = Arc::new(Schema::new(
+        ["spmid", "dept", "business", "owner"]
+            .map(|n| Field::new(n, DataType::Utf8, false))
+            .to_vec(),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(keys)),
+            col(&|i| format!("dept_{}", i % 40)),
+            col(&|i| format!("business_{}", i % 12)),
+            col(&|i| format!("owner_{}@example.com", i % 5000)),
+        ],
+    )?;
+    let tmp = path.with_extension("tmp");
+    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&tmp)?, schema, None)?;
+    w.write(&batch)?;
+    w.close()?;
+    std::fs::rename(tmp, path)?;
+    Ok(())
 }
 
 fn peak_rss_kb() -> u64 {
@@ -156,6 +199,13 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         let per_file = a.rows / (HOURS * files_per_hour) as usize;
         sluice::demo::generate_ods(&ods, HOURS, files_per_hour, per_file, 65_536)?;
         std::fs::write(&marker, "")?;
+    }
+    for (key, _) in SCENARIOS {
+        let n = dimension_rows(key);
+        let p = a.dir.join(format!("dim-{n}.parquet"));
+        if n > 0 && !p.exists() {
+            write_dimension(&p, n)?;
+        }
     }
     let input_bytes = dir_bytes(&ods);
     println!(
@@ -207,6 +257,21 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
             rows_out / secs,
             rss_kb / 1024.0
         );
+        if let Some(d) = stdout.lines().find(|l| l.starts_with("DIMENSION ")) {
+            let f: Vec<f64> = d
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            println!(
+                "{:<46} load {:.2}s, snapshot {:.0} MB (Arrow {:.0} MB), RSS +{:.0} MB",
+                "",
+                f[0],
+                f[1] / 1e6,
+                f[2] / 1e6,
+                f[3] / 1024.0
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -222,12 +287,23 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
     for (name, sql) in rules_for(scenario) {
         std::fs::write(work.join("rules").join(format!("{name}.sql")), sql)?;
     }
-    let cfg_text = format!(
+    let mut cfg_text = format!(
         "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"10m\"\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n[http]\nenabled = false\n",
         std::fs::canonicalize(ods)?.display(),
         a.readers
     );
+    let dim_rows = dimension_rows(scenario);
+    if dim_rows > 0 {
+        let p = std::fs::canonicalize(a.dir.join(format!("dim-{dim_rows}.parquet")))?;
+        cfg_text.push_str(&format!(
+            "[[dimension]]\nname = \"dim_spmid\"\npath = \"{}\"\nkey = \"spmid\"\nsource_key = \"spmid\"\ncolumns = [\"dept\", \"business\", \"owner\"]\npersist = false\n",
+            p.display()
+        ));
+    }
     let cfg = Config::parse(&cfg_text, &work.join("sluice.toml")).context("bench config")?;
+    if dim_rows > 0 {
+        dimension_load(&cfg, &rt)?;
+    }
     let t0 = Instant::now();
     let s = pipeline::run(
         &cfg,
@@ -240,6 +316,47 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
     println!("RESULT {secs} {rows_out} {}", peak_rss_kb());
     let _ = std::fs::remove_dir_all(&work);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the scenario's dimension on its own: load time, snapshot size,
+/// the Arrow size of its columns, and the RSS it added.
+fn dimension_load(cfg: &Config, rt: &tokio::runtime::Runtime) -> Result<()> {
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("spmid", arrow::datatypes::DataType::Utf8, true),
+    ]));
+    let rss0 = current_rss_kb();
+    let t0 = Instant::now();
+    let metrics = Metrics::default();
+    let e = sluice::enrich::Enricher::start(
+        &cfg.dimensions,
+        &schema,
+        sluice::enrich::EnrichOptions {
+            state_dir: None,
+            background: false,
+        },
+        &metrics,
+        rt.handle(),
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    let d = metrics.dimension("dim_spmid");
+    let mem = d.memory_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let arrow_bytes = e.arrow_bytes();
+    println!(
+        "DIMENSION {secs} {mem} {arrow_bytes} {}",
+        current_rss_kb().saturating_sub(rss0)
+    );
+    Ok(())
+}
+
+fn current_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
 }
 
 /// Reads every split through the same fetch + decode path, routing nothing.

@@ -109,6 +109,9 @@ struct RawSink {
     row_group_rows: usize,
     #[serde(default = "default_zstd_level")]
     zstd_level: i32,
+    /// Writer threads (each encodes a disjoint share of the output files).
+    #[serde(default = "default_writers")]
+    writers: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +219,9 @@ fn default_row_group_rows() -> usize {
 fn default_zstd_level() -> i32 {
     3
 }
+fn default_writers() -> usize {
+    2
+}
 fn default_readers() -> usize {
     2
 }
@@ -283,6 +289,7 @@ pub struct SinkConfig {
     pub max_buffered: u64,
     pub row_group_rows: usize,
     pub zstd_level: i32,
+    pub writers: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -430,6 +437,9 @@ impl Config {
                 "must be between 1 and 22".into(),
             ));
         }
+        if sink.writers == 0 || sink.writers > 64 {
+            return Err(invalid("sink.writers", "must be between 1 and 64".into()));
+        }
         if raw.read.readers == 0 || raw.read.readers > 256 {
             return Err(invalid("read.readers", "must be between 1 and 256".into()));
         }
@@ -491,6 +501,7 @@ impl Config {
                 max_buffered: sink.max_buffered.0,
                 row_group_rows: sink.row_group_rows,
                 zstd_level: sink.zstd_level,
+                writers: sink.writers,
             },
             rules_dir,
             read: ReadConfig {

@@ -199,6 +199,14 @@ impl Enricher {
         )?)
     }
 
+    /// The Arrow size of the loaded dimension rows (all dimensions).
+    pub fn arrow_bytes(&self) -> usize {
+        self.dims
+            .iter()
+            .map(|d| d.current.load().data.get_array_memory_size())
+            .sum()
+    }
+
     /// The snapshot each dimension uses now: (name, origin, rows, loaded at).
     pub fn in_use(&self) -> Vec<(String, String, usize, i64)> {
         self.dims

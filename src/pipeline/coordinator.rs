@@ -5,7 +5,7 @@
 use super::PipelineError;
 use super::queue::{WorkItem, WorkQueue};
 use super::reader::{self, ReaderCtx, SplitInfo};
-use super::writer::{self, EpochReport, WriterCtx, WriterMsg};
+use super::writer::{EpochReport, WriterCtx, WriterPool};
 use crate::checkpoint::{EpochState, FileRecord, FileStatus, Prepare, STATE_VERSION, StateStore};
 use crate::config::Config;
 use crate::crashpoint;
@@ -166,7 +166,7 @@ struct Coordinator<'a> {
     dirty: BTreeSet<String>,
     reported: HashSet<String>,
     epoch: u64,
-    tx: SyncSender<WriterMsg>,
+    writers: WriterPool,
     epoch_bytes: Arc<AtomicU64>,
     rules: Arc<ArcSwap<RuleSet>>,
     /// The version of the rules directory last tried (accepted or refused).
@@ -241,7 +241,6 @@ pub fn run(
     tracing::info!(rules = rules.rules.len(), version = %rules.version, "rules loaded");
     let rules = Arc::new(ArcSwap::from_pointee(rules));
 
-    let (tx, rx) = sync_channel::<WriterMsg>(4);
     let epoch = state.next_epoch()?;
     let epoch_bytes = Arc::new(AtomicU64::new(0));
     let writer_ctx = WriterCtx {
@@ -256,7 +255,9 @@ pub fn run(
         metrics: metrics.clone(),
         epoch_bytes: epoch_bytes.clone(),
     };
-    let writer_thread = spawn("sluice-writer", move || writer::run(writer_ctx, epoch, rx))?;
+    let (writers, writer_threads) = WriterPool::start(&writer_ctx, cfg.sink.writers, epoch)
+        .map_err(|e| PipelineError::Thread(e.to_string()))?;
+    drop(writer_ctx);
 
     let queue = Arc::new(WorkQueue::default());
     let splits = Arc::new(RwLock::new(HashMap::new()));
@@ -268,7 +269,7 @@ pub fn run(
         rules: rules.clone(),
         store: source.clone(),
         handle: handle.clone(),
-        tx: tx.clone(),
+        writers: writers.clone(),
         metrics: metrics.clone(),
         batch_rows: cfg.read.batch_rows,
     });
@@ -296,7 +297,7 @@ pub fn run(
         dirty: BTreeSet::new(),
         reported: HashSet::new(),
         epoch,
-        tx,
+        writers,
         epoch_bytes,
         rules_tried: rules.load().version.clone(),
         last_rows_read: 0,
@@ -329,7 +330,9 @@ pub fn run(
     for r in readers {
         let _ = r.join();
     }
-    let _ = writer_thread.join();
+    for w in writer_threads {
+        let _ = w.join();
+    }
     drop(enricher);
     result.map(|()| summary)
 }
@@ -564,16 +567,12 @@ impl Coordinator<'_> {
         let t0 = Instant::now();
         let _span = tracing::info_span!("checkpoint", epoch = self.epoch).entered();
         self.queue.barrier();
-        let (rtx, rrx) = sync_channel(1);
-        self.tx
-            .send(WriterMsg::Barrier {
-                next: self.epoch + 1,
-                reply: rtx,
-            })
-            .map_err(|_| PipelineError::Thread("writer".into()))?;
-        let report = rrx
-            .recv()
-            .map_err(|_| PipelineError::Thread("writer".into()))??;
+        let report = match self.writers.barrier(self.epoch + 1) {
+            Ok(r) => r,
+            Err(super::writer::BarrierError::Sink(e)) => return Err(e.into()),
+            Err(e) => return Err(PipelineError::Thread(e.to_string())),
+        };
+        self.epoch_bytes.store(0, Ordering::Relaxed);
         let epoch = self.epoch;
         self.epoch += 1;
         let result = self.prepare_and_commit(epoch, report, t0);

@@ -3,7 +3,7 @@
 //! the writer through a bounded channel (a slow writer slows the readers).
 
 use super::queue::{WorkItem, WorkQueue};
-use super::writer::WriterMsg;
+use super::writer::WriterPool;
 use crate::crashpoint;
 use crate::enrich::Enricher;
 use crate::read::{self, OpenedFile, SourceSchema, SplitRead};
@@ -13,7 +13,6 @@ use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, RwLock};
 use tokio::runtime::Handle;
 
@@ -33,7 +32,7 @@ pub struct ReaderCtx {
     pub rules: Arc<ArcSwap<RuleSet>>,
     pub store: Arc<dyn object_store::ObjectStore>,
     pub handle: Handle,
-    pub tx: SyncSender<WriterMsg>,
+    pub writers: WriterPool,
     pub metrics: Arc<Metrics>,
     pub batch_rows: usize,
 }
@@ -67,12 +66,7 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
         offset: item.offset,
         batch_rows: ctx.batch_rows,
     };
-    let fail = |reason: String| {
-        let _ = ctx.tx.send(WriterMsg::Failed {
-            split: item.split.clone(),
-            reason,
-        });
-    };
+    let fail = |reason: String| ctx.writers.failed(item.split.clone(), reason);
     let data = match ctx.handle.block_on(read::fetch(&ctx.store, &r)) {
         Ok(d) => d,
         Err(e) => return fail(e.to_string()),
@@ -111,13 +105,10 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
             ctx.metrics.rule_errors.fetch_add(*n, Ordering::Relaxed);
             tracing::warn!(table = %rules.rules[*rule].table, rows = n, error = %e, "rule failed on a batch; its rows of this batch are not written");
         }
-        let msg = WriterMsg::Data {
-            split: item.split.clone(),
-            end_row: first + rows,
-            rules: rules.clone(),
-            pieces: routed.pieces,
-        };
-        if ctx.tx.send(msg).is_err() {
+        if !ctx
+            .writers
+            .data(&item.split, first + rows, &rules, routed.pieces)
+        {
             return false;
         }
         if ctx.queue.stop_requested() && first + rows < r.rows {
@@ -135,11 +126,7 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
             split: item.split.clone(),
             offset,
         }),
-        (Ok(()), None) => {
-            let _ = ctx.tx.send(WriterMsg::SplitDone {
-                split: item.split.clone(),
-            });
-        }
+        (Ok(()), None) => ctx.writers.split_done(item.split.clone()),
     }
 }
 

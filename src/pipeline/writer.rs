@@ -1,7 +1,15 @@
-//! The writer thread: owns the epoch's Parquet writers. It applies routed
-//! pieces in the order readers sent them, tracks how far each split got,
-//! and at a barrier closes every file and reports the staged files together
-//! with the split offsets they cover.
+//! The writer threads: each owns the epoch's Parquet writers of a disjoint
+//! shard of (table, partition) pairs (a stable hash), so encoding spreads
+//! over threads while one output file is written by exactly one thread.
+//! A shard applies its pieces in the order readers sent them, tracks how
+//! far each split got, and at a barrier closes its files and reports them
+//! with the split offsets they cover. [`WriterPool`] is the readers' and
+//! the coordinator's side: it cuts a batch's pieces by shard and merges
+//! the shards' reports at a barrier.
+//!
+//! Offsets merge by maximum: a barrier is sent only once every reader is
+//! parked, and channels are FIFO, so when the shards answer they hold every
+//! piece of every batch any reader sent, whichever shard got the progress.
 
 use crate::checkpoint::StagedFile;
 use crate::route::{Piece, RuleSet};
@@ -11,7 +19,7 @@ use crate::telemetry::Metrics;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use tokio::runtime::Handle;
 
 pub enum WriterMsg {
@@ -50,17 +58,173 @@ pub struct WriterCtx {
     pub settings: SinkSettings,
     pub max_buffered: u64,
     pub metrics: Arc<Metrics>,
-    /// Bytes written since the epoch began (the coordinator checkpoints early past a bound).
+    /// Bytes written since the epoch began, over all shards (the
+    /// coordinator checkpoints early past a bound and resets it).
     pub epoch_bytes: Arc<AtomicU64>,
 }
 
-pub fn run(ctx: WriterCtx, first_epoch: u64, rx: Receiver<WriterMsg>) {
-    let mut writers = EpochWriters::new(
-        ctx.store.clone(),
-        ctx.handle.clone(),
-        ctx.settings.clone(),
-        first_epoch,
-    );
+/// Messages a shard's channel holds before a sender waits.
+const SHARD_QUEUE: usize = 4;
+
+/// The senders to every writer shard; cheap to clone.
+#[derive(Clone)]
+pub struct WriterPool {
+    shards: Arc<[SyncSender<WriterMsg>]>,
+}
+
+impl WriterPool {
+    /// Starts `n` writer threads for epoch `first_epoch` on.
+    pub fn start(
+        ctx: &WriterCtx,
+        n: usize,
+        first_epoch: u64,
+    ) -> std::io::Result<(WriterPool, Vec<std::thread::JoinHandle<()>>)> {
+        let n = n.max(1);
+        let mut shards = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, rx) = sync_channel::<WriterMsg>(SHARD_QUEUE);
+            let c = WriterCtx {
+                store: ctx.store.clone(),
+                handle: ctx.handle.clone(),
+                settings: ctx.settings.clone(),
+                // Each shard sheds against its share of the bound.
+                max_buffered: ctx.max_buffered / n as u64,
+                metrics: ctx.metrics.clone(),
+                epoch_bytes: ctx.epoch_bytes.clone(),
+            };
+            let ids = (i as u32, n as u32);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("sluice-writer-{i}"))
+                    .spawn(move || run(c, first_epoch, ids, rx))?,
+            );
+            shards.push(tx);
+        }
+        Ok((
+            WriterPool {
+                shards: shards.into(),
+            },
+            threads,
+        ))
+    }
+
+    fn shard_of(&self, table: &str, partition: &str) -> usize {
+        let mut key = Vec::with_capacity(table.len() + partition.len() + 1);
+        key.extend_from_slice(table.as_bytes());
+        key.push(0);
+        key.extend_from_slice(partition.as_bytes());
+        (crate::route::fnv64(&key) % self.shards.len() as u64) as usize
+    }
+
+    fn shard_of_split(&self, split: &SplitId) -> usize {
+        (crate::route::fnv64(split.file.as_bytes()).wrapping_add(split.index as u64)
+            % self.shards.len() as u64) as usize
+    }
+
+    /// Sends a batch's pieces (rows of `split` up to `end_row`) to their
+    /// shards. False when the writers are gone.
+    pub fn data(
+        &self,
+        split: &SplitId,
+        end_row: u64,
+        rules: &Arc<RuleSet>,
+        pieces: Vec<Piece>,
+    ) -> bool {
+        let n = self.shards.len();
+        let mut by_shard: Vec<Vec<Piece>> = (0..n).map(|_| Vec::new()).collect();
+        for p in pieces {
+            let s = self.shard_of(&rules.rules[p.rule].table, &p.partition);
+            by_shard[s].push(p);
+        }
+        // Progress must reach some shard even when no rule took a row.
+        let home = self.shard_of_split(split);
+        for (i, pieces) in by_shard.into_iter().enumerate() {
+            if pieces.is_empty() && i != home {
+                continue;
+            }
+            let msg = WriterMsg::Data {
+                split: split.clone(),
+                end_row,
+                rules: rules.clone(),
+                pieces,
+            };
+            if self.shards[i].send(msg).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    pub fn split_done(&self, split: SplitId) {
+        let _ = self.shards[self.shard_of_split(&split)].send(WriterMsg::SplitDone { split });
+    }
+
+    pub fn failed(&self, split: SplitId, reason: String) {
+        let _ = self.shards[self.shard_of_split(&split)].send(WriterMsg::Failed { split, reason });
+    }
+
+    /// Closes the epoch on every shard and merges their reports. Call only
+    /// while every reader is parked.
+    pub fn barrier(&self, next: u64) -> Result<EpochReport, BarrierError> {
+        let mut replies = Vec::with_capacity(self.shards.len());
+        for tx in self.shards.iter() {
+            let (rtx, rrx) = sync_channel(1);
+            tx.send(WriterMsg::Barrier { next, reply: rtx })
+                .map_err(|_| BarrierError::Gone)?;
+            replies.push(rrx);
+        }
+        let mut out = EpochReport::default();
+        let mut first_err = None;
+        for r in replies {
+            match r.recv().map_err(|_| BarrierError::Gone)? {
+                Ok(rep) => merge(&mut out, rep),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(BarrierError::Sink(e)),
+            None => Ok(out),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BarrierError {
+    #[error("a writer thread stopped")]
+    Gone,
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+fn merge(into: &mut EpochReport, r: EpochReport) {
+    into.files.extend(r.files);
+    for (split, end) in r.offsets {
+        let e = into.offsets.entry(split).or_insert(0);
+        *e = (*e).max(end);
+    }
+    into.done.extend(r.done);
+    into.failed.extend(r.failed);
+    for (t, n) in r.rows_per_table {
+        *into.rows_per_table.entry(t).or_default() += n;
+    }
+}
+
+/// One shard. `ids`: (first writer id, stride), so writer ids stay unique
+/// across shards.
+fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg>) {
+    let new_writers = |epoch: u64| {
+        EpochWriters::new(
+            ctx.store.clone(),
+            ctx.handle.clone(),
+            ctx.settings.clone(),
+            epoch,
+        )
+        .with_writer_ids(ids.0, ids.1)
+    };
+    let mut writers = new_writers(first_epoch);
     let mut report = EpochReport::default();
     let mut failure: Option<SinkError> = None;
     while let Ok(msg) = rx.recv() {
@@ -72,6 +236,7 @@ pub fn run(ctx: WriterCtx, first_epoch: u64, rx: Receiver<WriterMsg>) {
                 pieces,
             } => {
                 if failure.is_none() {
+                    let before = writers.bytes_in;
                     for p in &pieces {
                         let table = &rules.rules[p.rule].table;
                         let n = p.batch.num_rows() as u64;
@@ -87,26 +252,19 @@ pub fn run(ctx: WriterCtx, first_epoch: u64, rx: Receiver<WriterMsg>) {
                     {
                         failure = Some(e);
                     }
-                    ctx.epoch_bytes.store(writers.bytes_in, Ordering::Relaxed);
+                    ctx.epoch_bytes
+                        .fetch_add(writers.bytes_in - before, Ordering::Relaxed);
                 }
-                report.offsets.insert(split, end_row);
+                let e = report.offsets.entry(split).or_insert(0);
+                *e = (*e).max(end_row);
             }
             WriterMsg::SplitDone { split } => {
                 report.done.insert(split);
             }
             WriterMsg::Failed { split, reason } => report.failed.push((split, reason)),
             WriterMsg::Barrier { next, reply } => {
-                let finished = std::mem::replace(
-                    &mut writers,
-                    EpochWriters::new(
-                        ctx.store.clone(),
-                        ctx.handle.clone(),
-                        ctx.settings.clone(),
-                        next,
-                    ),
-                );
+                let finished = std::mem::replace(&mut writers, new_writers(next));
                 let mut out = std::mem::take(&mut report);
-                ctx.epoch_bytes.store(0, Ordering::Relaxed);
                 let res = match failure.take() {
                     Some(e) => Err(e),
                     None => finished.finish().map(|files| {

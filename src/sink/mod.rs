@@ -109,6 +109,7 @@ pub struct EpochWriters {
     writers: HashMap<(String, String), PartitionWriter>,
     closed: Vec<StagedFile>,
     next_writer: u32,
+    writer_stride: u32,
     /// Bytes handed to the encoder since the epoch began.
     pub bytes_in: u64,
 }
@@ -128,8 +129,17 @@ impl EpochWriters {
             writers: HashMap::new(),
             closed: Vec::new(),
             next_writer: 0,
+            writer_stride: 1,
             bytes_in: 0,
         }
+    }
+
+    /// Writer ids `first, first + stride, ...`: writers of several
+    /// `EpochWriters` of one epoch never share an id (or a file name).
+    pub fn with_writer_ids(mut self, first: u32, stride: u32) -> EpochWriters {
+        self.next_writer = first;
+        self.writer_stride = stride.max(1);
+        self
     }
 
     pub fn epoch(&self) -> u64 {
@@ -159,7 +169,7 @@ impl EpochWriters {
         let key = (table.to_string(), partition.to_string());
         if !self.writers.contains_key(&key) {
             let id = self.next_writer;
-            self.next_writer += 1;
+            self.next_writer += self.writer_stride;
             self.writers.insert(
                 key.clone(),
                 PartitionWriter {
