@@ -97,6 +97,31 @@ struct PartitionWriter {
     writer_id: u32,
     seq: u32,
     open: Option<OpenFile>,
+    /// Small pieces wait here and reach the encoder as one batch: with many
+    /// tables a batch splits into many tiny pieces, and each encoder call
+    /// has a per-column cost.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    pending_bytes: u64,
+}
+
+/// Pieces are coalesced until a writer holds this many rows...
+const COALESCE_ROWS: usize = 2048;
+/// ... or this many bytes (bounds memory with thousands of writers).
+const COALESCE_BYTES: u64 = 128 << 10;
+
+/// The bytes a batch's rows hold. Pieces are slices of one routed batch,
+/// and Arrow's `get_array_memory_size` counts a slice's whole buffers.
+pub fn slice_bytes(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+        })
+        .sum()
 }
 
 /// All writers of one epoch. Lives on a blocking thread; uses the I/O
@@ -150,8 +175,12 @@ impl EpochWriters {
     pub fn buffered_bytes(&self) -> u64 {
         self.writers
             .values()
-            .filter_map(|w| w.open.as_ref())
-            .map(|o| (o.writer.in_progress_size() + o.writer.inner().buffered()) as u64)
+            .map(|w| {
+                w.pending_bytes
+                    + w.open.as_ref().map_or(0, |o| {
+                        (o.writer.in_progress_size() + o.writer.inner().buffered()) as u64
+                    })
+            })
             .sum()
     }
 
@@ -165,7 +194,8 @@ impl EpochWriters {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        self.bytes_in += batch.get_array_memory_size() as u64;
+        let bytes = slice_bytes(batch);
+        self.bytes_in += bytes;
         let key = (table.to_string(), partition.to_string());
         if !self.writers.contains_key(&key) {
             let id = self.next_writer;
@@ -179,10 +209,49 @@ impl EpochWriters {
                     writer_id: id,
                     seq: 0,
                     open: None,
+                    pending: Vec::new(),
+                    pending_rows: 0,
+                    pending_bytes: 0,
                 },
             );
         }
         let Some(w) = self.writers.get_mut(&key) else {
+            return Ok(());
+        };
+        if w.pending.is_empty() && (batch.num_rows() >= COALESCE_ROWS || bytes >= COALESCE_BYTES) {
+            return self.encode(&key, batch.clone());
+        }
+        w.pending.push(batch.clone());
+        w.pending_rows += batch.num_rows();
+        w.pending_bytes += bytes;
+        if w.pending_rows >= COALESCE_ROWS || w.pending_bytes >= COALESCE_BYTES {
+            self.drain(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Hands a writer's pending pieces to its encoder as one batch.
+    fn drain(&mut self, key: &(String, String)) -> Result<(), SinkError> {
+        let Some(w) = self.writers.get_mut(key) else {
+            return Ok(());
+        };
+        if w.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut w.pending);
+        w.pending_rows = 0;
+        w.pending_bytes = 0;
+        let batch =
+            arrow::compute::concat_batches(&w.schema, &pending).map_err(|e| SinkError::Encode {
+                table: w.table.clone(),
+                source: e.into(),
+            })?;
+        self.encode(key, batch)
+    }
+
+    /// Encodes rows into the writer's open file, rolling past the target size.
+    fn encode(&mut self, key: &(String, String), batch: RecordBatch) -> Result<(), SinkError> {
+        let Some(w) = self.writers.get_mut(key) else {
             return Ok(());
         };
         if w.open.is_none() {
@@ -198,7 +267,7 @@ impl EpochWriters {
             let Some(o) = w.open.as_mut() else {
                 return Ok(());
             };
-            o.writer.write(batch).map_err(|source| SinkError::Encode {
+            o.writer.write(&batch).map_err(|source| SinkError::Encode {
                 table: w.table.clone(),
                 source,
             })?;
@@ -219,10 +288,9 @@ impl EpochWriters {
         let mut sizes: Vec<((String, String), usize)> = self
             .writers
             .iter()
-            .filter_map(|(k, w)| {
-                w.open
-                    .as_ref()
-                    .map(|o| (k.clone(), o.writer.in_progress_size()))
+            .map(|(k, w)| {
+                let open = w.open.as_ref().map_or(0, |o| o.writer.in_progress_size());
+                (k.clone(), open + w.pending_bytes as usize)
             })
             .collect();
         sizes.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
@@ -231,6 +299,7 @@ impl EpochWriters {
             if total <= limit {
                 break;
             }
+            self.drain(&k)?;
             if let Some(o) = self.writers.get_mut(&k).and_then(|w| w.open.as_mut()) {
                 o.writer.flush().map_err(|source| SinkError::Encode {
                     table: k.0.clone(),
@@ -247,6 +316,7 @@ impl EpochWriters {
         let mut keys: Vec<(String, String)> = self.writers.keys().cloned().collect();
         keys.sort();
         for k in keys {
+            self.drain(&k)?;
             if let Some(w) = self.writers.get_mut(&k) {
                 let f = close_file(&self.handle, w)?;
                 self.closed.extend(f);
