@@ -15,6 +15,7 @@ use crate::route::RuleSet;
 use crate::sink::{self, SinkSettings};
 use crate::split::{self, SplitId};
 use crate::telemetry::Metrics;
+use crate::telemetry::status::{self, Phase};
 use arc_swap::ArcSwap;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
@@ -186,8 +187,22 @@ pub fn run(
         root: cfg.state_dir.display().to_string(),
         message: e.to_string(),
     })?;
+    metrics.status.set_facts(status::RunFacts {
+        readers: cfg.read.readers as u64,
+        thresholds: status::Thresholds::from_config(cfg),
+        sink_root: &cfg.sink.root,
+        state_dir: &cfg.state_dir,
+    });
+    let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     let state = StateStore::open(&cfg.state_dir)?;
     let recovered = recover(&state, &sink, Some(&cfg.sink.root), &handle)?;
+    if let Some(e) = state
+        .epochs()?
+        .iter()
+        .rfind(|e| e.state == EpochState::Committed)
+    {
+        metrics.status.committed(e.epoch, e.created_ms, None);
+    }
 
     let shutdown = match &mode {
         RunMode::Daemon { shutdown } => Some(shutdown.clone()),
@@ -197,6 +212,18 @@ pub fn run(
         if let Some(s) = source_schema(cfg, Some(&state), true, &source, &handle)? {
             break s;
         }
+        // Not ready until the schema is known: the rules cannot be checked
+        // before. Keep systemd's start timeout from expiring meanwhile.
+        if metrics.status.phase() != Phase::WaitingForSchema {
+            metrics.status.set_phase(Phase::WaitingForSchema);
+            tracing::info!(root = %cfg.source.root.display(), "waiting for the first source file to learn the schema; not ready until then");
+        }
+        notifier.notify(&format!(
+            "STATUS={}\nEXTEND_TIMEOUT_USEC={}",
+            Phase::WaitingForSchema.describe(),
+            (cfg.source.scan_interval.min(Duration::from_secs(1)) + Duration::from_secs(30))
+                .as_micros()
+        ));
         match &shutdown {
             None => {
                 tracing::info!(root = %cfg.source.root.display(), "no source file yet: nothing to do");
@@ -216,6 +243,7 @@ pub fn run(
             }
         }
     };
+    metrics.status.set_phase(Phase::LoadingRules);
     let rules = RuleSet::load(&cfg.rules_dir, &cfg.source.name, &schema.full).map_err(|errs| {
         PipelineError::Rules(
             errs.iter()
@@ -300,11 +328,13 @@ pub fn run(
     metrics
         .stall_timeout_ms
         .store(cfg.stall_timeout.as_millis() as i64, Ordering::Relaxed);
+    c.report_status();
+    metrics.status.set_phase(Phase::Running);
     metrics.ready.store(1, Ordering::Relaxed);
-    let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     notifier.notify("READY=1\nSTATUS=running");
     let result = c.main_loop(&mode, &notifier);
     metrics.ready.store(0, Ordering::Relaxed);
+    metrics.status.set_phase(Phase::Stopping);
     notifier.notify("STOPPING=1");
 
     queue.close();
@@ -563,6 +593,7 @@ impl Coordinator<'_> {
         // Readers are parked: a new rule set takes effect for the next epoch as a whole.
         self.reload_rules();
         self.queue.resume();
+        self.report_status();
         result
     }
 
@@ -668,6 +699,9 @@ impl Coordinator<'_> {
         self.metrics
             .checkpoint_duration_us
             .store(t0.elapsed().as_micros() as i64, Ordering::Relaxed);
+        self.metrics
+            .status
+            .committed(epoch, now_ms(), Some(t0.elapsed().as_millis() as u64));
         tracing::info!(
             epoch,
             files = report.files.len(),
@@ -731,8 +765,44 @@ impl Coordinator<'_> {
         }
     }
 
+    /// Refreshes what `/status` shows beyond the metrics (at each checkpoint).
+    fn report_status(&self) {
+        let now = now_ms();
+        let day = crate::checkpoint::utc_day(now);
+        let tables = match self.state.table_rows(&day) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read today's row counts for /status");
+                Default::default()
+            }
+        };
+        let rules = self.rules.load();
+        let facts = status::CheckpointFacts {
+            quarantined: self
+                .files
+                .iter()
+                .filter_map(|(p, r)| match &r.status {
+                    FileStatus::Quarantined { reason, at_ms } => Some(status::Quarantined {
+                        path: p.clone(),
+                        reason: reason.clone(),
+                        at_ms: *at_ms,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            day,
+            tables,
+            rules: status::RulesInfo {
+                version: rules.version.clone(),
+                count: rules.rules.len(),
+            },
+        };
+        let wait = self.metrics.reader_wait_us.load(Ordering::Relaxed);
+        self.metrics.status.checkpoint(facts, wait, now);
+    }
+
     fn update_gauges(&self) {
-        let (queued, _busy) = self.queue.sizes();
+        let (queued, busy) = self.queue.sizes();
         self.metrics
             .splits_queued
             .store(queued as i64, Ordering::Relaxed);
@@ -749,8 +819,17 @@ impl Coordinator<'_> {
             Ordering::Relaxed,
         );
         let oldest = active.iter().map(|r| r.mtime_ms).min();
-        self.metrics
-            .lag_ms
-            .store(oldest.map(|m| now_ms() - m).unwrap_or(0), Ordering::Relaxed);
+        let lag_ms = oldest.map(|m| now_ms() - m).unwrap_or(0);
+        self.metrics.lag_ms.store(lag_ms, Ordering::Relaxed);
+        self.metrics.status.sample(
+            status::Backlog {
+                files: active.len() as u64,
+                bytes: active.iter().map(|r| r.size).sum(),
+                waiting_files: self.waiting as u64,
+                lag_seconds: lag_ms.max(0) as f64 / 1e3,
+            },
+            queued,
+            busy,
+        );
     }
 }

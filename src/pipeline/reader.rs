@@ -104,9 +104,14 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
             rules: rules.clone(),
             pieces: routed.pieces,
         };
+        // Time blocked here is writer back-pressure (`sluice status` diagnosis).
+        let t0 = std::time::Instant::now();
         if ctx.tx.send(msg).is_err() {
             return false;
         }
+        ctx.metrics
+            .reader_wait_us
+            .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         if ctx.queue.stop_requested() && first + rows < r.rows {
             stopped_at = Some(first + rows);
             return false;
