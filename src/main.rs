@@ -261,7 +261,21 @@ fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
             tracing::error!(grace = %humantime::format_duration(grace), "final checkpoint did not finish within the shutdown grace period; exiting");
             std::process::exit(1);
         });
-        RunMode::Daemon { shutdown }
+        // SIGHUP: the coordinator re-reads the config's safe keys and the rules.
+        let reload = Arc::new(AtomicBool::new(false));
+        let hup = reload.clone();
+        rt.spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut sig) = signal(SignalKind::hangup()) else {
+                tracing::error!("cannot install the SIGHUP handler");
+                return;
+            };
+            while sig.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the config and the rules");
+                hup.store(true, Ordering::SeqCst);
+            }
+        });
+        RunMode::Daemon { shutdown, reload }
     };
     match pipeline::run(&cfg, mode, metrics, rt.handle().clone()) {
         Ok(s) => {

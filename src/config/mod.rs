@@ -6,6 +6,7 @@
 //! Relative paths in a config file are resolved against the file's folder,
 //! so `rules.dir = "rules"` means the `rules` folder next to `sluice.toml`.
 
+pub mod reload;
 pub mod units;
 
 use serde::Deserialize;

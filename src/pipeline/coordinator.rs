@@ -32,7 +32,11 @@ pub enum RunMode {
     /// Take every file visible now, commit, return.
     Once,
     /// Run until `shutdown` is set, then take a final checkpoint and return.
-    Daemon { shutdown: Arc<AtomicBool> },
+    /// `reload` (SIGHUP) re-reads the config's safe keys and the rules.
+    Daemon {
+        shutdown: Arc<AtomicBool>,
+        reload: Arc<AtomicBool>,
+    },
 }
 
 /// What a run did.
@@ -150,8 +154,9 @@ pub fn source_schema(
     Ok(None)
 }
 
-struct Coordinator<'a> {
-    cfg: &'a Config,
+struct Coordinator {
+    /// The running config: safe keys change on SIGHUP (see `config::reload`).
+    cfg: Config,
     handle: Handle,
     state: StateStore,
     source: Arc<dyn ObjectStore>,
@@ -205,7 +210,7 @@ pub fn run(
     }
 
     let shutdown = match &mode {
-        RunMode::Daemon { shutdown } => Some(shutdown.clone()),
+        RunMode::Daemon { shutdown, .. } => Some(shutdown.clone()),
         RunMode::Once => None,
     };
     let schema = loop {
@@ -295,7 +300,7 @@ pub fn run(
     drop(reader_ctx);
 
     let mut c = Coordinator {
-        cfg,
+        cfg: cfg.clone(),
         handle: handle.clone(),
         files: state.files()?,
         state,
@@ -357,7 +362,7 @@ fn spawn(
         .map_err(|e| PipelineError::Thread(e.to_string()))
 }
 
-impl Coordinator<'_> {
+impl Coordinator {
     fn main_loop(
         &mut self,
         mode: &RunMode,
@@ -390,9 +395,16 @@ impl Coordinator<'_> {
             self.note_progress();
             let stop = match mode {
                 RunMode::Once => self.queue.is_idle(),
-                RunMode::Daemon { shutdown } => shutdown.load(Ordering::SeqCst),
+                RunMode::Daemon { shutdown, .. } => shutdown.load(Ordering::SeqCst),
             };
-            let due = last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval
+            // SIGHUP: new safe config keys now, the rules at a checkpoint taken now.
+            let hup = matches!(mode, RunMode::Daemon { reload, .. } if reload.swap(false, Ordering::SeqCst));
+            if hup {
+                self.reload_config();
+                self.rules_tried.clear();
+            }
+            let due = hup
+                || last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval
                 || self.epoch_bytes.load(Ordering::Relaxed) >= self.cfg.sink.max_buffered;
             if stop || due {
                 self.checkpoint()?;
@@ -711,6 +723,41 @@ impl Coordinator<'_> {
             "checkpoint committed"
         );
         Ok(())
+    }
+
+    /// SIGHUP: re-reads the config file; safe keys apply, the others are
+    /// logged as needing a restart; a config that does not load is refused
+    /// whole and the running one stays.
+    fn reload_config(&mut self) {
+        let new = match Config::load(&self.cfg.path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: config refused; the running config stays");
+                return;
+            }
+        };
+        let r = crate::config::reload::diff(&self.cfg, &new);
+        for c in &r.applied {
+            tracing::info!(key = %c.key, from = %c.from, to = %c.to, "config change applied");
+        }
+        for c in &r.needs_restart {
+            tracing::warn!(key = %c.key, from = %c.from, to = %c.to, "config change needs a restart; ignored until then");
+        }
+        crate::config::reload::apply(&mut self.cfg, &new);
+        self.metrics
+            .stall_timeout_ms
+            .store(self.cfg.stall_timeout.as_millis() as i64, Ordering::Relaxed);
+        self.metrics.status.set_facts(status::RunFacts {
+            readers: self.cfg.read.readers as u64,
+            thresholds: status::Thresholds::from_config(&self.cfg),
+            sink_root: &self.cfg.sink.root,
+            state_dir: &self.cfg.state_dir,
+        });
+        tracing::info!(
+            applied = r.applied.len(),
+            needs_restart = r.needs_restart.len(),
+            "SIGHUP: config reloaded; rules reload at the checkpoint taken now"
+        );
     }
 
     /// Swaps in the rules directory's new version if it compiles; a set with

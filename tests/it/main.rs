@@ -5,5 +5,7 @@ mod cli;
 mod crash;
 mod engine;
 mod ops;
+mod ops_daemon;
+mod ops_tools;
 mod quarantine;
 mod support;

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 /// Starts `cmd` with its stderr delivered line by line on a channel.
-fn spawn_with_log(
+pub(crate) fn spawn_with_log(
     mut cmd: std::process::Command,
 ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
@@ -22,7 +22,7 @@ fn spawn_with_log(
     (child, rx)
 }
 
-fn get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .unwrap();
@@ -112,7 +112,12 @@ fn metrics_reconcile_with_the_rows_fed_in_and_systemd_is_notified() {
 }
 
 /// Waits until `pred(stderr so far)` or panics after `secs`.
-fn wait_log(rx: &std::sync::mpsc::Receiver<String>, log: &mut String, secs: u64, what: &str) {
+pub(crate) fn wait_log(
+    rx: &std::sync::mpsc::Receiver<String>,
+    log: &mut String,
+    secs: u64,
+    what: &str,
+) {
     let t0 = Instant::now();
     while !log.contains(what) {
         assert!(
