@@ -44,7 +44,7 @@ METRICS = {
     "sluice_rows_unmatched_total", "sluice_rows_routed_total",
     "sluice_rows_committed_total", "sluice_files_committed_total",
     "sluice_checkpoints_total", "sluice_dimension_fallbacks_total",
-    "sluice_rule_reloads_total",
+    "sluice_rule_reloads_total", "sluice_reader_wait_seconds_total",
     # gauges
     "sluice_splits_queued", "sluice_splits_in_flight", "sluice_backlog_files",
     "sluice_backlog_bytes", "sluice_lag_seconds",

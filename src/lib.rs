@@ -13,7 +13,8 @@
 //! - [`sink`]: Parquet writers, staging, final names, the idempotent commit.
 //! - [`checkpoint`]: the sled state (the only module that touches it).
 //! - [`pipeline`]: threads and bounded channels, the epoch loop and its barrier.
-//! - [`telemetry`]: logs, metrics, HTTP endpoints.
+//! - [`telemetry`]: logs, metrics, HTTP endpoints, the status board.
+//! - [`status`]: `sluice status`, from the running daemon or from the state.
 //! - [`demo`]: the sample ODS generator shared by `sluice demo`, tests and the benchmark.
 //! - [`crashpoint`]: named points where crash tests kill the process.
 
@@ -28,4 +29,5 @@ pub mod read;
 pub mod route;
 pub mod sink;
 pub mod split;
+pub mod status;
 pub mod telemetry;

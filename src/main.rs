@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod bench;
+mod ops_cli;
 
 #[derive(Parser)]
 #[command(
@@ -55,7 +56,20 @@ enum Cmd {
         #[arg(long, default_value_t = 12_500)]
         rows_per_file: usize,
     },
-    /// Inspect the checkpoint state.
+    /// Backlog, lag, last checkpoint, quarantine, rows today, and a diagnosis;
+    /// from the running daemon (HTTP /status), else from the state.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// The daemon's HTTP address (default: [http] listen from the config).
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+    },
+    /// Inspect and manage the checkpoint state (stop the daemon first: it
+    /// holds the state's lock).
     State {
         #[command(subcommand)]
         cmd: StateCmd,
@@ -93,6 +107,36 @@ enum StateCmd {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Forget every source file modified after a time, so the next run reads
+    /// it again from the start (replays after an upstream fix). Prints what
+    /// it will re-emit and asks, unless --yes.
+    Rewind {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// RFC 3339 (2026-11-20T13:00:00Z, +08:00 offsets) or a duration ago (2h).
+        #[arg(long)]
+        to: String,
+        /// Do not ask (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write every key and value of the state as versioned JSON lines.
+    Export {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Load a dump written by `state export` into state.dir (must be empty).
+    Import {
+        #[arg(long, short)]
+        config: PathBuf,
+        file: PathBuf,
+        /// Replace a non-empty state.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -109,6 +153,23 @@ fn main() -> ExitCode {
         Cmd::State {
             cmd: StateCmd::Show { config },
         } => cmd_state_show(&config),
+        Cmd::Status { config, json, addr } => {
+            with_config(&config, |cfg| ops_cli::cmd_status(cfg, json, addr))
+        }
+        Cmd::State {
+            cmd: StateCmd::Rewind { config, to, yes },
+        } => with_config(&config, |cfg| ops_cli::cmd_rewind(cfg, &to, yes)),
+        Cmd::State {
+            cmd: StateCmd::Export { config, out },
+        } => with_config(&config, |cfg| ops_cli::cmd_export(cfg, out.as_deref())),
+        Cmd::State {
+            cmd:
+                StateCmd::Import {
+                    config,
+                    file,
+                    force,
+                },
+        } => with_config(&config, |cfg| ops_cli::cmd_import(cfg, &file, force)),
         Cmd::State {
             cmd:
                 StateCmd::Quarantine {
@@ -140,6 +201,14 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })
+}
+
+/// Loads the config (exit 2 when invalid) and runs `f` with it.
+fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<ExitCode>) -> Result<ExitCode> {
+    match load_config(path) {
+        Ok(cfg) => f(&cfg),
+        Err(code) => Ok(code),
+    }
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -192,7 +261,21 @@ fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
             tracing::error!(grace = %humantime::format_duration(grace), "final checkpoint did not finish within the shutdown grace period; exiting");
             std::process::exit(1);
         });
-        RunMode::Daemon { shutdown }
+        // SIGHUP: the coordinator re-reads the config's safe keys and the rules.
+        let reload = Arc::new(AtomicBool::new(false));
+        let hup = reload.clone();
+        rt.spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut sig) = signal(SignalKind::hangup()) else {
+                tracing::error!("cannot install the SIGHUP handler");
+                return;
+            };
+            while sig.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the config and the rules");
+                hup.store(true, Ordering::SeqCst);
+            }
+        });
+        RunMode::Daemon { shutdown, reload }
     };
     match pipeline::run(&cfg, mode, metrics, rt.handle().clone()) {
         Ok(s) => {

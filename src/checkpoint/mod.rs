@@ -8,6 +8,7 @@
 //! meta:schema         the source schema the rules were checked against
 //! file:<path>         FileRecord: size, mtime, status, per-split row offsets
 //! epoch:<E>           EpochRecord: Prepared | Committed, staged -> final names
+//! rows:<day>:<table>  rows committed to a table on a UTC day (for `sluice status`)
 //! ```
 //!
 //! A prepare is one sled transaction (file offsets + staged file list +
@@ -15,6 +16,11 @@
 //! can always be rolled forward. Values are JSON with a `v` field so the
 //! format can evolve; the store sits behind this small interface so sled can
 //! be swapped.
+//!
+//! [`tools`] holds the operator tools that work on a stopped daemon's state
+//! (rewind, export, import).
+
+pub mod tools;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -28,12 +34,16 @@ pub const STATE_VERSION: u32 = 1;
 pub enum StateError {
     #[error("cannot open state in {dir}: {source}")]
     Open { dir: String, source: sled::Error },
+    #[error(
+        "state at {dir} is locked by another process (is the daemon running?); stop the daemon first"
+    )]
+    Locked { dir: String },
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
     #[error(
-        "state was written by a newer sluice (state version {found}, this build reads up to {STATE_VERSION}); upgrade sluice or restore a backup"
+        "state at {dir} was written by sluice state format {found}; this binary supports up to {STATE_VERSION}; upgrade sluice"
     )]
-    TooNew { found: u32 },
+    TooNew { dir: String, found: u32 },
     #[error("corrupt state value under {key}: {message}")]
     Corrupt { key: String, message: String },
 }
@@ -141,6 +151,31 @@ fn epoch_key(epoch: u64) -> String {
     format!("epoch:{epoch:020}")
 }
 
+const ROWS_PREFIX: &str = "rows:";
+
+fn rows_key(day: &str, table: &str) -> String {
+    format!("{ROWS_PREFIX}{day}:{table}")
+}
+
+/// Days of per-table row counts kept in state.
+const ROWS_KEEP_DAYS: i64 = 8;
+
+/// The UTC day (`YYYY-MM-DD`) of a time in ms since the Unix epoch.
+pub fn utc_day(ms: i64) -> String {
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian calendar).
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], v: &[u8]) -> Result<T, StateError> {
     serde_json::from_slice(v).map_err(|e| StateError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
@@ -160,16 +195,27 @@ impl StateStore {
             .path(dir)
             .mode(sled::Mode::LowSpace)
             .open()
-            .map_err(|source| StateError::Open {
-                dir: dir.display().to_string(),
-                source,
+            .map_err(|source| match &source {
+                // sled takes an exclusive file lock; a running daemon holds it.
+                sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
+                    StateError::Locked {
+                        dir: dir.display().to_string(),
+                    }
+                }
+                _ => StateError::Open {
+                    dir: dir.display().to_string(),
+                    source,
+                },
             })?;
         let store = StateStore { db };
         match store.db.get(K_VERSION)? {
             Some(v) => {
                 let found: u32 = decode(K_VERSION.as_bytes(), &v)?;
                 if found > STATE_VERSION {
-                    return Err(StateError::TooNew { found });
+                    return Err(StateError::TooNew {
+                        dir: dir.display().to_string(),
+                        found,
+                    });
                 }
             }
             None => {
@@ -246,6 +292,12 @@ impl StateStore {
             .map(|(k, r)| (file_key(k), encode(r)))
             .collect();
         let removals: Vec<String> = p.file_removals.iter().map(|k| file_key(k)).collect();
+        let day = utc_day(p.now_ms);
+        let mut table_rows: BTreeMap<String, u64> = BTreeMap::new();
+        for f in &p.files {
+            *table_rows.entry(rows_key(&day, &f.table)).or_default() += f.rows;
+        }
+        self.prune_table_rows(p.now_ms)?;
         let res: Result<(), TransactionError<()>> = self.db.transaction(|tx| {
             tx.insert(epoch_key(p.epoch).as_bytes(), rec_bytes.as_slice())?;
             tx.insert(K_NEXT_EPOCH, encode(&(p.epoch + 1)))?;
@@ -257,6 +309,13 @@ impl StateStore {
             }
             for k in &removals {
                 tx.remove(k.as_bytes())?;
+            }
+            for (k, n) in &table_rows {
+                let before: u64 = tx
+                    .get(k.as_bytes())?
+                    .and_then(|v| serde_json::from_slice(&v).ok())
+                    .unwrap_or(0);
+                tx.insert(k.as_bytes(), encode(&(before + n)))?;
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         });
@@ -293,6 +352,32 @@ impl StateStore {
         Ok(())
     }
 
+    /// Rows committed per table on the UTC day `day` (`YYYY-MM-DD`).
+    pub fn table_rows(&self, day: &str) -> Result<BTreeMap<String, u64>, StateError> {
+        let prefix = format!("{ROWS_PREFIX}{day}:");
+        let mut out = BTreeMap::new();
+        for kv in self.db.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv?;
+            let table = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            out.insert(table, decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Drops per-table row counts older than [`ROWS_KEEP_DAYS`]. Keys sort by
+    /// day, so this stops at the first key that is recent enough.
+    fn prune_table_rows(&self, now_ms: i64) -> Result<(), StateError> {
+        let cutoff = rows_key(&utc_day(now_ms - ROWS_KEEP_DAYS * 86_400_000), "");
+        for kv in self.db.scan_prefix(ROWS_PREFIX) {
+            let (k, _) = kv?;
+            if k.as_ref() >= cutoff.as_bytes() {
+                break;
+            }
+            self.db.remove(k)?;
+        }
+        Ok(())
+    }
+
     /// Writes one file record outside an epoch (operator tools).
     pub fn put_file(&self, path: &str, rec: &FileRecord) -> Result<(), StateError> {
         self.db.insert(file_key(path), encode(rec))?;
@@ -306,15 +391,15 @@ fn unreachable_abort() {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
     use super::*;
 
     /// sled releases its file lock from a background thread after a drop.
-    fn reopen(dir: &Path) -> StateStore {
+    pub fn reopen(dir: &Path) -> StateStore {
         for _ in 0..100 {
             match StateStore::open(dir) {
                 Ok(s) => return s,
-                Err(StateError::Open { .. }) => {
+                Err(StateError::Open { .. } | StateError::Locked { .. }) => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
                 Err(e) => panic!("{e}"),
@@ -322,6 +407,12 @@ mod tests {
         }
         panic!("state lock never released")
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::reopen;
+    use super::*;
 
     fn rec(offset: u64, status: FileStatus) -> FileRecord {
         FileRecord {
@@ -383,14 +474,21 @@ mod tests {
         }
         let e = loop {
             match StateStore::open(dir.path()) {
-                Err(StateError::Open { .. }) => {
+                Err(StateError::Open { .. } | StateError::Locked { .. }) => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
                 Err(e) => break e.to_string(),
                 Ok(_) => panic!("newer state was accepted"),
             }
         };
-        assert!(e.contains("newer sluice"), "{e}");
+        assert!(
+            e.contains(&format!(
+                "was written by sluice state format {}; this binary supports up to {STATE_VERSION}; upgrade sluice",
+                STATE_VERSION + 1
+            )),
+            "{e}"
+        );
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
     }
 
     #[test]
@@ -406,5 +504,61 @@ mod tests {
         );
         s.put_file("bad.parquet", &r).unwrap();
         assert_eq!(s.files().unwrap()["bad.parquet"], r);
+    }
+
+    #[test]
+    fn utc_days() {
+        assert_eq!(utc_day(0), "1970-01-01");
+        assert_eq!(utc_day(-1), "1969-12-31");
+        // 2026-11-20T13:00:00Z
+        assert_eq!(utc_day(1_795_179_600_000), "2026-11-20");
+        // 2024-02-29T23:59:59.999Z, then the next day
+        assert_eq!(utc_day(1_709_251_199_999), "2024-02-29");
+        assert_eq!(utc_day(1_709_251_200_000), "2024-03-01");
+    }
+
+    #[test]
+    fn rows_per_table_and_day_are_counted_at_prepare_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let f = |table: &str, rows: u64| StagedFile {
+            table: table.into(),
+            partition: String::new(),
+            staged: "s".into(),
+            final_path: "f".into(),
+            rows,
+            bytes: 1,
+        };
+        let day1 = 1_795_179_600_000;
+        for (epoch, now) in [(1, day1), (2, day1 + 1000)] {
+            s.prepare(&Prepare {
+                epoch,
+                files: vec![f("a", 3), f("a", 4), f("b", 1)],
+                now_ms: now,
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        let rows = s.table_rows("2026-11-20").unwrap();
+        assert_eq!(rows.get("a"), Some(&14));
+        assert_eq!(rows.get("b"), Some(&2));
+        // Ten days later the old day is dropped.
+        s.prepare(&Prepare {
+            epoch: 3,
+            files: vec![f("a", 5)],
+            now_ms: day1 + 10 * 86_400_000,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.table_rows("2026-11-20").unwrap().is_empty());
+        assert_eq!(s.table_rows("2026-11-30").unwrap().get("a"), Some(&5));
+    }
+
+    #[test]
+    fn a_locked_state_says_stop_the_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = StateStore::open(dir.path()).unwrap();
+        let e = StateStore::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("stop the daemon first"), "{e}");
     }
 }

@@ -7,6 +7,7 @@
 //! so `rules.dir = "rules"` means the `rules` folder next to `sluice.toml`.
 
 pub mod dimension;
+pub mod reload;
 pub mod units;
 
 pub use dimension::{DimColumn, DimFormat, DimLayout, DimensionSpec, OnDuplicate};

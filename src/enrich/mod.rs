@@ -207,6 +207,28 @@ impl Enricher {
             .sum()
     }
 
+    /// Each dimension's snapshot in use and last failure, for `sluice status`.
+    pub fn status(&self) -> Vec<crate::telemetry::status::DimensionStatus> {
+        self.dims
+            .iter()
+            .map(|d| {
+                let s = d.current.load();
+                let err = d
+                    .counters
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                crate::telemetry::status::DimensionStatus {
+                    name: d.spec.name.clone(),
+                    snapshot: s.origin.clone(),
+                    rows: s.rows as u64,
+                    loaded_at_ms: s.loaded_at_ms,
+                    last_error: Some(err.clone()).filter(|e| !e.is_empty()),
+                }
+            })
+            .collect()
+    }
+
     /// The snapshot each dimension uses now: (name, origin, rows, loaded at).
     pub fn in_use(&self) -> Vec<(String, String, usize, i64)> {
         self.dims
@@ -475,6 +497,11 @@ fn reload_loop(d: &Dim, stop: &Stop, handle: &Handle, state_dir: Option<&std::pa
         match outcome {
             Ok(snap) => {
                 d.counters.loads_ok.fetch_add(1, Ordering::Relaxed);
+                d.counters
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
                 persist(handle, state_dir, spec, &snap);
                 publish(&d.counters, &snap);
                 d.current.store(Arc::new(snap));

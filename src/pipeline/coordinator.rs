@@ -16,6 +16,7 @@ use crate::route::RuleSet;
 use crate::sink::{self, SinkSettings};
 use crate::split::{self, SplitId};
 use crate::telemetry::Metrics;
+use crate::telemetry::status::{self, Phase};
 use arc_swap::ArcSwap;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
@@ -32,7 +33,11 @@ pub enum RunMode {
     /// Take every file visible now, commit, return.
     Once,
     /// Run until `shutdown` is set, then take a final checkpoint and return.
-    Daemon { shutdown: Arc<AtomicBool> },
+    /// `reload` (SIGHUP) re-reads the config's safe keys and the rules.
+    Daemon {
+        shutdown: Arc<AtomicBool>,
+        reload: Arc<AtomicBool>,
+    },
 }
 
 /// What a run did.
@@ -150,8 +155,9 @@ pub fn source_schema(
     Ok(None)
 }
 
-struct Coordinator<'a> {
-    cfg: &'a Config,
+struct Coordinator {
+    /// The running config: safe keys change on SIGHUP (see `config::reload`).
+    cfg: Config,
     handle: Handle,
     state: StateStore,
     source: Arc<dyn ObjectStore>,
@@ -159,6 +165,7 @@ struct Coordinator<'a> {
     schema: SourceSchema,
     /// What rules see: the source columns plus the dimensions' columns.
     rule_schema: arrow::datatypes::SchemaRef,
+    enricher: Arc<Enricher>,
     metrics: Arc<Metrics>,
     queue: Arc<WorkQueue>,
     splits: Arc<RwLock<HashMap<SplitId, SplitInfo>>>,
@@ -189,17 +196,43 @@ pub fn run(
         root: cfg.state_dir.display().to_string(),
         message: e.to_string(),
     })?;
+    metrics.status.set_facts(status::RunFacts {
+        readers: cfg.read.readers as u64,
+        thresholds: status::Thresholds::from_config(cfg),
+        sink_root: &cfg.sink.root,
+        state_dir: &cfg.state_dir,
+    });
+    let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     let state = StateStore::open(&cfg.state_dir)?;
     let recovered = recover(&state, &sink, Some(&cfg.sink.root), &handle)?;
+    if let Some(e) = state
+        .epochs()?
+        .iter()
+        .rfind(|e| e.state == EpochState::Committed)
+    {
+        metrics.status.committed(e.epoch, e.created_ms, None);
+    }
 
     let shutdown = match &mode {
-        RunMode::Daemon { shutdown } => Some(shutdown.clone()),
+        RunMode::Daemon { shutdown, .. } => Some(shutdown.clone()),
         RunMode::Once => None,
     };
     let schema = loop {
         if let Some(s) = source_schema(cfg, Some(&state), true, &source, &handle)? {
             break s;
         }
+        // Not ready until the schema is known: the rules cannot be checked
+        // before. Keep systemd's start timeout from expiring meanwhile.
+        if metrics.status.phase() != Phase::WaitingForSchema {
+            metrics.status.set_phase(Phase::WaitingForSchema);
+            tracing::info!(root = %cfg.source.root.display(), "waiting for the first source file to learn the schema; not ready until then");
+        }
+        notifier.notify(&format!(
+            "STATUS={}\nEXTEND_TIMEOUT_USEC={}",
+            Phase::WaitingForSchema.describe(),
+            (cfg.source.scan_interval.min(Duration::from_secs(1)) + Duration::from_secs(30))
+                .as_micros()
+        ));
         match &shutdown {
             None => {
                 tracing::info!(root = %cfg.source.root.display(), "no source file yet: nothing to do");
@@ -219,6 +252,7 @@ pub fn run(
             }
         }
     };
+    metrics.status.set_phase(Phase::LoadingRules);
     let enricher = Arc::new(Enricher::start(
         &cfg.dimensions,
         &schema.full,
@@ -283,7 +317,7 @@ pub fn run(
     drop(reader_ctx);
 
     let mut c = Coordinator {
-        cfg,
+        cfg: cfg.clone(),
         handle: handle.clone(),
         files: state.files()?,
         state,
@@ -291,6 +325,7 @@ pub fn run(
         sink,
         schema,
         rule_schema,
+        enricher: enricher.clone(),
         metrics: metrics.clone(),
         queue: queue.clone(),
         splits,
@@ -317,11 +352,13 @@ pub fn run(
     metrics
         .stall_timeout_ms
         .store(cfg.stall_timeout.as_millis() as i64, Ordering::Relaxed);
+    c.report_status();
+    metrics.status.set_phase(Phase::Running);
     metrics.ready.store(1, Ordering::Relaxed);
-    let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     notifier.notify("READY=1\nSTATUS=running");
     let result = c.main_loop(&mode, &notifier);
     metrics.ready.store(0, Ordering::Relaxed);
+    metrics.status.set_phase(Phase::Stopping);
     notifier.notify("STOPPING=1");
 
     queue.close();
@@ -347,7 +384,7 @@ fn spawn(
         .map_err(|e| PipelineError::Thread(e.to_string()))
 }
 
-impl Coordinator<'_> {
+impl Coordinator {
     fn main_loop(
         &mut self,
         mode: &RunMode,
@@ -380,9 +417,16 @@ impl Coordinator<'_> {
             self.note_progress();
             let stop = match mode {
                 RunMode::Once => self.queue.is_idle(),
-                RunMode::Daemon { shutdown } => shutdown.load(Ordering::SeqCst),
+                RunMode::Daemon { shutdown, .. } => shutdown.load(Ordering::SeqCst),
             };
-            let due = last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval
+            // SIGHUP: new safe config keys now, the rules at a checkpoint taken now.
+            let hup = matches!(mode, RunMode::Daemon { reload, .. } if reload.swap(false, Ordering::SeqCst));
+            if hup {
+                self.reload_config();
+                self.rules_tried.clear();
+            }
+            let due = hup
+                || last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval
                 || self.epoch_bytes.load(Ordering::Relaxed) >= self.cfg.sink.max_buffered;
             if stop || due {
                 self.checkpoint()?;
@@ -579,6 +623,7 @@ impl Coordinator<'_> {
         // Readers are parked: a new rule set takes effect for the next epoch as a whole.
         self.reload_rules();
         self.queue.resume();
+        self.report_status();
         result
     }
 
@@ -684,6 +729,9 @@ impl Coordinator<'_> {
         self.metrics
             .checkpoint_duration_us
             .store(t0.elapsed().as_micros() as i64, Ordering::Relaxed);
+        self.metrics
+            .status
+            .committed(epoch, now_ms(), Some(t0.elapsed().as_millis() as u64));
         tracing::info!(
             epoch,
             files = report.files.len(),
@@ -693,6 +741,41 @@ impl Coordinator<'_> {
             "checkpoint committed"
         );
         Ok(())
+    }
+
+    /// SIGHUP: re-reads the config file; safe keys apply, the others are
+    /// logged as needing a restart; a config that does not load is refused
+    /// whole and the running one stays.
+    fn reload_config(&mut self) {
+        let new = match Config::load(&self.cfg.path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: config refused; the running config stays");
+                return;
+            }
+        };
+        let r = crate::config::reload::diff(&self.cfg, &new);
+        for c in &r.applied {
+            tracing::info!(key = %c.key, from = %c.from, to = %c.to, "config change applied");
+        }
+        for c in &r.needs_restart {
+            tracing::warn!(key = %c.key, from = %c.from, to = %c.to, "config change needs a restart; ignored until then");
+        }
+        crate::config::reload::apply(&mut self.cfg, &new);
+        self.metrics
+            .stall_timeout_ms
+            .store(self.cfg.stall_timeout.as_millis() as i64, Ordering::Relaxed);
+        self.metrics.status.set_facts(status::RunFacts {
+            readers: self.cfg.read.readers as u64,
+            thresholds: status::Thresholds::from_config(&self.cfg),
+            sink_root: &self.cfg.sink.root,
+            state_dir: &self.cfg.state_dir,
+        });
+        tracing::info!(
+            applied = r.applied.len(),
+            needs_restart = r.needs_restart.len(),
+            "SIGHUP: config reloaded; rules reload at the checkpoint taken now"
+        );
     }
 
     /// Swaps in the rules directory's new version if it compiles; a set with
@@ -747,8 +830,44 @@ impl Coordinator<'_> {
         }
     }
 
+    /// Refreshes what `/status` shows beyond the metrics (at each checkpoint).
+    fn report_status(&self) {
+        let now = now_ms();
+        let day = crate::checkpoint::utc_day(now);
+        let tables = match self.state.table_rows(&day) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read today's row counts for /status");
+                Default::default()
+            }
+        };
+        let rules = self.rules.load();
+        let facts = status::CheckpointFacts {
+            quarantined: self
+                .files
+                .iter()
+                .filter_map(|(p, r)| match &r.status {
+                    FileStatus::Quarantined { reason, at_ms } => Some(status::Quarantined {
+                        path: p.clone(),
+                        reason: reason.clone(),
+                        at_ms: *at_ms,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            day,
+            tables,
+            rules: status::RulesInfo {
+                version: rules.version.clone(),
+                count: rules.rules.len(),
+            },
+        };
+        let wait = self.metrics.reader_wait_us.load(Ordering::Relaxed);
+        self.metrics.status.checkpoint(facts, wait, now);
+    }
+
     fn update_gauges(&self) {
-        let (queued, _busy) = self.queue.sizes();
+        let (queued, busy) = self.queue.sizes();
         self.metrics
             .splits_queued
             .store(queued as i64, Ordering::Relaxed);
@@ -765,8 +884,18 @@ impl Coordinator<'_> {
             Ordering::Relaxed,
         );
         let oldest = active.iter().map(|r| r.mtime_ms).min();
-        self.metrics
-            .lag_ms
-            .store(oldest.map(|m| now_ms() - m).unwrap_or(0), Ordering::Relaxed);
+        let lag_ms = oldest.map(|m| now_ms() - m).unwrap_or(0);
+        self.metrics.lag_ms.store(lag_ms, Ordering::Relaxed);
+        self.metrics.status.sample(
+            status::Backlog {
+                files: active.len() as u64,
+                bytes: active.iter().map(|r| r.size).sum(),
+                waiting_files: self.waiting as u64,
+                lag_seconds: lag_ms.max(0) as f64 / 1e3,
+            },
+            queued,
+            busy,
+        );
+        self.metrics.status.set_dimensions(self.enricher.status());
     }
 }

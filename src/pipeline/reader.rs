@@ -105,12 +105,17 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
             ctx.metrics.rule_errors.fetch_add(*n, Ordering::Relaxed);
             tracing::warn!(table = %rules.rules[*rule].table, rows = n, error = %e, "rule failed on a batch; its rows of this batch are not written");
         }
+        // Time blocked here is writer back-pressure (`sluice status` diagnosis).
+        let t0 = std::time::Instant::now();
         if !ctx
             .writers
             .data(&item.split, first + rows, &rules, routed.pieces)
         {
             return false;
         }
+        ctx.metrics
+            .reader_wait_us
+            .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         if ctx.queue.stop_requested() && first + rows < r.rows {
             stopped_at = Some(first + rows);
             return false;

@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 server for `/metrics`, `/healthz` and `/readyz`. It
+//! A minimal HTTP/1.1 server for `/metrics`, `/healthz`, `/readyz` and
+//! `/status` (JSON, what `sluice status` shows). It
 //! reads one request line per connection and answers with the body; it
 //! binds where the config says (loopback by default).
 
@@ -35,8 +36,16 @@ pub async fn serve(
                 };
                 let req = String::from_utf8_lossy(&buf[..n]);
                 let path = req.split_whitespace().nth(1).unwrap_or("/");
+                let mut content_type = "text/plain; version=0.0.4";
                 let (status, body) = match path {
                     "/metrics" => ("200 OK", metrics.render()),
+                    "/status" => {
+                        content_type = "application/json";
+                        let snap = metrics.status.snapshot(&metrics, now_ms());
+                        let mut json = serde_json::to_string_pretty(&snap).unwrap_or_default();
+                        json.push('\n');
+                        ("200 OK", json)
+                    }
                     "/healthz" => match metrics.stalled(now_ms()) {
                         None => ("200 OK", "ok\n".to_string()),
                         Some(why) => ("503 Service Unavailable", format!("stalled: {why}\n")),
@@ -44,11 +53,14 @@ pub async fn serve(
                     "/readyz" if metrics.ready.load(Ordering::Relaxed) == 1 => {
                         ("200 OK", "ready\n".to_string())
                     }
-                    "/readyz" => ("503 Service Unavailable", "not ready\n".to_string()),
+                    "/readyz" => (
+                        "503 Service Unavailable",
+                        format!("not ready: {}\n", metrics.status.phase().describe()),
+                    ),
                     _ => ("404 Not Found", "not found\n".to_string()),
                 };
                 let resp = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = sock.write_all(resp.as_bytes()).await;

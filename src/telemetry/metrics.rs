@@ -35,6 +35,10 @@ pub struct Metrics {
     pub progress_ms: AtomicI64,
     /// `http.stall_timeout` in ms (0: never unhealthy).
     pub stall_timeout_ms: AtomicI64,
+    /// Microseconds readers spent blocked on the full writer channel.
+    pub reader_wait_us: AtomicU64,
+    /// Phase, last epoch, quarantine, tables today: what `/status` adds.
+    pub status: super::status::StatusBoard,
     pub rows_routed: Mutex<BTreeMap<String, u64>>,
     pub rows_committed: Mutex<BTreeMap<String, u64>>,
     pub files_committed: Mutex<BTreeMap<String, u64>>,
@@ -171,6 +175,11 @@ impl Metrics {
             "sluice_rule_errors_total",
             "Rows a rule failed on (not written).",
             l(&self.rule_errors),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_reader_wait_seconds_total Time readers spent blocked on the full writer channel.\n# TYPE sluice_reader_wait_seconds_total counter\nsluice_reader_wait_seconds_total {}",
+            l(&self.reader_wait_us) as f64 / 1e6
         );
         c(
             &mut out,

@@ -1,10 +1,12 @@
 //! Telemetry: owns logging setup (human or JSON `tracing` output), the
 //! metrics registry, the HTTP endpoints (`/metrics`, `/healthz`,
-//! `/readyz`) and systemd notifications.
+//! `/readyz`, `/status`), the status board behind `sluice status`, and
+//! systemd notifications.
 
 pub mod http;
 pub mod metrics;
 pub mod sdnotify;
+pub mod status;
 
 pub use metrics::{DimCounters, Metrics};
 

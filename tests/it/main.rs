@@ -6,5 +6,7 @@ mod crash;
 mod dimension;
 mod engine;
 mod ops;
+mod ops_daemon;
+mod ops_tools;
 mod quarantine;
 mod support;

@@ -1,0 +1,350 @@
+//! `sluice status`: asks the running daemon for its `/status` JSON, or, when
+//! no daemon answers, builds the same [`StatusSnapshot`] from the state and
+//! a fresh listing of the source (backlog and lag computed from what the
+//! state has not committed), and renders it for humans. Reads only: it
+//! never writes the state or the sink.
+
+use crate::checkpoint::{EpochState, FileStatus, StateError, StateStore, utc_day};
+use crate::config::Config;
+use crate::discover::{self, SelectParams, Taken};
+use crate::route::RuleSet;
+use crate::telemetry::status::{
+    self, Backlog, LastCheckpoint, Phase, Quarantined, RulesInfo, STATUS_FORMAT, StatusSnapshot,
+    StatusSource, Thresholds, human_bytes,
+};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot list the source {root}: {message}")]
+    Source { root: String, message: String },
+    #[error("the daemon at {addr} answered /status with {message}")]
+    Daemon { addr: SocketAddr, message: String },
+}
+
+/// Asks a daemon at `addr`; `Ok(None)` when nothing listens there.
+pub fn fetch(addr: SocketAddr, timeout: Duration) -> Result<Option<StatusSnapshot>, StatusError> {
+    let daemon_err = |message: String| StatusError::Daemon { addr, message };
+    let mut sock = match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(s) => s,
+        Err(_) => return Ok(None),
+    };
+    let _ = sock.set_read_timeout(Some(timeout));
+    let _ = sock.set_write_timeout(Some(timeout));
+    sock.write_all(b"GET /status HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n")
+        .map_err(|e| daemon_err(e.to_string()))?;
+    let mut resp = String::new();
+    sock.read_to_string(&mut resp)
+        .map_err(|e| daemon_err(e.to_string()))?;
+    let (head, body) = resp
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| daemon_err("a malformed response".into()))?;
+    let code = head.split_whitespace().nth(1).unwrap_or("");
+    if code != "200" {
+        return Err(daemon_err(format!(
+            "HTTP {code} (is it a sluice older than /status?)"
+        )));
+    }
+    serde_json::from_str(body)
+        .map(Some)
+        .map_err(|e| daemon_err(format!("JSON this sluice cannot read: {e}")))
+}
+
+/// Builds the status of a stopped daemon from its state and a listing.
+pub fn from_state(
+    cfg: &Config,
+    handle: &tokio::runtime::Handle,
+    now_ms: i64,
+) -> Result<StatusSnapshot, StatusError> {
+    let day = utc_day(now_ms);
+    let mut s = StatusSnapshot {
+        format: STATUS_FORMAT,
+        source: StatusSource::State,
+        generated_at_ms: now_ms,
+        phase: Phase::Stopped,
+        day: day.clone(),
+        ..Default::default()
+    };
+    // No state dir yet: nothing was ever committed (do not create one).
+    let state = if cfg.state_dir.exists() {
+        Some(StateStore::open(&cfg.state_dir)?)
+    } else {
+        None
+    };
+    let (files, watermark) = match &state {
+        Some(st) => (st.files()?, st.watermark_ms()?),
+        None => (Default::default(), None),
+    };
+    if let Some(st) = &state {
+        let epochs = st.epochs()?;
+        s.prepared_epochs = epochs
+            .iter()
+            .filter(|e| e.state == EpochState::Prepared)
+            .map(|e| e.epoch)
+            .collect();
+        s.last_checkpoint = epochs
+            .iter()
+            .rfind(|e| e.state == EpochState::Committed)
+            .map(|e| LastCheckpoint {
+                epoch: e.epoch,
+                at_ms: e.created_ms,
+                age_seconds: (now_ms - e.created_ms).max(0) as f64 / 1e3,
+                duration_ms: None,
+            });
+        s.tables = st.table_rows(&day)?;
+    }
+    s.quarantined = files
+        .iter()
+        .filter_map(|(p, r)| match &r.status {
+            FileStatus::Quarantined { reason, at_ms } => Some(Quarantined {
+                path: p.clone(),
+                reason: reason.clone(),
+                at_ms: *at_ms,
+            }),
+            _ => None,
+        })
+        .collect();
+
+    // Backlog: what the state has not finished, plus what a run would take now.
+    let source_err = |message: String| StatusError::Source {
+        root: cfg.source.root.display().to_string(),
+        message,
+    };
+    let store = crate::pipeline::local_store(&cfg.source.root, false)
+        .map_err(|e| source_err(e.to_string()))?;
+    let listing = handle
+        .block_on(discover::list(&store))
+        .map_err(|e| source_err(e.to_string()))?;
+    let taken: HashMap<String, Taken> = files
+        .iter()
+        .map(|(p, r)| {
+            (
+                p.clone(),
+                Taken {
+                    size: r.size,
+                    mtime_ms: r.mtime_ms,
+                },
+            )
+        })
+        .collect();
+    let sel = discover::select(
+        &listing,
+        &SelectParams {
+            pattern: &cfg.source.pattern,
+            visibility: &cfg.source.visibility,
+            now_ms,
+            watermark_ms: watermark,
+            lookback: cfg.source.lookback,
+            taken: &taken,
+            reported: &HashSet::new(),
+        },
+    );
+    let pending: Vec<(u64, i64)> = files
+        .values()
+        .filter(|r| r.status == FileStatus::Active)
+        .map(|r| (r.size, r.mtime_ms))
+        .chain(sel.new.iter().map(|l| (l.size, l.mtime_ms)))
+        .collect();
+    s.backlog = Backlog {
+        files: pending.len() as u64,
+        bytes: pending.iter().map(|(b, _)| b).sum(),
+        waiting_files: sel.waiting as u64,
+        lag_seconds: pending
+            .iter()
+            .map(|(_, m)| *m)
+            .min()
+            .map(|m| (now_ms - m).max(0) as f64 / 1e3)
+            .unwrap_or(0.0),
+    };
+    s.rules = match (
+        RuleSet::version_of(&cfg.rules_dir),
+        crate::route::read_rule_files(&cfg.rules_dir),
+    ) {
+        (Ok(version), Ok(files)) => Some(RulesInfo {
+            version,
+            count: files.len(),
+        }),
+        _ => None,
+    };
+    s.disk = status::disks(&cfg.sink.root, &cfg.state_dir);
+    s.diagnosis = status::diagnose(&s, &Thresholds::from_config(cfg));
+    Ok(s)
+}
+
+fn age(seconds: f64) -> String {
+    humantime::format_duration(Duration::from_secs(seconds.max(0.0) as u64)).to_string()
+}
+
+fn time(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The human rendering.
+pub fn render(s: &StatusSnapshot) -> String {
+    let mut o = String::new();
+    let source = match s.source {
+        StatusSource::Daemon => "the running daemon (/status)",
+        StatusSource::State => "the state and a fresh listing of the source (no daemon answered)",
+    };
+    let _ = writeln!(o, "source:          {source}");
+    let _ = writeln!(o, "phase:           {}", s.phase.describe());
+    let _ = writeln!(o, "diagnosis:       {}", s.diagnosis.message);
+    let b = &s.backlog;
+    let _ = writeln!(
+        o,
+        "backlog:         {} file(s), {} visible and not committed; {} not visible yet",
+        b.files,
+        human_bytes(b.bytes),
+        b.waiting_files
+    );
+    let _ = writeln!(
+        o,
+        "lag:             {}",
+        if b.files == 0 {
+            "none".to_string()
+        } else {
+            format!("{} (oldest uncommitted visible file)", age(b.lag_seconds))
+        }
+    );
+    match &s.last_checkpoint {
+        Some(c) => {
+            let took = c
+                .duration_ms
+                .map(|d| format!(", took {d} ms"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "last checkpoint: epoch {} at {} ({} ago{took})",
+                c.epoch,
+                time(c.at_ms),
+                age(c.age_seconds)
+            );
+        }
+        None => {
+            let _ = writeln!(o, "last checkpoint: none yet");
+        }
+    }
+    for e in &s.prepared_epochs {
+        let _ = writeln!(
+            o,
+            "prepared epoch:  {e} (not committed; rolled forward at the next start)"
+        );
+    }
+    match &s.rules {
+        Some(r) => {
+            let on_disk = if s.source == StatusSource::State {
+                " (on disk)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                o,
+                "rules:           {} rule(s), version {}{on_disk}",
+                r.count, r.version
+            );
+        }
+        None => {
+            let _ = writeln!(o, "rules:           not loaded");
+        }
+    }
+    if s.dimensions.is_empty() {
+        let _ = writeln!(o, "dimensions:      none configured");
+    } else {
+        for d in &s.dimensions {
+            let err = d
+                .last_error
+                .as_deref()
+                .map(|e| format!("; last reload failed: {e}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "dimension:       {} snapshot {} ({} rows, loaded {}){err}",
+                d.name,
+                d.snapshot,
+                d.rows,
+                time(d.loaded_at_ms)
+            );
+        }
+    }
+    if let Some(p) = &s.pipeline {
+        let _ = writeln!(
+            o,
+            "pipeline:        {} split(s) queued, {} in flight on {} reader(s); readers saturated {:.0}%, waiting on the writer {:.0}% (last interval)",
+            p.splits_queued,
+            p.splits_in_flight,
+            p.readers,
+            p.reader_saturation * 100.0,
+            p.writer_wait * 100.0
+        );
+    }
+    for d in &s.disk {
+        let _ = writeln!(
+            o,
+            "disk ({}):{}{} free of {} at {}",
+            d.what,
+            " ".repeat(9usize.saturating_sub(d.what.len())),
+            human_bytes(d.free_bytes),
+            human_bytes(d.total_bytes),
+            d.path
+        );
+    }
+    let _ = writeln!(o, "\nrows committed today ({} UTC):", s.day);
+    if s.tables.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    for (t, n) in &s.tables {
+        let _ = writeln!(o, "  {t:<32} {n:>12}");
+    }
+    let _ = writeln!(o, "\nquarantined files: {}", s.quarantined.len());
+    for q in &s.quarantined {
+        let _ = writeln!(o, "  {} ({}): {}", q.path, time(q.at_ms), q.reason);
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_section() {
+        let mut s = StatusSnapshot {
+            source: StatusSource::State,
+            phase: Phase::Stopped,
+            day: "2026-11-20".into(),
+            ..Default::default()
+        };
+        s.tables.insert("t_all".into(), 1234);
+        s.quarantined.push(Quarantined {
+            path: "dt=1/bad.parquet".into(),
+            reason: "bad magic".into(),
+            at_ms: 0,
+        });
+        let text = render(&s);
+        for want in [
+            "no daemon answered",
+            "dimensions:      none configured",
+            "t_all",
+            "1234",
+            "dt=1/bad.parquet (1970-01-01T00:00:00Z): bad magic",
+            "last checkpoint: none yet",
+        ] {
+            assert!(text.contains(want), "{want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn nothing_listening_is_none() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        assert!(fetch(addr, Duration::from_millis(500)).unwrap().is_none());
+    }
+}
