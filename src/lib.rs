@@ -13,6 +13,7 @@
 //! - [`checkpoint`]: the sled state (the only module that touches it).
 //! - [`pipeline`]: threads and bounded channels, the epoch loop and its barrier.
 //! - [`telemetry`]: logs, metrics, HTTP endpoints.
+//! - [`rules_cli`]: the analyst's workbench: `rules test` over sample rows, `rules explain`.
 //! - [`demo`]: the sample ODS generator shared by `sluice demo`, tests and the benchmark.
 //! - [`crashpoint`]: named points where crash tests kill the process.
 
@@ -24,6 +25,7 @@ pub mod discover;
 pub mod pipeline;
 pub mod read;
 pub mod route;
+pub mod rules_cli;
 pub mod sink;
 pub mod split;
 pub mod telemetry;

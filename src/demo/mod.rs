@@ -236,6 +236,27 @@ pub const DEMO_RULES: [(&str, &str); 10] = [
     ),
 ];
 
+/// Tests of the demo's rules (`sluice rules test`), the same as the shipped
+/// `configs/rules/tests/`: (file name under `rules/tests/`, TOML).
+pub const DEMO_RULE_TESTS: [(&str, &str); 4] = [
+    (
+        "_source.toml",
+        include_str!("../../configs/rules/tests/_source.toml"),
+    ),
+    (
+        "clicks.toml",
+        include_str!("../../configs/rules/tests/clicks.toml"),
+    ),
+    (
+        "plays_and_searches.toml",
+        include_str!("../../configs/rules/tests/plays_and_searches.toml"),
+    ),
+    (
+        "purchases_social_tv.toml",
+        include_str!("../../configs/rules/tests/purchases_social_tv.toml"),
+    ),
+];
+
 /// The demo config; paths are relative to the demo directory.
 pub const DEMO_CONFIG: &str = r#"# sluice demo config: see configs/sluice.toml for every key.
 version = 1
@@ -261,12 +282,17 @@ dir = "rules"
 enabled = false
 "#;
 
-/// Writes the demo's rules and config into `dir`.
+/// Writes the demo's rules, their tests and the config into `dir`.
 pub fn write_demo_setup(dir: &Path) -> std::io::Result<PathBuf> {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules)?;
     for (name, sql) in DEMO_RULES {
         std::fs::write(rules.join(name), sql)?;
+    }
+    let tests = rules.join("tests");
+    std::fs::create_dir_all(&tests)?;
+    for (name, toml) in DEMO_RULE_TESTS {
+        std::fs::write(tests.join(name), toml)?;
     }
     let cfg = dir.join("sluice.toml");
     std::fs::write(&cfg, DEMO_CONFIG)?;

@@ -66,6 +66,8 @@ pub struct CompiledRule {
     pub equalities: Vec<(String, Vec<String>)>,
     /// Source columns the rule reads.
     pub reads: Vec<String>,
+    /// The type-coerced logical plan (for `sluice rules explain`).
+    pub plan: LogicalPlan,
 }
 
 /// The functions rules may call: DataFusion's scalar functions and the `udf` crate.
@@ -413,6 +415,7 @@ pub fn compile(
         data_schema,
         equalities,
         reads,
+        plan,
     })
 }
 

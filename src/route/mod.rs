@@ -56,6 +56,7 @@ pub struct RuleSet {
 struct EqIndex {
     /// Source column index.
     column: usize,
+    column_name: String,
     by_value: HashMap<String, Vec<usize>>,
     unindexed: Vec<usize>,
 }
@@ -157,6 +158,14 @@ impl RuleSet {
         })
     }
 
+    /// The source column the equality index groups rows by, if any, and
+    /// whether rule `rule` is evaluated only on its pinned values.
+    pub fn index_for(&self, rule: usize) -> Option<(&str, bool)> {
+        self.index
+            .as_ref()
+            .map(|ix| (ix.column_name.as_str(), !ix.unindexed.contains(&rule)))
+    }
+
     /// Routes one (enriched) source batch.
     pub fn route(&self, batch: &RecordBatch) -> Routed {
         let n = batch.num_rows();
@@ -231,6 +240,24 @@ impl RuleSet {
         rule: usize,
         input: &RecordBatch,
     ) -> Result<(Vec<bool>, Vec<Piece>), String> {
+        let (mask, out) = self.evaluate(rule, input)?;
+        let pieces = match out {
+            Some(out) => {
+                split_partitions(rule, &self.rules[rule], &out).map_err(|e| e.to_string())?
+            }
+            None => vec![],
+        };
+        Ok((mask, pieces))
+    }
+
+    /// Evaluates one rule on `input`: which rows it selects, and its whole
+    /// output for them (partition columns included; `None` when it selects
+    /// no row). Pure: `sluice rules test` uses it to show what a table gets.
+    pub fn evaluate(
+        &self,
+        rule: usize,
+        input: &RecordBatch,
+    ) -> Result<(Vec<bool>, Option<RecordBatch>), String> {
         let r = &self.rules[rule];
         let n = input.num_rows();
         let (mask, filtered) = match &r.predicate {
@@ -246,7 +273,7 @@ impl RuleSet {
                     .ok_or_else(|| format!("WHERE of {} is not a boolean", r.table))?;
                 let mask: Vec<bool> = (0..n).map(|i| b.is_valid(i) && b.value(i)).collect();
                 if !mask.iter().any(|m| *m) {
-                    return Ok((mask, vec![]));
+                    return Ok((mask, None));
                 }
                 let clean = BooleanArray::from(mask.clone());
                 (
@@ -257,7 +284,7 @@ impl RuleSet {
         };
         let m = filtered.num_rows();
         if m == 0 {
-            return Ok((mask, vec![]));
+            return Ok((mask, None));
         }
         let cols = r
             .projections
@@ -266,8 +293,7 @@ impl RuleSet {
             .collect::<Result<Vec<ArrayRef>, _>>()
             .map_err(|e| e.to_string())?;
         let out = RecordBatch::try_new(r.output_schema.clone(), cols).map_err(|e| e.to_string())?;
-        let pieces = split_partitions(rule, r, &out).map_err(|e| e.to_string())?;
-        Ok((mask, pieces))
+        Ok((mask, Some(out)))
     }
 }
 
@@ -417,6 +443,7 @@ fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<EqIndex> {
     }
     Some(EqIndex {
         column,
+        column_name: best.to_string(),
         by_value,
         unindexed,
     })

@@ -6,4 +6,5 @@ mod crash;
 mod engine;
 mod ops;
 mod quarantine;
+mod rules;
 mod support;
