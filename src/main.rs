@@ -266,11 +266,14 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
     };
     let rt = runtime()?;
     let source = pipeline::local_store(&cfg.source.root, false).context("opening source.root")?;
-    // Read-only: use the stored schema when the state exists, else infer.
-    let state = if cfg.state_dir.exists() {
-        Some(sluice::checkpoint::StateStore::open(&cfg.state_dir).context("opening state")?)
-    } else {
-        None
+    // Read-only: use the stored schemas when the state exists and no daemon
+    // holds it (sled locks it while the daemon runs), else infer.
+    let state = match rules_cli::open_state_if_free(&cfg) {
+        Ok(s) => s,
+        Err(note) => {
+            println!("note: {note}; column type changes are not checked");
+            None
+        }
     };
     let schema = match pipeline::source_schema(&cfg, state.as_ref(), false, &source, rt.handle())? {
         Some(s) => s,
@@ -282,7 +285,23 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    match sluice::route::RuleSet::load(&cfg.rules_dir, &cfg.source.name, &schema.full) {
+    let table_schemas = match &state {
+        Some(st) => st
+            .table_schemas()
+            .context("reading table schemas from the state")?,
+        None => Default::default(),
+    };
+    drop(state);
+    let loaded = sluice::route::RuleSet::load(&cfg.rules_dir, &cfg.source.name, &schema.full)
+        .and_then(|rules| {
+            let changes = sluice::route::schema_guard::check(&rules, &table_schemas);
+            if changes.is_empty() {
+                Ok(rules)
+            } else {
+                Err(changes)
+            }
+        });
+    match loaded {
         Ok(rules) => {
             println!("config {}: ok", config.display());
             for r in &rules.rules {

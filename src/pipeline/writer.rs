@@ -42,6 +42,8 @@ pub struct EpochReport {
     pub done: HashSet<SplitId>,
     pub failed: Vec<(SplitId, String)>,
     pub rows_per_table: BTreeMap<String, u64>,
+    /// Output schema of each table that got rows (for the schema guard).
+    pub schemas: BTreeMap<String, arrow::datatypes::SchemaRef>,
 }
 
 pub struct WriterCtx {
@@ -80,6 +82,11 @@ pub fn run(ctx: WriterCtx, first_epoch: u64, rx: Receiver<WriterMsg>) {
                             break;
                         }
                         *report.rows_per_table.entry(table.clone()).or_default() += n;
+                        if !report.schemas.contains_key(table) {
+                            report
+                                .schemas
+                                .insert(table.clone(), rules.rules[p.rule].output_schema.clone());
+                        }
                         ctx.metrics.add_routed(table, n);
                     }
                     if writers.buffered_bytes() > ctx.max_buffered / 2

@@ -68,6 +68,8 @@ pub struct CompiledRule {
     pub reads: Vec<String>,
     /// The type-coerced logical plan (for `sluice rules explain`).
     pub plan: LogicalPlan,
+    /// The file says `-- sluice: allow_schema_change`.
+    pub allow_schema_change: bool,
 }
 
 /// The functions rules may call: DataFusion's scalar functions and the `udf` crate.
@@ -416,6 +418,7 @@ pub fn compile(
         equalities,
         reads,
         plan,
+        allow_schema_change: header.allow_schema_change,
     })
 }
 

@@ -10,6 +10,7 @@
 
 pub mod compile;
 pub mod rule_file;
+pub mod schema_guard;
 
 pub use compile::{CompiledRule, Functions, RuleError};
 
