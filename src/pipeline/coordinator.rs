@@ -328,7 +328,8 @@ fn load_checked(
     schema: &SourceSchema,
     table_schemas: &BTreeMap<String, String>,
 ) -> Result<RuleSet, Vec<crate::route::RuleError>> {
-    let set = RuleSet::load(&cfg.rules_dir, &cfg.source.name, &schema.full)?;
+    let set = RuleSet::load(&cfg.rules_dir, &cfg.source.name, &schema.full)?
+        .with_on_error(cfg.rules_on_error);
     let changes = crate::route::schema_guard::check(&set, table_schemas);
     if changes.is_empty() {
         Ok(set)

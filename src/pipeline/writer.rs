@@ -4,7 +4,7 @@
 //! with the split offsets they cover.
 
 use crate::checkpoint::StagedFile;
-use crate::route::{Piece, RuleSet};
+use crate::route::{ERRORS_DIR, Output, Piece, RuleSet};
 use crate::sink::{EpochWriters, SinkError, SinkSettings};
 use crate::split::SplitId;
 use crate::telemetry::Metrics;
@@ -75,8 +75,18 @@ pub fn run(ctx: WriterCtx, first_epoch: u64, rx: Receiver<WriterMsg>) {
             } => {
                 if failure.is_none() {
                     for p in &pieces {
-                        let table = &rules.rules[p.rule].table;
+                        let rule = &rules.rules[p.rule];
                         let n = p.batch.num_rows() as u64;
+                        if p.output == Output::Errors {
+                            // `_errors/<table>`: a folder the sink nests like a table.
+                            let out = format!("{ERRORS_DIR}/{}", rule.table);
+                            if let Err(e) = writers.write(&out, &p.partition, &p.batch) {
+                                failure = Some(e);
+                                break;
+                            }
+                            continue;
+                        }
+                        let table = &rule.table;
                         if let Err(e) = writers.write(table, &p.partition, &p.batch) {
                             failure = Some(e);
                             break;
@@ -85,7 +95,7 @@ pub fn run(ctx: WriterCtx, first_epoch: u64, rx: Receiver<WriterMsg>) {
                         if !report.schemas.contains_key(table) {
                             report
                                 .schemas
-                                .insert(table.clone(), rules.rules[p.rule].output_schema.clone());
+                                .insert(table.clone(), rule.output_schema.clone());
                         }
                         ctx.metrics.add_routed(table, n);
                     }

@@ -9,10 +9,13 @@
 //! per batch then grows with the rows, not with rows x rules.
 
 pub mod compile;
+pub mod isolate;
 pub mod rule_file;
 pub mod schema_guard;
 
+pub use crate::config::OnError;
 pub use compile::{CompiledRule, Functions, RuleError};
+pub use isolate::{ERRORS_DIR, Isolated};
 
 use crate::discover::hive;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
@@ -22,11 +25,20 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Where a piece goes: the rule's table, or its error output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    /// `_errors/<table>`: source rows the rule failed on (see [`isolate`]).
+    Errors,
+}
+
 /// A piece of a batch bound for one table and partition.
 #[derive(Debug)]
 pub struct Piece {
     /// Index of the rule in the set.
     pub rule: usize,
+    pub output: Output,
     /// Escaped Hive partition path, e.g. `dt=2026-11-20/hour=13` ("" when unpartitioned).
     pub partition: String,
     /// Data columns only (partition keys live in the path).
@@ -39,9 +51,17 @@ pub struct Routed {
     pub pieces: Vec<Piece>,
     /// Rows selected by at least one rule.
     pub matched_rows: u64,
-    /// Rule failures on this batch: (rule index, message). The rule's rows of
-    /// this batch are not written; the count says how many.
-    pub errors: Vec<(usize, u64, String)>,
+    /// Rules that failed on some rows of this batch. Only those rows are
+    /// set aside (to the error output or dropped, per `on_error`).
+    pub errors: Vec<RuleFailure>,
+}
+
+/// A rule failed on `rows` rows of a batch; `message` is the first failure.
+#[derive(Debug)]
+pub struct RuleFailure {
+    pub rule: usize,
+    pub rows: u64,
+    pub message: String,
 }
 
 /// Every rule of a rules directory, compiled.
@@ -51,6 +71,8 @@ pub struct RuleSet {
     /// Fingerprint of the rule files (names and contents), for reload checks.
     pub version: String,
     index: Option<EqIndex>,
+    /// What happens to rows a rule fails on.
+    pub on_error: OnError,
 }
 
 #[derive(Debug)]
@@ -156,6 +178,7 @@ impl RuleSet {
             rules,
             version: format!("{:016x}", fnv64(fp.as_bytes())),
             index,
+            on_error: OnError::default(),
         })
     }
 
@@ -167,24 +190,52 @@ impl RuleSet {
             .map(|ix| (ix.column_name.as_str(), !ix.unindexed.contains(&rule)))
     }
 
+    /// The same set with another `on_error`.
+    pub fn with_on_error(mut self, on_error: OnError) -> RuleSet {
+        self.on_error = on_error;
+        self
+    }
+
     /// Routes one (enriched) source batch.
     pub fn route(&self, batch: &RecordBatch) -> Routed {
         let n = batch.num_rows();
         let mut out = Routed::default();
         let mut matched = vec![false; n];
+        let mut today: Option<String> = None;
         let mut run =
             |rule: usize, input: &RecordBatch, rows: Option<&UInt32Array>, out: &mut Routed| {
-                match self.eval_rule(rule, input) {
-                    Ok((mask, pieces)) => {
-                        for (i, m) in mask.iter().enumerate() {
-                            if *m {
-                                let orig = rows.map(|r| r.value(i) as usize).unwrap_or(i);
-                                matched[orig] = true;
-                            }
-                        }
-                        out.pieces.extend(pieces);
+                let (mask, pieces, bad) = match self.eval_rule(rule, input) {
+                    Ok((mask, pieces)) => (mask, pieces, vec![]),
+                    Err(e) => {
+                        let iso = isolate::bisect(input, e, &|part| self.eval_rule(rule, part));
+                        (iso.mask, iso.ok.into_iter().flatten().collect(), iso.bad)
                     }
-                    Err(e) => out.errors.push((rule, input.num_rows() as u64, e)),
+                };
+                for (i, m) in mask.iter().enumerate() {
+                    if *m {
+                        let orig = rows.map(|r| r.value(i) as usize).unwrap_or(i);
+                        matched[orig] = true;
+                    }
+                }
+                out.pieces.extend(pieces);
+                if bad.is_empty() {
+                    return;
+                }
+                out.errors.push(RuleFailure {
+                    rule,
+                    rows: bad.len() as u64,
+                    message: bad[0].1.clone(),
+                });
+                if self.on_error == OnError::ErrorTable {
+                    let day = today.get_or_insert_with(isolate::utc_today);
+                    match isolate::error_pieces(rule, &self.rules[rule], input, &bad, day) {
+                        Ok(p) => out.pieces.extend(p),
+                        Err(e) => out.errors.push(RuleFailure {
+                            rule,
+                            rows: 0,
+                            message: format!("cannot build the error rows: {e}"),
+                        }),
+                    }
                 }
             };
         match &self.index {
@@ -223,7 +274,11 @@ impl RuleSet {
                         Err(e) => {
                             for (rules, _, len) in spans {
                                 for &r in rules {
-                                    out.errors.push((r, len as u64, e.to_string()));
+                                    out.errors.push(RuleFailure {
+                                        rule: r,
+                                        rows: len as u64,
+                                        message: e.to_string(),
+                                    });
                                 }
                             }
                         }
@@ -249,6 +304,22 @@ impl RuleSet {
             None => vec![],
         };
         Ok((mask, pieces))
+    }
+
+    /// [`RuleSet::evaluate`], isolating the rows the rule fails on.
+    pub fn evaluate_isolating(
+        &self,
+        rule: usize,
+        input: &RecordBatch,
+    ) -> Isolated<Option<RecordBatch>> {
+        match self.evaluate(rule, input) {
+            Ok((mask, out)) => Isolated {
+                mask,
+                ok: vec![out],
+                bad: vec![],
+            },
+            Err(e) => isolate::bisect(input, e, &|part| self.evaluate(rule, part)),
+        }
     }
 
     /// Evaluates one rule on `input`: which rows it selects, and its whole
@@ -308,6 +379,7 @@ fn split_partitions(
     if r.partition_idx.is_empty() {
         return Ok(vec![Piece {
             rule,
+            output: Output::Table,
             partition: String::new(),
             batch: data,
         }]);
@@ -344,6 +416,7 @@ fn split_partitions(
     if constant {
         return Ok(vec![Piece {
             rule,
+            output: Output::Table,
             partition: path_of(0),
             batch: data,
         }]);
@@ -366,6 +439,7 @@ fn split_partitions(
             let idx = UInt32Array::from(groups.remove(&p).unwrap_or_default());
             Ok(Piece {
                 rule,
+                output: Output::Table,
                 partition: p,
                 batch: take_record_batch(&data, &idx)?,
             })

@@ -147,17 +147,28 @@ pub fn run_one(
                 )
             })?;
         let r = &rules.rules[rule];
-        let out = match rules.evaluate(rule, &input) {
-            Ok((_, out)) => out,
-            Err(m) => {
-                let _ = writeln!(
-                    failure,
-                    "      {}: rule {} failed on the input: {m}",
-                    e.table,
-                    shown(&r.file)
-                );
-                continue;
-            }
+        let iso = rules.evaluate_isolating(rule, &input);
+        for (row, m) in &iso.bad {
+            let line = t
+                .input
+                .get(*row)
+                .map(|r| super::line_col(&t.text, r.at).0)
+                .unwrap_or(0);
+            let _ = writeln!(
+                failure,
+                "      {}: rule {} fails on the [[input]] at line {line}: {m}",
+                e.table,
+                shown(&r.file)
+            );
+        }
+        let parts: Vec<RecordBatch> = iso.ok.into_iter().flatten().collect();
+        let out = if parts.is_empty() {
+            None
+        } else {
+            Some(
+                arrow::compute::concat_batches(&r.output_schema, &parts)
+                    .map_err(|x| t.err(0, x.to_string()))?,
+            )
         };
         let (columns, expected) = expected_rows(t, e, &r.output_schema)?;
         let types: Vec<DataType> = columns
@@ -263,20 +274,36 @@ pub fn run_adhoc(
         sample.schema.full.fields().len()
     );
     for (i, r) in rules.rules.iter().enumerate() {
-        let result = rules.evaluate(i, batch);
-        if let Ok((mask, _)) = &result {
-            for (m, s) in matched.iter_mut().zip(mask) {
-                *m |= *s;
-            }
+        let iso = rules.evaluate_isolating(i, batch);
+        for (m, s) in matched.iter_mut().zip(&iso.mask) {
+            *m |= *s;
         }
         if !selected.contains(&i) {
             continue;
         }
+        let parts: Vec<RecordBatch> = iso.ok.into_iter().flatten().collect();
+        let result = if parts.is_empty() {
+            Ok(None)
+        } else {
+            arrow::compute::concat_batches(&r.output_schema, &parts)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        };
+        if let Some((row, m)) = iso.bad.first() {
+            let _ = writeln!(
+                text,
+                "!! {} ({}): the rule fails on {} row(s), which go to its error output (rules.on_error); first, row {}: {m}",
+                r.table,
+                shown(&r.file),
+                iso.bad.len(),
+                row + 1
+            );
+        }
         match result {
-            Ok((_, None)) => {
+            Ok(None) => {
                 let _ = writeln!(text, "== {} ({}): 0 rows\n", r.table, shown(&r.file));
             }
-            Ok((_, Some(out))) => {
+            Ok(Some(out)) => {
                 let rows = out.num_rows();
                 let more = if rows > limit {
                     format!(", showing {limit}")

@@ -196,3 +196,37 @@ fn the_demo_setup_ships_passing_rule_tests() {
     assert_eq!((s.passed, s.failed), (3, 0), "{}", s.text);
     assert!(s.text.contains("_source.toml"), "{}", s.text);
 }
+
+#[test]
+fn a_rule_failing_on_an_input_row_names_the_row() {
+    let s = schema();
+    let full = Arc::new(arrow::datatypes::Schema::new(
+        s.full
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let rules = RuleSet::compile_all(
+        vec![(
+            PathBuf::from("t_n.sql"),
+            "CREATE TABLE t_n AS SELECT event_id, CAST(props AS BIGINT) AS n FROM ods_events;\n"
+                .into(),
+        )],
+        "ods_events",
+        &full,
+    )
+    .unwrap();
+    let text = "[[input]]\nevent_id = \"e1\"\nprops = \"12\"\n\n[[input]]\nevent_id = \"e2\"\nprops = \"twelve\"\n\n[[expect.t_n]]\nevent_id = \"e1\"\nn = 12\n";
+    let t = spec::parse_test(Path::new("t.toml"), text).unwrap();
+    let report = run_one(&rules, &full, &t).unwrap().expect("should fail");
+    assert!(
+        report.contains("t_n: rule t_n.sql fails on the [[input]] at line 5: Arrow error: Cast error: Cannot cast string 'twelve'"),
+        "{report}"
+    );
+    // The good row still reached the table: no diff lines.
+    assert!(
+        !report.contains("- {") && !report.contains("+ {"),
+        "{report}"
+    );
+}

@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod engine;
+mod errors;
 mod ops;
 mod quarantine;
 mod rules;
