@@ -9,12 +9,14 @@
 //! per batch then grows with the rows, not with rows x rules.
 
 pub mod compile;
+mod index;
 pub mod isolate;
 pub mod rule_file;
 pub mod schema_guard;
 
 pub use crate::config::OnError;
 pub use compile::{CompiledRule, Functions, RuleError};
+use index::{EqIndex, build_index, group_rows};
 pub use isolate::{ERRORS_DIR, Isolated};
 
 use crate::discover::hive;
@@ -73,15 +75,6 @@ pub struct RuleSet {
     index: Option<EqIndex>,
     /// What happens to rows a rule fails on.
     pub on_error: OnError,
-}
-
-#[derive(Debug)]
-struct EqIndex {
-    /// Source column index.
-    column: usize,
-    column_name: String,
-    by_value: HashMap<String, Vec<usize>>,
-    unindexed: Vec<usize>,
 }
 
 /// Reads `*.sql` in `dir` (sorted by name): (path, text).
@@ -445,83 +438,6 @@ fn split_partitions(
             })
         })
         .collect()
-}
-
-/// Row indices per distinct string value (nulls skipped).
-fn group_rows(col: &ArrayRef) -> Vec<(&str, Vec<u32>)> {
-    let Some(s) = col.as_any().downcast_ref::<StringArray>() else {
-        return vec![];
-    };
-    let mut map: HashMap<&str, usize> = HashMap::new();
-    let mut groups: Vec<(&str, Vec<u32>)> = Vec::new();
-    for i in 0..s.len() {
-        if s.is_null(i) {
-            continue;
-        }
-        let v = s.value(i);
-        let g = *map.entry(v).or_insert_with(|| {
-            groups.push((v, Vec::new()));
-            groups.len() - 1
-        });
-        groups[g].1.push(i as u32);
-    }
-    groups
-}
-
-/// Picks the Utf8 source column that most rules test with `= 'literal'`.
-fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<EqIndex> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for r in rules {
-        let mut seen: Vec<&str> = Vec::new();
-        for (c, _) in &r.equalities {
-            if !seen.contains(&c.as_str()) {
-                seen.push(c);
-                *counts.entry(c).or_default() += 1;
-            }
-        }
-    }
-    let (best, n) = counts
-        .into_iter()
-        .filter(|(c, _)| {
-            schema
-                .field_with_name(c)
-                .is_ok_and(|f| f.data_type() == &DataType::Utf8)
-        })
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
-    if n < 2 {
-        return None;
-    }
-    let column = schema.index_of(best).ok()?;
-    let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut unindexed = Vec::new();
-    for (i, r) in rules.iter().enumerate() {
-        let pins: Vec<&Vec<String>> = r
-            .equalities
-            .iter()
-            .filter(|(c, _)| c == best)
-            .map(|(_, v)| v)
-            .collect();
-        match pins.as_slice() {
-            // Each row has one value, so a rule listed under several values
-            // still sees each row at most once.
-            [values] => {
-                let mut vs: Vec<&String> = values.iter().collect();
-                vs.sort();
-                vs.dedup();
-                for v in vs {
-                    by_value.entry(v.clone()).or_default().push(i);
-                }
-            }
-            // Pinned twice (`c = 'a' AND c IN (...)`): let the predicate decide.
-            _ => unindexed.push(i),
-        }
-    }
-    Some(EqIndex {
-        column,
-        column_name: best.to_string(),
-        by_value,
-        unindexed,
-    })
 }
 
 /// Names and contents of the rule files, hashed.
