@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod crash_rules;
 mod engine;
 mod errors;
 mod ops;

@@ -2,25 +2,10 @@
 //! `/healthz` and `/readyz` answer, and systemd hears READY and STOPPING.
 
 use crate::support::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
-
-/// Starts `cmd` with its stderr delivered line by line on a channel.
-fn spawn_with_log(
-    mut cmd: std::process::Command,
-) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
-}
 
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -109,21 +94,6 @@ fn metrics_reconcile_with_the_rows_fed_in_and_systemd_is_notified() {
     assert!(status.success());
     let n = notify.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"STOPPING=1");
-}
-
-/// Waits until `pred(stderr so far)` or panics after `secs`.
-fn wait_log(rx: &std::sync::mpsc::Receiver<String>, log: &mut String, secs: u64, what: &str) {
-    let t0 = Instant::now();
-    while !log.contains(what) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "never logged {what:?}:\n{log}"
-        );
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
-            log.push_str(&l);
-            log.push('\n');
-        }
-    }
 }
 
 /// Waits until `table` holds rows whose event_id starts with `prefix` (one source file).
