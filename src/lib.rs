@@ -15,6 +15,7 @@
 //! - [`pipeline`]: threads and bounded channels, the epoch loop and its barrier.
 //! - [`telemetry`]: logs, metrics, HTTP endpoints, the status board.
 //! - [`status`]: `sluice status`, from the running daemon or from the state.
+//! - [`rules_cli`]: the analyst's workbench: `rules test` over sample rows, `rules explain`.
 //! - [`demo`]: the sample ODS generator shared by `sluice demo`, tests and the benchmark.
 //! - [`crashpoint`]: named points where crash tests kill the process.
 
@@ -27,6 +28,7 @@ pub mod enrich;
 pub mod pipeline;
 pub mod read;
 pub mod route;
+pub mod rules_cli;
 pub mod sink;
 pub mod split;
 pub mod status;

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sluice::config::Config;
 use sluice::pipeline::{self, RunMode};
+use sluice::rules_cli::{self, RulesCliError};
 use sluice::telemetry::{self, Metrics};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,6 +69,11 @@ enum Cmd {
         #[arg(long)]
         addr: Option<std::net::SocketAddr>,
     },
+    /// Work on rules without a daemon: test them on sample rows, explain one.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
     /// Inspect and manage the checkpoint state (stop the daemon first: it
     /// holds the state's lock).
     State {
@@ -78,6 +84,33 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// List the functions rules may call.
     Functions,
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Run the test files under <rules.dir>/tests/ (exit 1 when one fails),
+    /// or show what each table would receive from a sample --input file.
+    Test {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A sample of source rows: .parquet, .csv (with a header) or .ndjson.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Only this rule (table name or rule file name); with --input.
+        #[arg(long, requires = "input")]
+        rule: Option<String>,
+        /// Rows shown per table; with --input.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show what one rule compiles to: normalized SQL, plan, columns read,
+    /// index conjuncts, output schema.
+    Explain {
+        /// Table name or rule file name.
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +183,18 @@ fn main() -> ExitCode {
             files_per_hour,
             rows_per_file,
         } => cmd_demo(&dir, hours, files_per_hour, rows_per_file),
+        Cmd::Rules {
+            cmd:
+                RulesCmd::Test {
+                    config,
+                    input,
+                    rule,
+                    limit,
+                },
+        } => cmd_rules_test(&config, input.as_deref(), rule.as_deref(), limit),
+        Cmd::Rules {
+            cmd: RulesCmd::Explain { name, config },
+        } => cmd_rules_explain(&config, &name),
         Cmd::State {
             cmd: StateCmd::Show { config },
         } => cmd_state_show(&config),
@@ -304,11 +349,14 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
     };
     let rt = runtime()?;
     let source = pipeline::local_store(&cfg.source.root, false).context("opening source.root")?;
-    // Read-only: use the stored schema when the state exists, else infer.
-    let state = if cfg.state_dir.exists() {
-        Some(sluice::checkpoint::StateStore::open(&cfg.state_dir).context("opening state")?)
-    } else {
-        None
+    // Read-only: use the stored schemas when the state exists and no daemon
+    // holds it (sled locks it while the daemon runs), else infer.
+    let state = match rules_cli::open_state_if_free(&cfg) {
+        Ok(s) => s,
+        Err(note) => {
+            println!("note: {note}; column type changes are not checked");
+            None
+        }
     };
     let schema = match pipeline::source_schema(&cfg, state.as_ref(), false, &source, rt.handle())? {
         Some(s) => s,
@@ -341,7 +389,23 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
     for (name, origin, rows, _) in enricher.in_use() {
         println!("dimension {name:<23} ok  {rows} rows from {origin}");
     }
-    match sluice::route::RuleSet::load(&cfg.rules_dir, &cfg.source.name, enricher.schema()) {
+    let table_schemas = match &state {
+        Some(st) => st
+            .table_schemas()
+            .context("reading table schemas from the state")?,
+        None => Default::default(),
+    };
+    drop(state);
+    let loaded = sluice::route::RuleSet::load(&cfg.rules_dir, &cfg.source.name, enricher.schema())
+        .and_then(|rules| {
+            let changes = sluice::route::schema_guard::check(&rules, &table_schemas);
+            if changes.is_empty() {
+                Ok(rules)
+            } else {
+                Err(changes)
+            }
+        });
+    match loaded {
         Ok(rules) => {
             println!("config {}: ok", config.display());
             for r in &rules.rules {
@@ -363,6 +427,81 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// Prints a rules workbench error; every one of them exits 2.
+fn rules_cli_error(e: &RulesCliError) -> ExitCode {
+    for line in e.to_string().lines() {
+        eprintln!("error: {line}");
+    }
+    if let RulesCliError::Rules(errors) = e {
+        eprintln!("{} error(s); the rule set is refused", errors.len());
+    }
+    ExitCode::from(2)
+}
+
+fn cmd_rules_test(
+    config: &Path,
+    input: Option<&Path>,
+    rule: Option<&str>,
+    limit: usize,
+) -> Result<ExitCode> {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if let Some(input) = input {
+        let rt = runtime()?;
+        return Ok(
+            match rules_cli::run_adhoc(&cfg, input, rule, limit, rt.handle()) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => rules_cli_error(&e),
+            },
+        );
+    }
+    let rt = runtime()?;
+    let summary = match rules_cli::run_test_files(&cfg, rt.handle()) {
+        Ok(s) => s,
+        Err(e) => return Ok(rules_cli_error(&e)),
+    };
+    print!("{}", summary.text);
+    for e in &summary.invalid {
+        rules_cli_error(e);
+    }
+    Ok(if !summary.invalid.is_empty() {
+        ExitCode::from(2)
+    } else if summary.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn cmd_rules_explain(config: &Path, name: &str) -> Result<ExitCode> {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let rt = runtime()?;
+    let report = rules_cli::schema_without_input(&cfg, rt.handle()).and_then(|resolved| {
+        let rules = rules_cli::load_rules(&cfg, &resolved.schema)?;
+        let i = rules_cli::find_rule(&rules, name)?;
+        Ok(format!(
+            "{}\nsource schema: {}\n",
+            rules_cli::explain::explain(&rules, i, &resolved.schema),
+            resolved.origin
+        ))
+    });
+    Ok(match report {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => rules_cli_error(&e),
+    })
 }
 
 fn cmd_demo(dir: &Path, hours: u32, files_per_hour: u32, rows_per_file: usize) -> Result<ExitCode> {
@@ -392,7 +531,7 @@ fn cmd_demo(dir: &Path, hours: u32, files_per_hour: u32, rows_per_file: usize) -
     let cfg = Config::load(&cfg_path)?;
     telemetry::init_logging(cfg.log_format);
     println!(
-        "wrote {} rules to {} and the config {}",
+        "wrote {} rules and their tests to {} and the config {}",
         sluice::demo::DEMO_RULES.len(),
         cfg.rules_dir.display(),
         cfg_path.display()
@@ -423,7 +562,7 @@ fn cmd_demo(dir: &Path, hours: u32, files_per_hour: u32, rows_per_file: usize) -
     );
     print!("{}", sluice::demo::report::render(&tables, &cfg.sink.root));
     println!(
-        "\nnext: edit {}/*.sql and run `sluice check --config {}`",
+        "\nnext: edit {}/*.sql and run `sluice rules test --config {}` (tests in rules/tests/)",
         cfg.rules_dir.display(),
         cfg_path.display()
     );

@@ -9,6 +9,7 @@
 //! file:<path>         FileRecord: size, mtime, status, per-split row offsets
 //! epoch:<E>           EpochRecord: Prepared | Committed, staged -> final names
 //! rows:<day>:<table>  rows committed to a table on a UTC day (for `sluice status`)
+//! table_schema:<T>    output schema of table T's files (route::schema_guard's JSON)
 //! ```
 //!
 //! A prepare is one sled transaction (file offsets + staged file list +
@@ -131,6 +132,9 @@ pub struct Prepare {
     pub file_removals: Vec<String>,
     pub watermark_ms: Option<i64>,
     pub now_ms: i64,
+    /// Tables whose output schema is new or changed with this epoch's
+    /// files: (table, schema JSON). Recorded with the files that have it.
+    pub table_schemas: Vec<(String, String)>,
 }
 
 /// The sled-backed state store.
@@ -145,6 +149,10 @@ const K_SCHEMA: &str = "meta:schema";
 
 fn file_key(path: &str) -> String {
     format!("file:{path}")
+}
+
+fn table_schema_key(table: &str) -> String {
+    format!("table_schema:{table}")
 }
 
 fn epoch_key(epoch: u64) -> String {
@@ -266,6 +274,17 @@ impl StateStore {
         Ok(out)
     }
 
+    /// The recorded output schema of every table that has files: table -> JSON.
+    pub fn table_schemas(&self) -> Result<BTreeMap<String, String>, StateError> {
+        let mut out = BTreeMap::new();
+        for kv in self.db.scan_prefix("table_schema:") {
+            let (k, v) = kv?;
+            let table = String::from_utf8_lossy(&k["table_schema:".len()..]).into_owned();
+            out.insert(table, String::from_utf8_lossy(&v).into_owned());
+        }
+        Ok(out)
+    }
+
     pub fn epochs(&self) -> Result<Vec<EpochRecord>, StateError> {
         let mut out = Vec::new();
         for kv in self.db.scan_prefix("epoch:") {
@@ -298,6 +317,11 @@ impl StateStore {
             *table_rows.entry(rows_key(&day, &f.table)).or_default() += f.rows;
         }
         self.prune_table_rows(p.now_ms)?;
+        let schemas: Vec<(String, &str)> = p
+            .table_schemas
+            .iter()
+            .map(|(t, json)| (table_schema_key(t), json.as_str()))
+            .collect();
         let res: Result<(), TransactionError<()>> = self.db.transaction(|tx| {
             tx.insert(epoch_key(p.epoch).as_bytes(), rec_bytes.as_slice())?;
             tx.insert(K_NEXT_EPOCH, encode(&(p.epoch + 1)))?;
@@ -316,6 +340,9 @@ impl StateStore {
                     .and_then(|v| serde_json::from_slice(&v).ok())
                     .unwrap_or(0);
                 tx.insert(k.as_bytes(), encode(&(before + n)))?;
+            }
+            for (k, json) in &schemas {
+                tx.insert(k.as_bytes(), json.as_bytes())?;
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         });
@@ -448,11 +475,16 @@ mod tests {
             file_updates: vec![("x.parquet".into(), rec(40, FileStatus::Active))],
             watermark_ms: Some(5),
             now_ms: 9,
+            table_schemas: vec![("t".into(), "{\"v\":1}".into())],
             ..Default::default()
         })
         .unwrap();
         drop(s);
         let s = reopen(dir.path());
+        assert_eq!(
+            s.table_schemas().unwrap(),
+            BTreeMap::from([("t".to_string(), "{\"v\":1}".to_string())])
+        );
         assert_eq!(s.next_epoch().unwrap(), 2);
         assert_eq!(s.watermark_ms().unwrap(), Some(5));
         assert_eq!(s.files().unwrap()["x.parquet"].splits[0].offset, 40);

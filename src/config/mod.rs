@@ -119,6 +119,9 @@ struct RawSink {
 #[serde(deny_unknown_fields)]
 struct RawRules {
     dir: String,
+    /// What happens to rows a rule fails on: "error_table" or "drop".
+    #[serde(default = "default_on_error")]
+    on_error: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +226,9 @@ fn default_zstd_level() -> i32 {
 fn default_writers() -> usize {
     2
 }
+fn default_on_error() -> String {
+    "error_table".into()
+}
 fn default_readers() -> usize {
     2
 }
@@ -262,6 +268,17 @@ pub enum Visibility {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceFormat {
     Parquet,
+}
+
+/// What happens to the rows a rule's expression fails on (the rule's
+/// other rows land in its table either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnError {
+    /// Written to `<sink.root>/_errors/<table>/dt=.../` with `_error` and `_rule` columns.
+    #[default]
+    ErrorTable,
+    /// Counted and logged, not written.
+    Drop,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,6 +326,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub sink: SinkConfig,
     pub rules_dir: PathBuf,
+    pub rules_on_error: OnError,
     pub read: ReadConfig,
     pub http_listen: Option<SocketAddr>,
     pub stall_timeout: Duration,
@@ -470,6 +488,16 @@ impl Config {
                 ));
             }
         };
+        let rules_on_error = match raw.rules.on_error.as_str() {
+            "error_table" => OnError::ErrorTable,
+            "drop" => OnError::Drop,
+            other => {
+                return Err(invalid(
+                    "rules.on_error",
+                    format!("unknown value {other:?}; expected \"error_table\" or \"drop\""),
+                ));
+            }
+        };
         let source_root = resolve(base, &s.root).map_err(|m| invalid("source.root", m))?;
         let sink_root = resolve(base, &sink.root).map_err(|m| invalid("sink.root", m))?;
         let state_dir = resolve(base, &raw.state.dir).map_err(|m| invalid("state.dir", m))?;
@@ -505,6 +533,7 @@ impl Config {
                 writers: sink.writers,
             },
             rules_dir,
+            rules_on_error,
             read: ReadConfig {
                 readers: raw.read.readers,
                 batch_rows: raw.read.batch_rows,
@@ -597,6 +626,13 @@ dir = "rules"
         );
         assert_eq!(c.rules_dir, PathBuf::from("/etc/sluice/rules"));
         assert_eq!(c.http_listen.unwrap().to_string(), "127.0.0.1:9108");
+        assert_eq!(c.rules_on_error, OnError::ErrorTable);
+        let c = Config::parse(
+            &GOOD.replace("dir = \"rules\"", "dir = \"rules\"\non_error = \"drop\""),
+            Path::new("/etc/sluice/sluice.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.rules_on_error, OnError::Drop);
     }
 
     #[test]
@@ -720,6 +756,11 @@ min_rows = 1000
                 "root = \"/data/dwd\"",
                 "root = \"s3://bucket/x\"",
                 "only local paths",
+            ),
+            (
+                "dir = \"rules\"",
+                "dir = \"rules\"\non_error = \"ignore\"",
+                "rules.on_error: unknown value \"ignore\"",
             ),
         ];
         for (from, to, want) in cases {

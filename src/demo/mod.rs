@@ -236,10 +236,6 @@ pub fn generate_ods(
 /// The demo's rules: (file name, SQL).
 pub const DEMO_RULES: [(&str, &str); 11] = [
     (
-        "dwd_dept_events.sql",
-        "-- Every event of a page owned by a department (from the dim_spmid dimension).\nCREATE TABLE dwd_dept_events\nPARTITIONED BY (dt, dept)\nAS SELECT event_id, event_type, spmid, business, owner, dt, dept\nFROM ods_events\nWHERE dept IS NOT NULL;\n",
-    ),
-    (
         "dwd_click_android.sql",
         "-- Clicks from the Android app, by day and hour.\nCREATE TABLE dwd_click_android\nPARTITIONED BY (dt, hour)\nAS SELECT event_id, mid, event_time, spmid, dt, hour\nFROM ods_events\nWHERE event_type = 'click' AND app_source = 'android';\n",
     ),
@@ -279,6 +275,58 @@ pub const DEMO_RULES: [(&str, &str); 11] = [
         "dwd_events_by_app.sql",
         "-- All events, one partition per day and app.\nCREATE TABLE dwd_events_by_app\nPARTITIONED BY (dt, app_source)\nAS SELECT event_id, event_type, mid, upper(platform) AS platform, dt, app_source\nFROM ods_events;\n",
     ),
+    (
+        "dwd_dept_events.sql",
+        "-- Every event of a page owned by a department (from the dim_spmid dimension).\nCREATE TABLE dwd_dept_events\nPARTITIONED BY (dt, dept)\nAS SELECT event_id, event_type, spmid, business, owner, dt, dept\nFROM ods_events\nWHERE dept IS NOT NULL;\n",
+    ),
+];
+
+/// Tests of the demo's rules (`sluice rules test`), the same as the shipped
+/// `configs/rules/tests/`: (file name under `rules/tests/`, TOML).
+pub const DEMO_RULE_TESTS: [(&str, &str); 5] = [
+    (
+        "dept_events.toml",
+        r#"name = "events of pages a department owns land in dwd_dept_events"
+# Dimension columns (dept, business, owner) are input columns in rule
+# tests: set them the way the dim_spmid dimension would.
+
+[[input]]
+event_id = "e1"
+event_type = "expose"
+spmid = "ads.banner.2"
+dt = "2026-11-20"
+dept = "ads"
+business = "advertising"
+owner = "ads-oncall@example.com"
+
+[[input]]
+event_id = "e2"
+event_type = "view"
+spmid = "msg.list.0"       # no department: the join leaves dept NULL
+dt = "2026-11-20"
+
+[[expect.dwd_dept_events]]
+event_id = "e1"
+dept = "ads"
+business = "advertising"
+"#,
+    ),
+    (
+        "_source.toml",
+        include_str!("../../configs/rules/tests/_source.toml"),
+    ),
+    (
+        "clicks.toml",
+        include_str!("../../configs/rules/tests/clicks.toml"),
+    ),
+    (
+        "plays_and_searches.toml",
+        include_str!("../../configs/rules/tests/plays_and_searches.toml"),
+    ),
+    (
+        "purchases_social_tv.toml",
+        include_str!("../../configs/rules/tests/purchases_social_tv.toml"),
+    ),
 ];
 
 /// The demo config; paths are relative to the demo directory.
@@ -316,7 +364,7 @@ reload_interval = "5m"
 min_rows = 10
 "#;
 
-/// Writes the demo's rules and config into `dir`.
+/// Writes the demo's rules, their tests and the config into `dir`.
 pub fn write_demo_setup(dir: &Path) -> std::io::Result<PathBuf> {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules)?;
@@ -325,6 +373,11 @@ pub fn write_demo_setup(dir: &Path) -> std::io::Result<PathBuf> {
     }
     std::fs::create_dir_all(dir.join("dim"))?;
     std::fs::write(dir.join("dim/spmid.csv"), spmid_dimension_csv())?;
+    let tests = rules.join("tests");
+    std::fs::create_dir_all(&tests)?;
+    for (name, toml) in DEMO_RULE_TESTS {
+        std::fs::write(tests.join(name), toml)?;
+    }
     let cfg = dir.join("sluice.toml");
     std::fs::write(&cfg, DEMO_CONFIG)?;
     Ok(cfg)

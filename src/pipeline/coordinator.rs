@@ -176,6 +176,8 @@ struct Coordinator {
     writers: WriterPool,
     epoch_bytes: Arc<AtomicU64>,
     rules: Arc<ArcSwap<RuleSet>>,
+    /// Each table's recorded output schema (JSON), as in the state.
+    table_schemas: BTreeMap<String, String>,
     /// The version of the rules directory last tried (accepted or refused).
     rules_tried: String,
     last_rows_read: u64,
@@ -264,7 +266,8 @@ pub fn run(
         &handle,
     )?);
     let rule_schema = enricher.schema().clone();
-    let rules = RuleSet::load(&cfg.rules_dir, &cfg.source.name, &rule_schema).map_err(|errs| {
+    let table_schemas = state.table_schemas()?;
+    let rules = load_checked(cfg, &rule_schema, &table_schemas).map_err(|errs| {
         PipelineError::Rules(
             errs.iter()
                 .map(|e| format!("  {e}"))
@@ -335,6 +338,7 @@ pub fn run(
         writers,
         epoch_bytes,
         rules_tried: rules.load().version.clone(),
+        table_schemas,
         last_rows_read: 0,
         rules,
         summary: RunSummary {
@@ -372,6 +376,23 @@ pub fn run(
     }
     drop(enricher);
     result.map(|()| summary)
+}
+
+/// Compiles the rules directory and refuses column type changes of tables
+/// that already have files (see `route::schema_guard`).
+fn load_checked(
+    cfg: &Config,
+    rule_schema: &arrow::datatypes::SchemaRef,
+    table_schemas: &BTreeMap<String, String>,
+) -> Result<RuleSet, Vec<crate::route::RuleError>> {
+    let set = RuleSet::load(&cfg.rules_dir, &cfg.source.name, rule_schema)?
+        .with_on_error(cfg.rules_on_error);
+    let changes = crate::route::schema_guard::check(&set, table_schemas);
+    if changes.is_empty() {
+        Ok(set)
+    } else {
+        Err(changes)
+    }
 }
 
 fn spawn(
@@ -684,6 +705,13 @@ impl Coordinator {
             .filter(|p| !removals.contains(p))
             .filter_map(|p| self.files.get(p).map(|r| (p.clone(), r.clone())))
             .collect();
+        // A table's schema is recorded with the first files that have it.
+        let table_schemas: Vec<(String, String)> = report
+            .schemas
+            .iter()
+            .map(|(t, s)| (t.clone(), crate::route::schema_guard::to_json(s)))
+            .filter(|(t, json)| self.table_schemas.get(t) != Some(json))
+            .collect();
         let prepare = Prepare {
             epoch,
             files: report.files.clone(),
@@ -691,6 +719,7 @@ impl Coordinator {
             file_removals: removals.clone(),
             watermark_ms: watermark,
             now_ms: now_ms(),
+            table_schemas: table_schemas.clone(),
         };
         crashpoint::hit("before_prepare");
         self.state.prepare(&prepare)?;
@@ -698,6 +727,7 @@ impl Coordinator {
         self.handle
             .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))?;
         self.state.mark_committed(epoch, 20)?;
+        self.table_schemas.extend(table_schemas);
 
         for r in &removals {
             self.files.remove(r);
@@ -799,7 +829,7 @@ impl Coordinator {
             return;
         }
         self.rules_tried = version.clone();
-        match RuleSet::load(dir, &self.cfg.source.name, &self.rule_schema) {
+        match load_checked(&self.cfg, &self.rule_schema, &self.table_schemas) {
             Ok(set) => {
                 tracing::info!(rules = set.rules.len(), version = %set.version, epoch = self.epoch, "rules reloaded; in effect from this epoch");
                 self.metrics

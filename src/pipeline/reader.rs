@@ -101,9 +101,14 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
         ctx.metrics
             .rows_unmatched
             .fetch_add(rows - routed.matched_rows, Ordering::Relaxed);
-        for (rule, n, e) in &routed.errors {
-            ctx.metrics.rule_errors.fetch_add(*n, Ordering::Relaxed);
-            tracing::warn!(table = %rules.rules[*rule].table, rows = n, error = %e, "rule failed on a batch; its rows of this batch are not written");
+        for f in &routed.errors {
+            let table = &rules.rules[f.rule].table;
+            ctx.metrics.add_rule_errors(table, f.rows);
+            let fate = match rules.on_error {
+                crate::route::OnError::ErrorTable => "written to the table's error output",
+                crate::route::OnError::Drop => "dropped",
+            };
+            tracing::warn!(table = %table, rows = f.rows, error = %f.message, "rule failed on rows of a batch; its other rows land, these are {fate}");
         }
         // Time blocked here is writer back-pressure (`sluice status` diagnosis).
         let t0 = std::time::Instant::now();

@@ -12,7 +12,7 @@
 //! piece of every batch any reader sent, whichever shard got the progress.
 
 use crate::checkpoint::StagedFile;
-use crate::route::{Piece, RuleSet};
+use crate::route::{ERRORS_DIR, Output, Piece, RuleSet};
 use crate::sink::{EpochWriters, SinkError, SinkSettings};
 use crate::split::SplitId;
 use crate::telemetry::Metrics;
@@ -50,6 +50,8 @@ pub struct EpochReport {
     pub done: HashSet<SplitId>,
     pub failed: Vec<(SplitId, String)>,
     pub rows_per_table: BTreeMap<String, u64>,
+    /// Output schema of each table that got rows (for the schema guard).
+    pub schemas: BTreeMap<String, arrow::datatypes::SchemaRef>,
 }
 
 pub struct WriterCtx {
@@ -210,6 +212,7 @@ fn merge(into: &mut EpochReport, r: EpochReport) {
     for (t, n) in r.rows_per_table {
         *into.rows_per_table.entry(t).or_default() += n;
     }
+    into.schemas.extend(r.schemas);
 }
 
 /// One shard. `ids`: (first writer id, stride), so writer ids stay unique
@@ -238,13 +241,28 @@ fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg
                 if failure.is_none() {
                     let before = writers.bytes_in;
                     for p in &pieces {
-                        let table = &rules.rules[p.rule].table;
+                        let rule = &rules.rules[p.rule];
                         let n = p.batch.num_rows() as u64;
+                        if p.output == Output::Errors {
+                            // `_errors/<table>`: a folder the sink nests like a table.
+                            let out = format!("{ERRORS_DIR}/{}", rule.table);
+                            if let Err(e) = writers.write(&out, &p.partition, &p.batch) {
+                                failure = Some(e);
+                                break;
+                            }
+                            continue;
+                        }
+                        let table = &rule.table;
                         if let Err(e) = writers.write(table, &p.partition, &p.batch) {
                             failure = Some(e);
                             break;
                         }
                         *report.rows_per_table.entry(table.clone()).or_default() += n;
+                        if !report.schemas.contains_key(table) {
+                            report
+                                .schemas
+                                .insert(table.clone(), rule.output_schema.clone());
+                        }
                         ctx.metrics.add_routed(table, n);
                     }
                     if writers.buffered_bytes() > ctx.max_buffered / 2

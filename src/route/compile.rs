@@ -66,6 +66,10 @@ pub struct CompiledRule {
     pub equalities: Vec<(String, Vec<String>)>,
     /// Source columns the rule reads.
     pub reads: Vec<String>,
+    /// The type-coerced logical plan (for `sluice rules explain`).
+    pub plan: LogicalPlan,
+    /// The file says `-- sluice: allow_schema_change`.
+    pub allow_schema_change: bool,
 }
 
 /// The functions rules may call: DataFusion's scalar functions and the `udf` crate.
@@ -413,6 +417,8 @@ pub fn compile(
         data_schema,
         equalities,
         reads,
+        plan,
+        allow_schema_change: header.allow_schema_change,
     })
 }
 

@@ -9,9 +9,15 @@
 //! per batch then grows with the rows, not with rows x rules.
 
 pub mod compile;
+mod index;
+pub mod isolate;
 pub mod rule_file;
+pub mod schema_guard;
 
+pub use crate::config::OnError;
 pub use compile::{CompiledRule, Functions, RuleError};
+use index::{EqIndex, build_index, group_rows};
+pub use isolate::{ERRORS_DIR, Isolated};
 
 use crate::discover::hive;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
@@ -21,11 +27,20 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Where a piece goes: the rule's table, or its error output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    /// `_errors/<table>`: source rows the rule failed on (see [`isolate`]).
+    Errors,
+}
+
 /// A piece of a batch bound for one table and partition.
 #[derive(Debug)]
 pub struct Piece {
     /// Index of the rule in the set.
     pub rule: usize,
+    pub output: Output,
     /// Escaped Hive partition path, e.g. `dt=2026-11-20/hour=13` ("" when unpartitioned).
     pub partition: String,
     /// Data columns only (partition keys live in the path).
@@ -38,9 +53,17 @@ pub struct Routed {
     pub pieces: Vec<Piece>,
     /// Rows selected by at least one rule.
     pub matched_rows: u64,
-    /// Rule failures on this batch: (rule index, message). The rule's rows of
-    /// this batch are not written; the count says how many.
-    pub errors: Vec<(usize, u64, String)>,
+    /// Rules that failed on some rows of this batch. Only those rows are
+    /// set aside (to the error output or dropped, per `on_error`).
+    pub errors: Vec<RuleFailure>,
+}
+
+/// A rule failed on `rows` rows of a batch; `message` is the first failure.
+#[derive(Debug)]
+pub struct RuleFailure {
+    pub rule: usize,
+    pub rows: u64,
+    pub message: String,
 }
 
 /// Every rule of a rules directory, compiled.
@@ -50,14 +73,8 @@ pub struct RuleSet {
     /// Fingerprint of the rule files (names and contents), for reload checks.
     pub version: String,
     index: Option<EqIndex>,
-}
-
-#[derive(Debug)]
-struct EqIndex {
-    /// Source column index.
-    column: usize,
-    by_value: HashMap<String, Vec<usize>>,
-    unindexed: Vec<usize>,
+    /// What happens to rows a rule fails on.
+    pub on_error: OnError,
 }
 
 /// Reads `*.sql` in `dir` (sorted by name): (path, text).
@@ -154,7 +171,22 @@ impl RuleSet {
             rules,
             version: format!("{:016x}", fnv64(fp.as_bytes())),
             index,
+            on_error: OnError::default(),
         })
+    }
+
+    /// The source column the equality index groups rows by, if any, and
+    /// whether rule `rule` is evaluated only on its pinned values.
+    pub fn index_for(&self, rule: usize) -> Option<(&str, bool)> {
+        self.index
+            .as_ref()
+            .map(|ix| (ix.column_name.as_str(), !ix.unindexed.contains(&rule)))
+    }
+
+    /// The same set with another `on_error`.
+    pub fn with_on_error(mut self, on_error: OnError) -> RuleSet {
+        self.on_error = on_error;
+        self
     }
 
     /// Routes one (enriched) source batch.
@@ -162,19 +194,41 @@ impl RuleSet {
         let n = batch.num_rows();
         let mut out = Routed::default();
         let mut matched = vec![false; n];
+        let mut today: Option<String> = None;
         let mut run =
             |rule: usize, input: &RecordBatch, rows: Option<&UInt32Array>, out: &mut Routed| {
-                match self.eval_rule(rule, input) {
-                    Ok((mask, pieces)) => {
-                        for (i, m) in mask.iter().enumerate() {
-                            if *m {
-                                let orig = rows.map(|r| r.value(i) as usize).unwrap_or(i);
-                                matched[orig] = true;
-                            }
-                        }
-                        out.pieces.extend(pieces);
+                let (mask, pieces, bad) = match self.eval_rule(rule, input) {
+                    Ok((mask, pieces)) => (mask, pieces, vec![]),
+                    Err(e) => {
+                        let iso = isolate::bisect(input, e, &|part| self.eval_rule(rule, part));
+                        (iso.mask, iso.ok.into_iter().flatten().collect(), iso.bad)
                     }
-                    Err(e) => out.errors.push((rule, input.num_rows() as u64, e)),
+                };
+                for (i, m) in mask.iter().enumerate() {
+                    if *m {
+                        let orig = rows.map(|r| r.value(i) as usize).unwrap_or(i);
+                        matched[orig] = true;
+                    }
+                }
+                out.pieces.extend(pieces);
+                if bad.is_empty() {
+                    return;
+                }
+                out.errors.push(RuleFailure {
+                    rule,
+                    rows: bad.len() as u64,
+                    message: bad[0].1.clone(),
+                });
+                if self.on_error == OnError::ErrorTable {
+                    let day = today.get_or_insert_with(isolate::utc_today);
+                    match isolate::error_pieces(rule, &self.rules[rule], input, &bad, day) {
+                        Ok(p) => out.pieces.extend(p),
+                        Err(e) => out.errors.push(RuleFailure {
+                            rule,
+                            rows: 0,
+                            message: format!("cannot build the error rows: {e}"),
+                        }),
+                    }
                 }
             };
         match &self.index {
@@ -213,7 +267,11 @@ impl RuleSet {
                         Err(e) => {
                             for (rules, _, len) in spans {
                                 for &r in rules {
-                                    out.errors.push((r, len as u64, e.to_string()));
+                                    out.errors.push(RuleFailure {
+                                        rule: r,
+                                        rows: len as u64,
+                                        message: e.to_string(),
+                                    });
                                 }
                             }
                         }
@@ -231,6 +289,40 @@ impl RuleSet {
         rule: usize,
         input: &RecordBatch,
     ) -> Result<(Vec<bool>, Vec<Piece>), String> {
+        let (mask, out) = self.evaluate(rule, input)?;
+        let pieces = match out {
+            Some(out) => {
+                split_partitions(rule, &self.rules[rule], &out).map_err(|e| e.to_string())?
+            }
+            None => vec![],
+        };
+        Ok((mask, pieces))
+    }
+
+    /// [`RuleSet::evaluate`], isolating the rows the rule fails on.
+    pub fn evaluate_isolating(
+        &self,
+        rule: usize,
+        input: &RecordBatch,
+    ) -> Isolated<Option<RecordBatch>> {
+        match self.evaluate(rule, input) {
+            Ok((mask, out)) => Isolated {
+                mask,
+                ok: vec![out],
+                bad: vec![],
+            },
+            Err(e) => isolate::bisect(input, e, &|part| self.evaluate(rule, part)),
+        }
+    }
+
+    /// Evaluates one rule on `input`: which rows it selects, and its whole
+    /// output for them (partition columns included; `None` when it selects
+    /// no row). Pure: `sluice rules test` uses it to show what a table gets.
+    pub fn evaluate(
+        &self,
+        rule: usize,
+        input: &RecordBatch,
+    ) -> Result<(Vec<bool>, Option<RecordBatch>), String> {
         let r = &self.rules[rule];
         let n = input.num_rows();
         let (mask, filtered) = match &r.predicate {
@@ -246,7 +338,7 @@ impl RuleSet {
                     .ok_or_else(|| format!("WHERE of {} is not a boolean", r.table))?;
                 let mask: Vec<bool> = (0..n).map(|i| b.is_valid(i) && b.value(i)).collect();
                 if !mask.iter().any(|m| *m) {
-                    return Ok((mask, vec![]));
+                    return Ok((mask, None));
                 }
                 let clean = BooleanArray::from(mask.clone());
                 (
@@ -257,7 +349,7 @@ impl RuleSet {
         };
         let m = filtered.num_rows();
         if m == 0 {
-            return Ok((mask, vec![]));
+            return Ok((mask, None));
         }
         let cols = r
             .projections
@@ -266,8 +358,7 @@ impl RuleSet {
             .collect::<Result<Vec<ArrayRef>, _>>()
             .map_err(|e| e.to_string())?;
         let out = RecordBatch::try_new(r.output_schema.clone(), cols).map_err(|e| e.to_string())?;
-        let pieces = split_partitions(rule, r, &out).map_err(|e| e.to_string())?;
-        Ok((mask, pieces))
+        Ok((mask, Some(out)))
     }
 }
 
@@ -281,6 +372,7 @@ fn split_partitions(
     if r.partition_idx.is_empty() {
         return Ok(vec![Piece {
             rule,
+            output: Output::Table,
             partition: String::new(),
             batch: data,
         }]);
@@ -317,6 +409,7 @@ fn split_partitions(
     if constant {
         return Ok(vec![Piece {
             rule,
+            output: Output::Table,
             partition: path_of(0),
             batch: data,
         }]);
@@ -339,87 +432,12 @@ fn split_partitions(
             let idx = UInt32Array::from(groups.remove(&p).unwrap_or_default());
             Ok(Piece {
                 rule,
+                output: Output::Table,
                 partition: p,
                 batch: take_record_batch(&data, &idx)?,
             })
         })
         .collect()
-}
-
-/// Row indices per distinct string value (nulls skipped).
-fn group_rows(col: &ArrayRef) -> Vec<(&str, Vec<u32>)> {
-    let Some(s) = col.as_any().downcast_ref::<StringArray>() else {
-        return vec![];
-    };
-    let mut map: HashMap<&str, usize> = HashMap::new();
-    let mut groups: Vec<(&str, Vec<u32>)> = Vec::new();
-    for i in 0..s.len() {
-        if s.is_null(i) {
-            continue;
-        }
-        let v = s.value(i);
-        let g = *map.entry(v).or_insert_with(|| {
-            groups.push((v, Vec::new()));
-            groups.len() - 1
-        });
-        groups[g].1.push(i as u32);
-    }
-    groups
-}
-
-/// Picks the Utf8 source column that most rules test with `= 'literal'`.
-fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<EqIndex> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for r in rules {
-        let mut seen: Vec<&str> = Vec::new();
-        for (c, _) in &r.equalities {
-            if !seen.contains(&c.as_str()) {
-                seen.push(c);
-                *counts.entry(c).or_default() += 1;
-            }
-        }
-    }
-    let (best, n) = counts
-        .into_iter()
-        .filter(|(c, _)| {
-            schema
-                .field_with_name(c)
-                .is_ok_and(|f| f.data_type() == &DataType::Utf8)
-        })
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
-    if n < 2 {
-        return None;
-    }
-    let column = schema.index_of(best).ok()?;
-    let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut unindexed = Vec::new();
-    for (i, r) in rules.iter().enumerate() {
-        let pins: Vec<&Vec<String>> = r
-            .equalities
-            .iter()
-            .filter(|(c, _)| c == best)
-            .map(|(_, v)| v)
-            .collect();
-        match pins.as_slice() {
-            // Each row has one value, so a rule listed under several values
-            // still sees each row at most once.
-            [values] => {
-                let mut vs: Vec<&String> = values.iter().collect();
-                vs.sort();
-                vs.dedup();
-                for v in vs {
-                    by_value.entry(v.clone()).or_default().push(i);
-                }
-            }
-            // Pinned twice (`c = 'a' AND c IN (...)`): let the predicate decide.
-            _ => unindexed.push(i),
-        }
-    }
-    Some(EqIndex {
-        column,
-        by_value,
-        unindexed,
-    })
 }
 
 /// Names and contents of the rule files, hashed.

@@ -27,6 +27,27 @@ pub struct RuleHeader {
     pub partition_by: Vec<(String, Pos)>,
     /// The whole file with the header replaced by spaces.
     pub select_sql: String,
+    /// The file holds the line comment `-- sluice: allow_schema_change`:
+    /// its table may change a column's type (see `schema_guard`).
+    pub allow_schema_change: bool,
+}
+
+/// The directive that lets a rule change the type of an existing column.
+pub const ALLOW_SCHEMA_CHANGE: &str = "-- sluice: allow_schema_change";
+
+/// Whether a line of `text` is the directive (spaces and case are free).
+fn has_directive(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim();
+        l.strip_prefix("--").is_some_and(|rest| {
+            let words: Vec<String> = rest
+                .split(|c: char| c.is_whitespace() || c == ':')
+                .filter(|w| !w.is_empty())
+                .map(|w| w.to_ascii_lowercase())
+                .collect();
+            words == ["sluice", "allow_schema_change"]
+        })
+    })
 }
 
 /// A header error: where and what.
@@ -174,6 +195,7 @@ pub fn parse_header(text: &str) -> Result<RuleHeader, HeaderError> {
         table_pos,
         partition_by,
         select_sql,
+        allow_schema_change: has_directive(text),
     })
 }
 
@@ -206,6 +228,17 @@ mod tests {
                 .trim_start()
                 .starts_with("SELECT")
         );
+    }
+
+    #[test]
+    fn the_schema_change_directive_is_a_line_comment() {
+        assert!(!parse_header(RULE).unwrap().allow_schema_change);
+        let with = format!("{ALLOW_SCHEMA_CHANGE}\n{RULE}");
+        assert!(parse_header(&with).unwrap().allow_schema_change);
+        let spaced = RULE.replace(";\n", ";\n  --  Sluice:   allow_schema_change\n");
+        assert!(parse_header(&spaced).unwrap().allow_schema_change);
+        let prose = format!("-- do not use sluice: allow_schema_change lightly\n{RULE}");
+        assert!(!parse_header(&prose).unwrap().allow_schema_change);
     }
 
     #[test]

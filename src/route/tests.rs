@@ -243,3 +243,109 @@ fn every_udf_plans_and_evaluates_through_sql() {
         assert_eq!(hour.value(i), "08");
     }
 }
+
+/// Fails on clicks only: their `n` is CAST('x' AS BIGINT).
+const FAILS_ON_CLICKS: &str = "CREATE TABLE t_cast PARTITIONED BY (dt)\nAS SELECT event_id, CAST(CASE WHEN event_type = 'click' THEN 'x' ELSE '1' END AS BIGINT) AS n, dt\nFROM ods_events WHERE event_type IN ('click', 'view');\n";
+
+fn count(b: &RecordBatch, f: impl Fn(&str) -> bool) -> usize {
+    let t = b.column_by_name("event_type").unwrap().as_string::<i32>();
+    (0..b.num_rows()).filter(|&i| f(t.value(i))).count()
+}
+
+fn rows_of(r: &Routed, output: Output) -> usize {
+    r.pieces
+        .iter()
+        .filter(|p| p.output == output)
+        .map(|p| p.batch.num_rows())
+        .sum()
+}
+
+#[test]
+fn only_the_rows_a_rule_fails_on_are_set_aside() {
+    let b = batch(700);
+    let clicks = count(&b, |t| t == "click");
+    let views = count(&b, |t| t == "view");
+    assert!(clicks > 10 && views > 10);
+    // Alone (no index), and beside a rule that makes the set index event_type.
+    let other =
+        "CREATE TABLE t_view AS SELECT event_id FROM ods_events WHERE event_type = 'view';\n";
+    for files in [vec![FAILS_ON_CLICKS], vec![FAILS_ON_CLICKS, other]] {
+        let set = RuleSet::compile_all(
+            files
+                .iter()
+                .enumerate()
+                .map(|(i, sql)| (PathBuf::from(format!("r{i}.sql")), sql.to_string()))
+                .collect(),
+            "ods_events",
+            &schema(),
+        )
+        .unwrap();
+        assert_eq!(set.index_for(0).is_some(), files.len() == 2);
+        let r = set.route(&b);
+        let good: usize = r
+            .pieces
+            .iter()
+            .filter(|p| p.rule == 0 && p.output == Output::Table)
+            .map(|p| p.batch.num_rows())
+            .sum();
+        assert_eq!(good, views, "every view lands");
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert_eq!(r.errors[0].rows as usize, clicks);
+        assert!(
+            r.errors[0].message.contains("Cannot cast string 'x'"),
+            "{:?}",
+            r.errors
+        );
+        assert_eq!(rows_of(&r, Output::Errors), clicks);
+        let e = r
+            .pieces
+            .iter()
+            .find(|p| p.output == Output::Errors)
+            .unwrap();
+        assert_eq!(e.partition, "dt=2026-11-20");
+        assert_eq!(count(&e.batch, |t| t == "click"), e.batch.num_rows());
+        let msg = e.batch.column_by_name("_error").unwrap().as_string::<i32>();
+        assert!(msg.value(0).contains("Cannot cast"), "{}", msg.value(0));
+        let rule = e.batch.column_by_name("_rule").unwrap().as_string::<i32>();
+        assert_eq!(rule.value(0), "r0.sql");
+        assert!(e.batch.column_by_name("dt").is_none(), "dt is in the path");
+        assert!(e.batch.column_by_name("hour").is_some());
+        // Clicks the failing rule could not evaluate are not "matched" by it.
+        assert_eq!(r.matched_rows as usize, views);
+
+        let dropped = RuleSet::compile_all(
+            files
+                .iter()
+                .enumerate()
+                .map(|(i, sql)| (PathBuf::from(format!("r{i}.sql")), sql.to_string()))
+                .collect(),
+            "ods_events",
+            &schema(),
+        )
+        .unwrap()
+        .with_on_error(OnError::Drop)
+        .route(&b);
+        assert_eq!(rows_of(&dropped, Output::Errors), 0);
+        assert_eq!(dropped.errors[0].rows as usize, clicks);
+    }
+}
+
+#[test]
+fn error_rows_without_a_dt_column_go_to_today() {
+    let s = SourceSchema::new(demo::event_schema(), vec![]).full;
+    let set = RuleSet::compile_all(
+        vec![(
+            PathBuf::from("r.sql"),
+            "CREATE TABLE t AS SELECT event_id, CAST(event_type AS BIGINT) AS n FROM ods_events;\n"
+                .into(),
+        )],
+        "ods_events",
+        &s,
+    )
+    .unwrap();
+    let r = set.route(&demo::events(1, 0, 5, demo::DAY_START_MS));
+    assert_eq!(rows_of(&r, Output::Errors), 5);
+    assert_eq!(rows_of(&r, Output::Table), 0);
+    let p = &r.pieces[0].partition;
+    assert_eq!(p, &format!("dt={}", isolate::utc_today()));
+}

@@ -337,15 +337,19 @@ fn open_file(
     w.seq += 1;
     let epoch_dir = format!("e{epoch:010}");
     let parts: Vec<&str> = w.partition.split('/').collect();
+    // A table is an identifier, or `_errors/<table>` for an error output.
+    let table: Vec<&str> = w.table.split('/').collect();
     let staged = path_of(
-        [STAGING_DIR, epoch_dir.as_str(), w.table.as_str()]
+        [STAGING_DIR, epoch_dir.as_str()]
             .into_iter()
+            .chain(table.iter().copied())
             .chain(parts.iter().copied())
             .chain([name.as_str()]),
     )?;
     let final_path = path_of(
-        [w.table.as_str()]
-            .into_iter()
+        table
+            .iter()
+            .copied()
             .chain(parts.iter().copied())
             .chain([name.as_str()]),
     )?;

@@ -40,6 +40,8 @@ pub struct Metrics {
     /// Phase, last epoch, quarantine, tables today: what `/status` adds.
     pub status: super::status::StatusBoard,
     pub rows_routed: Mutex<BTreeMap<String, u64>>,
+    /// Rows a rule failed on, by table.
+    pub rule_error_rows: Mutex<BTreeMap<String, u64>>,
     pub rows_committed: Mutex<BTreeMap<String, u64>>,
     pub files_committed: Mutex<BTreeMap<String, u64>>,
     pub dimensions: Mutex<BTreeMap<String, Arc<DimCounters>>>,
@@ -89,6 +91,12 @@ impl Metrics {
 
     pub fn add_routed(&self, table: &str, n: u64) {
         add_map(&self.rows_routed, table, n);
+    }
+
+    /// Rows `table`'s rule failed on (also counted in `rule_errors`).
+    pub fn add_rule_errors(&self, table: &str, rows: u64) {
+        self.rule_errors.fetch_add(rows, Ordering::Relaxed);
+        add_map(&self.rule_error_rows, table, rows);
     }
 
     pub fn add_committed(&self, table: &str, rows: u64) {
@@ -173,7 +181,7 @@ impl Metrics {
         c(
             &mut out,
             "sluice_rule_errors_total",
-            "Rows a rule failed on (not written).",
+            "Rows a rule failed on (to the error output or dropped, per rules.on_error).",
             l(&self.rule_errors),
         );
         let _ = writeln!(
@@ -256,6 +264,11 @@ impl Metrics {
                 "sluice_files_committed_total",
                 "Files committed per table.",
                 &self.files_committed,
+            ),
+            (
+                "sluice_rule_error_rows_total",
+                "Rows the table's rule failed on, per table.",
+                &self.rule_error_rows,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// Waits for the child to exit by itself up to `limit`, else SIGKILLs it.
 /// Returns the child's stderr and whether it died by itself.
-fn wait_or_kill(mut child: std::process::Child, limit: Duration) -> (String, bool) {
+pub(crate) fn wait_or_kill(mut child: std::process::Child, limit: Duration) -> (String, bool) {
     let t0 = Instant::now();
     let mut exited = false;
     while t0.elapsed() < limit {

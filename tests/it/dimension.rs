@@ -3,7 +3,7 @@
 //! replacement keeps the last good snapshot (counted, logged). The crash
 //! test covers exactly-once with the dimension configured (see support.rs).
 
-use crate::ops::{get, metric, spawn_with_log, wait_log, wait_rows_of_file};
+use crate::ops::{get, metric, wait_rows_of_file};
 use crate::support::*;
 use arrow::array::AsArray;
 use std::collections::BTreeMap;

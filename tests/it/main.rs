@@ -3,10 +3,13 @@
 
 mod cli;
 mod crash;
+mod crash_rules;
 mod dimension;
 mod engine;
+mod errors;
 mod ops;
 mod ops_daemon;
 mod ops_tools;
 mod quarantine;
+mod rules;
 mod support;

@@ -2,25 +2,10 @@
 //! `/healthz` and `/readyz` answer, and systemd hears READY and STOPPING.
 
 use crate::support::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
-
-/// Starts `cmd` with its stderr delivered line by line on a channel.
-pub(crate) fn spawn_with_log(
-    mut cmd: std::process::Command,
-) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
-}
 
 pub(crate) fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -111,26 +96,6 @@ fn metrics_reconcile_with_the_rows_fed_in_and_systemd_is_notified() {
     assert_eq!(&buf[..n], b"STOPPING=1");
 }
 
-/// Waits until `pred(stderr so far)` or panics after `secs`.
-pub(crate) fn wait_log(
-    rx: &std::sync::mpsc::Receiver<String>,
-    log: &mut String,
-    secs: u64,
-    what: &str,
-) {
-    let t0 = Instant::now();
-    while !log.contains(what) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "never logged {what:?}:\n{log}"
-        );
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
-            log.push_str(&l);
-            log.push('\n');
-        }
-    }
-}
-
 /// Waits until `table` holds rows whose event_id starts with `prefix` (one source file).
 pub(crate) fn wait_rows_of_file(env: &Env, table: &str, prefix: &str) {
     let t0 = Instant::now();
@@ -208,4 +173,80 @@ fn rules_reload_at_a_checkpoint_and_a_bad_edit_keeps_the_running_set() {
     got.sort();
     assert_eq!(got.len(), expected.len());
     assert_eq!(got, expected);
+}
+
+#[test]
+fn a_column_type_change_is_refused_and_the_running_rule_stays() {
+    let mut env = Env::new("");
+    env.add_file(0, 800);
+    let cfg = env.config();
+    let cfg = cfg.to_str().unwrap();
+    let (mut child, rx) = spawn_with_log(env.cmd(&["run", "--config", cfg]));
+    let mut log = String::new();
+    wait_log(&rx, &mut log, 60, "files_done=1");
+
+    // While the daemon holds the state, `check` says it cannot compare.
+    let out = env.cmd(&["check", "--config", cfg]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("is the daemon running?; column type changes are not checked"),
+        "{stdout}"
+    );
+
+    // t_android's event_type becomes a number: refused, the string rule keeps running.
+    let rule = env.path().join("rules/t_android.sql");
+    let changed = "CREATE TABLE t_android PARTITIONED BY (dt)\nAS SELECT event_id, length(event_type) AS event_type, dt FROM ods_events\nWHERE app_source = 'android';\n";
+    std::fs::write(&rule, changed).unwrap();
+    wait_log(&rx, &mut log, 60, "new rule set refused");
+    assert!(
+        log.contains("t_android.sql:2:43: column event_type of table t_android would change type from Utf8 to Int32"),
+        "{log}"
+    );
+    env.add_file(1, 800);
+    wait_rows_of_file(&env, "t_android", "e000001");
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+    for (rel, batches) in visible_files(&env.sink().join("t_android"), &[]) {
+        for b in batches {
+            let t = b
+                .schema()
+                .field_with_name("event_type")
+                .unwrap()
+                .data_type()
+                .clone();
+            assert_eq!(t, arrow::datatypes::DataType::Utf8, "{rel}");
+        }
+    }
+
+    // Stopped: `check` and a restart refuse the change too.
+    let out = env.cmd(&["check", "--config", cfg]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("would change type from Utf8 to Int32"),
+        "{err}"
+    );
+    assert_eq!(env.run_once().status.code(), Some(2));
+
+    // The directive lets it through; the new type is recorded with the next rows.
+    std::fs::write(&rule, format!("-- sluice: allow_schema_change\n{changed}")).unwrap();
+    env.add_file(2, 800);
+    let out = env.run_once();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&rule, changed).unwrap();
+    let out = env.cmd(&["check", "--config", cfg]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -2,7 +2,7 @@
 //! `sluice status` answers from the daemon and then from the state, and
 //! SIGHUP reloads the safe config keys and the rules.
 
-use crate::ops::{get, spawn_with_log, wait_log};
+use crate::ops::get;
 use crate::support::*;
 use sluice::telemetry::status::{DiagnosisKind, StatusSnapshot, StatusSource};
 use std::os::unix::net::UnixDatagram;

@@ -2,7 +2,6 @@
 //! rewound files exactly once more, and `state export` / `state import`
 //! move a deployment without re-reading anything.
 
-use crate::ops::{spawn_with_log, wait_log};
 use crate::support::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

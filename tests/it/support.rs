@@ -4,8 +4,10 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
@@ -307,4 +309,34 @@ pub fn staged_files(sink: &Path) -> usize {
         }
     }
     n
+}
+
+/// Starts `cmd` with its stderr delivered line by line on a channel.
+pub fn spawn_with_log(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Reads log lines into `log` until it contains `what`; panics after `secs`.
+pub fn wait_log(rx: &std::sync::mpsc::Receiver<String>, log: &mut String, secs: u64, what: &str) {
+    let t0 = Instant::now();
+    while !log.contains(what) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "never logged {what:?}:\n{log}"
+        );
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            log.push_str(&l);
+            log.push('\n');
+        }
+    }
 }
