@@ -3,6 +3,12 @@
 //! the Utf8 column most rules pin and maps each value to the rules that
 //! accept it; `route` groups a batch's rows by that column once and runs
 //! each indexed rule only on its values' rows.
+//!
+//! Pruning complements it: for every Utf8 column some rule pins, a batch's
+//! distinct values (when there are few) tell which rules cannot select any
+//! of its rows (`hour = '05'` on a batch of hour 00), and those rules are
+//! not evaluated at all. Exact: a top-level `c = 'v'` conjunct selects no
+//! row whose `c` is another value or NULL.
 
 use super::CompiledRule;
 use arrow::array::{Array, ArrayRef, StringArray};
@@ -93,4 +99,83 @@ pub(super) fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<
         by_value,
         unindexed,
     })
+}
+
+/// The pinned Utf8 columns of a rule set, for pruning: (column index,
+/// per rule the values it accepts, or None when the rule does not pin it).
+#[derive(Debug)]
+pub(super) struct Pins {
+    columns: Vec<(usize, Vec<Option<Vec<String>>>)>,
+}
+
+/// Distinct values a batch column may have before pruning on it gives up.
+const PRUNE_MAX_DISTINCT: usize = 256;
+
+pub(super) fn build_pins(rules: &[CompiledRule], schema: &SchemaRef) -> Pins {
+    let mut names: Vec<&str> = Vec::new();
+    for r in rules {
+        for (c, _) in &r.equalities {
+            if !names.contains(&c.as_str())
+                && schema
+                    .field_with_name(c)
+                    .is_ok_and(|f| f.data_type() == &DataType::Utf8)
+            {
+                names.push(c);
+            }
+        }
+    }
+    let columns = names
+        .into_iter()
+        .filter_map(|c| {
+            let idx = schema.index_of(c).ok()?;
+            let per_rule = rules
+                .iter()
+                .map(|r| {
+                    let mut sets = r.equalities.iter().filter(|(n, _)| n == c);
+                    match (sets.next(), sets.next()) {
+                        (Some((_, v)), None) => Some(v.clone()),
+                        // Pinned twice or not at all: no pruning on this column.
+                        _ => None,
+                    }
+                })
+                .collect();
+            Some((idx, per_rule))
+        })
+        .collect();
+    Pins { columns }
+}
+
+impl Pins {
+    /// For each rule, whether it may select a row of `batch`.
+    pub(super) fn possible(&self, batch: &arrow::array::RecordBatch, rules: usize) -> Vec<bool> {
+        let mut ok = vec![true; rules];
+        for (idx, per_rule) in &self.columns {
+            let Some(col) = batch.columns().get(*idx) else {
+                continue;
+            };
+            let Some(s) = col.as_any().downcast_ref::<StringArray>() else {
+                continue;
+            };
+            let mut present: std::collections::HashSet<&str> = Default::default();
+            let mut bounded = true;
+            for i in 0..s.len() {
+                if s.is_valid(i) && present.insert(s.value(i)) && present.len() > PRUNE_MAX_DISTINCT
+                {
+                    bounded = false;
+                    break;
+                }
+            }
+            if !bounded {
+                continue;
+            }
+            for (r, values) in per_rule.iter().enumerate() {
+                if let Some(vs) = values
+                    && !vs.iter().any(|v| present.contains(v.as_str()))
+                {
+                    ok[r] = false;
+                }
+            }
+        }
+        ok
+    }
 }

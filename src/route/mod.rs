@@ -73,6 +73,7 @@ pub struct RuleSet {
     /// Fingerprint of the rule files (names and contents), for reload checks.
     pub version: String,
     index: Option<EqIndex>,
+    pins: index::Pins,
     /// What happens to rows a rule fails on.
     pub on_error: OnError,
 }
@@ -167,10 +168,12 @@ impl RuleSet {
             return Err(errors);
         }
         let index = build_index(&rules, schema);
+        let pins = index::build_pins(&rules, schema);
         Ok(RuleSet {
             rules,
             version: format!("{:016x}", fnv64(fp.as_bytes())),
             index,
+            pins,
             on_error: OnError::default(),
         })
     }
@@ -195,8 +198,12 @@ impl RuleSet {
         let mut out = Routed::default();
         let mut matched = vec![false; n];
         let mut today: Option<String> = None;
+        let possible = self.pins.possible(batch, self.rules.len());
         let mut run =
             |rule: usize, input: &RecordBatch, rows: Option<&UInt32Array>, out: &mut Routed| {
+                if !possible[rule] {
+                    return;
+                }
                 let (mask, pieces, bad) = match self.eval_rule(rule, input) {
                     Ok((mask, pieces)) => (mask, pieces, vec![]),
                     Err(e) => {

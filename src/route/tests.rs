@@ -177,6 +177,7 @@ fn the_equality_index_routes_exactly_like_plain_evaluation() {
     assert!(indexed.index.is_some());
     let mut plain = RuleSet::compile_all(files, "ods_events", &schema()).unwrap();
     plain.index = None;
+    plain.pins = super::index::build_pins(&[], &schema());
     let b = batch(5000);
     let a = route_counts(&indexed, &b);
     assert_eq!(a, route_counts(&plain, &b));
@@ -190,6 +191,46 @@ fn the_equality_index_routes_exactly_like_plain_evaluation() {
     assert_eq!(r.matched_rows, 5000);
     assert!(a.keys().any(|k| k == "z|platform=tv"));
     assert!(a.keys().any(|k| k == "y|"));
+}
+
+#[test]
+fn rules_pinned_to_values_absent_from_a_batch_are_not_evaluated() {
+    // Evaluating `watch` would fail (props is not a number); pruning sees
+    // no 'watch' platform in the batch and never runs it.
+    let files = vec![
+        (
+            PathBuf::from("w.sql"),
+            "CREATE TABLE w AS SELECT event_id FROM ods_events WHERE CAST(props AS BIGINT) > 0 AND event_type = 'click' AND platform = 'watch'".to_string(),
+        ),
+        (
+            PathBuf::from("p.sql"),
+            "CREATE TABLE p AS SELECT event_id FROM ods_events WHERE event_type = 'click' AND platform IN ('watch', 'pad')".to_string(),
+        ),
+        (
+            PathBuf::from("v.sql"),
+            "CREATE TABLE v AS SELECT event_id FROM ods_events WHERE event_type = 'view' AND platform = 'watch'".to_string(),
+        ),
+    ];
+    let set = RuleSet::compile_all(files.clone(), "ods_events", &schema()).unwrap();
+    let b = batch(3000);
+    let r = set.route(&b);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let col = |n: &str, i: usize| {
+        b.column_by_name(n)
+            .unwrap()
+            .as_string::<i32>()
+            .value(i)
+            .to_string()
+    };
+    let pads = (0..b.num_rows())
+        .filter(|i| col("platform", *i) == "pad" && col("event_type", *i) == "click")
+        .count();
+    assert!(pads > 0);
+    assert_eq!(r.matched_rows as usize, pads);
+    // Without pruning the failing rule runs and reports its rows.
+    let mut unpruned = RuleSet::compile_all(files, "ods_events", &schema()).unwrap();
+    unpruned.pins = super::index::build_pins(&[], &schema());
+    assert!(!unpruned.route(&b).errors.is_empty());
 }
 
 #[test]

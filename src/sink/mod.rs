@@ -221,7 +221,19 @@ impl EpochWriters {
         if w.pending.is_empty() && (batch.num_rows() >= COALESCE_ROWS || bytes >= COALESCE_BYTES) {
             return self.encode(&key, batch.clone());
         }
-        w.pending.push(batch.clone());
+        // A small slice of a routed batch keeps that batch's whole buffers
+        // alive; holding a compact copy instead bounds pending memory by
+        // the rows actually pending.
+        let held = if batch.get_array_memory_size() as u64 > 2 * bytes {
+            let all = arrow::array::UInt32Array::from_iter_values(0..batch.num_rows() as u32);
+            arrow::compute::take_record_batch(batch, &all).map_err(|e| SinkError::Encode {
+                table: w.table.clone(),
+                source: e.into(),
+            })?
+        } else {
+            batch.clone()
+        };
+        w.pending.push(held);
         w.pending_rows += batch.num_rows();
         w.pending_bytes += bytes;
         if w.pending_rows >= COALESCE_ROWS || w.pending_bytes >= COALESCE_BYTES {
