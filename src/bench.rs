@@ -22,6 +22,13 @@ pub struct BenchArgs {
     /// Reader threads.
     #[arg(long, default_value_t = 2)]
     readers: usize,
+    /// Writer threads (sink.writers).
+    #[arg(long, default_value_t = 2)]
+    writers: usize,
+    /// Run only these scenarios (comma-separated keys: read, rewrite,
+    /// part100, part100_dim100k, part100_dim1m, overlap100, part10, part1000).
+    #[arg(long)]
+    only: Option<String>,
     /// Run one scenario in this process (used by the parent run).
     #[arg(long, hide = true)]
     scenario: Option<String>,
@@ -209,17 +216,22 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     }
     let input_bytes = dir_bytes(&ods);
     println!(
-        "input: {} rows, {} of zstd Parquet, {} reader threads\n",
+        "input: {} rows, {} of zstd Parquet, {} reader and {} writer threads\n",
         a.rows,
         sluice::config::units::format_bytes(input_bytes),
-        a.readers
+        a.readers,
+        a.writers
     );
     println!(
         "{:<46} {:>8} {:>12} {:>9} {:>12} {:>10}",
         "scenario", "secs", "in rows/s", "MB/s", "out rows/s", "peak RSS"
     );
     let exe = std::env::current_exe()?;
+    let wanted: Option<Vec<&str>> = a.only.as_deref().map(|o| o.split(',').collect());
     for (key, label) in SCENARIOS {
+        if wanted.as_ref().is_some_and(|w| !w.contains(&key)) {
+            continue;
+        }
         let out = std::process::Command::new(&exe)
             .args([
                 "bench",
@@ -227,6 +239,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
                 &a.rows.to_string(),
                 "--readers",
                 &a.readers.to_string(),
+                "--writers",
+                &a.writers.to_string(),
                 "--scenario",
                 key,
                 "--dir",
@@ -288,8 +302,9 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
         std::fs::write(work.join("rules").join(format!("{name}.sql")), sql)?;
     }
     let mut cfg_text = format!(
-        "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"10m\"\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n[http]\nenabled = false\n",
+        "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"10m\"\nwriters = {}\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n[http]\nenabled = false\n",
         std::fs::canonicalize(ods)?.display(),
+        a.writers,
         a.readers
     );
     let dim_rows = dimension_rows(scenario);
