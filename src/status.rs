@@ -6,13 +6,13 @@
 
 use crate::checkpoint::{EpochState, FileStatus, StateError, StateStore, utc_day};
 use crate::config::Config;
-use crate::discover::{self, SelectParams, Taken};
+use crate::discover::{self, SelectParams};
 use crate::route::RuleSet;
 use crate::telemetry::status::{
     self, Backlog, LastCheckpoint, Phase, Quarantined, RulesInfo, STATUS_FORMAT, StatusSnapshot,
     StatusSource, Thresholds, human_bytes,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -121,18 +121,7 @@ pub fn from_state(
     let listing = handle
         .block_on(discover::list(&store))
         .map_err(|e| source_err(e.to_string()))?;
-    let taken: HashMap<String, Taken> = files
-        .iter()
-        .map(|(p, r)| {
-            (
-                p.clone(),
-                Taken {
-                    size: r.size,
-                    mtime_ms: r.mtime_ms,
-                },
-            )
-        })
-        .collect();
+    let taken = crate::pipeline::taken_of(&files);
     let sel = discover::select(
         &listing,
         &SelectParams {

@@ -395,6 +395,22 @@ fn load_checked(
     }
 }
 
+/// What discovery needs of the files in state: size and mtime when taken.
+pub fn taken_of(files: &BTreeMap<String, FileRecord>) -> HashMap<String, Taken> {
+    files
+        .iter()
+        .map(|(p, r)| {
+            (
+                p.clone(),
+                Taken {
+                    size: r.size,
+                    mtime_ms: r.mtime_ms,
+                },
+            )
+        })
+        .collect()
+}
+
 fn spawn(
     name: &str,
     f: impl FnOnce() + Send + 'static,
@@ -551,19 +567,7 @@ impl Coordinator {
                 return Ok(());
             }
         };
-        let taken: HashMap<String, Taken> = self
-            .files
-            .iter()
-            .map(|(p, r)| {
-                (
-                    p.clone(),
-                    Taken {
-                        size: r.size,
-                        mtime_ms: r.mtime_ms,
-                    },
-                )
-            })
-            .collect();
+        let taken = taken_of(&self.files);
         let sel = discover::select(
             &listing,
             &SelectParams {

@@ -19,7 +19,7 @@ pub mod queue;
 mod reader;
 mod writer;
 
-pub use coordinator::{RunMode, RunSummary, local_store, recover, run, source_schema};
+pub use coordinator::{RunMode, RunSummary, local_store, recover, run, source_schema, taken_of};
 
 use crate::checkpoint::StateError;
 use crate::discover::DiscoverError;

@@ -18,7 +18,6 @@ use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The folder under the sink root that holds the error outputs.
@@ -116,35 +115,14 @@ pub fn error_pieces(
     cols.push(Arc::new(StringArray::from(vec![rule_name.as_str(); n])));
     let data = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
 
-    let mut groups: HashMap<String, Vec<u32>> = HashMap::new();
-    let mut order = Vec::new();
-    for i in 0..n {
+    super::group_pieces(rule, Output::Errors, &data, |i| {
         let v = match dt {
             Some(d) if d.is_valid(i) => Some(d.value(i)),
             Some(_) => None,
             None => Some(today),
         };
-        let p = format!("dt={}", hive::escape(v));
-        groups
-            .entry(p)
-            .or_insert_with_key(|k| {
-                order.push(k.clone());
-                Vec::new()
-            })
-            .push(i as u32);
-    }
-    order
-        .into_iter()
-        .map(|p| {
-            let idx = UInt32Array::from(groups.remove(&p).unwrap_or_default());
-            Ok(Piece {
-                rule,
-                output: Output::Errors,
-                partition: p,
-                batch: take_record_batch(&data, &idx)?,
-            })
-        })
-        .collect()
+        format!("dt={}", hive::escape(v))
+    })
 }
 
 /// Today's date in UTC as `YYYY-MM-DD`.

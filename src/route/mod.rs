@@ -421,12 +421,22 @@ fn split_partitions(
             batch: data,
         }]);
     }
+    group_pieces(rule, Output::Table, &data, path_of)
+}
+
+/// Cuts `data` into one piece per partition path (`path_of(row)`), in
+/// order of first appearance, with one `take` per partition.
+pub(crate) fn group_pieces(
+    rule: usize,
+    output: Output,
+    data: &RecordBatch,
+    path_of: impl Fn(usize) -> String,
+) -> Result<Vec<Piece>, arrow::error::ArrowError> {
     let mut groups: HashMap<String, Vec<u32>> = HashMap::new();
     let mut order = Vec::new();
-    for i in 0..n {
-        let p = path_of(i);
+    for i in 0..data.num_rows() {
         groups
-            .entry(p)
+            .entry(path_of(i))
             .or_insert_with_key(|k| {
                 order.push(k.clone());
                 Vec::new()
@@ -439,9 +449,9 @@ fn split_partitions(
             let idx = UInt32Array::from(groups.remove(&p).unwrap_or_default());
             Ok(Piece {
                 rule,
-                output: Output::Table,
+                output,
                 partition: p,
-                batch: take_record_batch(&data, &idx)?,
+                batch: take_record_batch(data, &idx)?,
             })
         })
         .collect()
