@@ -92,6 +92,7 @@ pub fn recover(
             );
             handle.block_on(sink::commit::commit_files(sink, e.epoch, &e.files))?;
             crashpoint::hit("during_recovery");
+            sink::commit::sync_local(sink_root)?;
             state.mark_committed(e.epoch, 20)?;
             n += 1;
         }
@@ -725,11 +726,13 @@ impl Coordinator {
             now_ms: now_ms(),
             table_schemas: table_schemas.clone(),
         };
+        sink::commit::sync_local(Some(&self.cfg.sink.root))?;
         crashpoint::hit("before_prepare");
         self.state.prepare(&prepare)?;
         crashpoint::hit("after_prepare");
         self.handle
             .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))?;
+        sink::commit::sync_local(Some(&self.cfg.sink.root))?;
         self.state.mark_committed(epoch, 20)?;
         self.table_schemas.extend(table_schemas);
 

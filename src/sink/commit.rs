@@ -11,6 +11,31 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
 
+/// Flushes the filesystem holding a local sink (one `syncfs`): staged
+/// files must be on disk before prepare names them, and renames before an
+/// epoch is marked committed, because recovery deletes staged files no
+/// prepared epoch names. A SIGKILL keeps the page cache; a power cut does
+/// not, so without this a prepared epoch could name empty files. `None`
+/// (a store that is not a local directory) does nothing: object stores
+/// make a completed upload durable themselves.
+pub fn sync_local(root: Option<&std::path::Path>) -> Result<(), SinkError> {
+    let Some(root) = root else {
+        return Ok(());
+    };
+    let err = |source: std::io::Error| SinkError::Sync {
+        path: root.display().to_string(),
+        source,
+    };
+    let dir = std::fs::File::open(root).map_err(err)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: `dir` is an open descriptor for the duration of the call.
+    let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+    if rc != 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// Moves every staged file of `epoch` to its final name.
 pub async fn commit_files(
     store: &Arc<dyn ObjectStore>,

@@ -43,6 +43,11 @@ pub enum SinkError {
     },
     #[error("invalid output path {0}")]
     Path(String),
+    #[error("cannot make {path} durable: {source}")]
+    Sync {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "staged file {staged} is gone and its final file {final_path} does not exist: epoch {epoch} cannot be committed"
     )]
