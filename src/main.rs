@@ -270,7 +270,7 @@ fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    telemetry::init_logging(cfg.log_format);
+    telemetry::init_logging(cfg.log_format, &cfg.log_level);
     let rt = runtime()?;
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = cfg.http_listen {
@@ -529,7 +529,7 @@ fn cmd_demo(dir: &Path, hours: u32, files_per_hour: u32, rows_per_file: usize) -
     let files = sluice::demo::generate_ods(&ods, hours, files_per_hour, rows_per_file, 4096)?;
     let cfg_path = sluice::demo::write_demo_setup(dir)?;
     let cfg = Config::load(&cfg_path)?;
-    telemetry::init_logging(cfg.log_format);
+    telemetry::init_logging(cfg.log_format, &cfg.log_level);
     println!(
         "wrote {} rules and their tests to {} and the config {}",
         sluice::demo::DEMO_RULES.len(),

@@ -176,6 +176,9 @@ struct RawLog {
     format: String,
     #[serde(default = "default_shutdown_grace")]
     shutdown_grace: HumanDuration,
+    /// A `tracing` filter ("info", "warn,sluice=debug"); `RUST_LOG` wins.
+    #[serde(default = "default_log_level")]
+    level: String,
 }
 
 impl Default for RawLog {
@@ -183,6 +186,7 @@ impl Default for RawLog {
         RawLog {
             format: default_log_format(),
             shutdown_grace: default_shutdown_grace(),
+            level: default_log_level(),
         }
     }
 }
@@ -249,6 +253,9 @@ fn default_stall_timeout() -> HumanDuration {
 }
 fn default_log_format() -> String {
     "human".into()
+}
+fn default_log_level() -> String {
+    "info".into()
 }
 fn default_shutdown_grace() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
@@ -332,6 +339,8 @@ pub struct Config {
     pub stall_timeout: Duration,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// `[log] level`: a `tracing` filter directive, reloadable with SIGHUP.
+    pub log_level: String,
     /// `[[dimension]]` tables joined onto every batch before routing.
     pub dimensions: Vec<DimensionSpec>,
 }
@@ -478,6 +487,15 @@ impl Config {
         } else {
             None
         };
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "{:?} is not a log filter ({e}); e.g. \"info\" or \"warn,sluice=debug\"",
+                    raw.log.level
+                ),
+            ));
+        }
         let log_format = match raw.log.format.as_str() {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
@@ -543,6 +561,7 @@ impl Config {
             stall_timeout: raw.http.stall_timeout.0,
             log_format,
             shutdown_grace: raw.log.shutdown_grace.0,
+            log_level: raw.log.level,
         })
     }
 }

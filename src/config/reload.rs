@@ -67,6 +67,13 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         visibility_changed = false;
         safe("source.min_age", &a, &b);
     }
+    if old.log_level != new.log_level {
+        r.applied.push(Change {
+            key: "log.level",
+            from: old.log_level.clone(),
+            to: new.log_level.clone(),
+        });
+    }
     let mut unsafe_key = |key, a: String, b: String| {
         if a != b {
             r.needs_restart.push(Change {
@@ -157,6 +164,7 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
 /// Applies the safe keys of `new` to the running `cfg` (what [`diff`] lists
 /// as applied); nothing else changes.
 pub fn apply(cfg: &mut Config, new: &Config) {
+    cfg.log_level = new.log_level.clone();
     cfg.sink.checkpoint_interval = new.sink.checkpoint_interval;
     cfg.source.scan_interval = new.source.scan_interval;
     cfg.stall_timeout = new.stall_timeout;

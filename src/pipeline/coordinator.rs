@@ -798,6 +798,11 @@ impl Coordinator {
         for c in &r.needs_restart {
             tracing::warn!(key = %c.key, from = %c.from, to = %c.to, "config change needs a restart; ignored until then");
         }
+        if new.log_level != self.cfg.log_level
+            && let Err(e) = crate::telemetry::set_log_level(&new.log_level)
+        {
+            tracing::warn!(error = %e, "SIGHUP: log.level not applied");
+        }
         crate::config::reload::apply(&mut self.cfg, &new);
         self.metrics
             .stall_timeout_ms

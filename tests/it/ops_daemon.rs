@@ -214,3 +214,46 @@ fn sighup_applies_safe_keys_refuses_a_bad_config_and_reloads_the_rules_now() {
     }
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn sighup_applies_a_new_log_level() {
+    let mut env = Env::new("");
+    env.add_file(0, 300);
+    let mut cmd = env.cmd(&["run", "--config", env.config().to_str().unwrap()]);
+    cmd.env_remove("RUST_LOG");
+    let (mut child, rx) = spawn_with_log(cmd);
+    let mut log = String::new();
+    wait_log(&rx, &mut log, 60, "files_done=1");
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(env.config(), format!("{cfg}\n[log]\nlevel = \"warn\"\n")).unwrap();
+    log.clear();
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGHUP);
+    }
+    wait_log(&rx, &mut log, 30, "key=log.level");
+    // Give the reload a moment, then a new file lands with no info lines.
+    std::thread::sleep(Duration::from_millis(300));
+    while let Ok(l) = rx.try_recv() {
+        log.push_str(&l);
+        log.push('\n');
+    }
+    let before = log.len();
+    env.add_file(1, 300);
+    crate::ops::wait_rows_of_file(&env, "t_all", "e000001");
+    std::thread::sleep(Duration::from_millis(500));
+    while let Ok(l) = rx.try_recv() {
+        log.push_str(&l);
+        log.push('\n');
+    }
+    let after = &log[before..];
+    assert!(
+        !after.contains("checkpoint committed"),
+        "info lines after log.level = warn:\n{after}"
+    );
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+}
