@@ -489,9 +489,14 @@ fn cmd_rules_explain(config: &Path, name: &str) -> Result<ExitCode> {
     let report = rules_cli::schema_without_input(&cfg, rt.handle()).and_then(|resolved| {
         let rules = rules_cli::load_rules(&cfg, &resolved.schema)?;
         let i = rules_cli::find_rule(&rules, name)?;
+        let dims: Vec<(String, String)> = cfg
+            .dimensions
+            .iter()
+            .flat_map(|d| d.columns.iter().map(|c| (c.to.clone(), d.name.clone())))
+            .collect();
         Ok(format!(
             "{}\nsource schema: {}\n",
-            rules_cli::explain::explain(&rules, i, &resolved.schema),
+            rules_cli::explain::explain(&rules, i, &resolved.schema, &dims),
             resolved.origin
         ))
     });

@@ -9,7 +9,13 @@ use crate::route::RuleSet;
 use std::fmt::Write;
 
 /// The report for rule `rule` of `rules`, compiled against `schema`.
-pub fn explain(rules: &RuleSet, rule: usize, schema: &SourceSchema) -> String {
+/// `dimensions`: (added column, dimension name) of the configured dimensions.
+pub fn explain(
+    rules: &RuleSet,
+    rule: usize,
+    schema: &SourceSchema,
+    dimensions: &[(String, String)],
+) -> String {
     let r = &rules.rules[rule];
     let mut t = String::new();
     let _ = writeln!(t, "rule {} ({})", r.table, super::shown(&r.file));
@@ -35,7 +41,7 @@ pub fn explain(rules: &RuleSet, rule: usize, schema: &SourceSchema) -> String {
             r.partition_columns.join(", ")
         }
     );
-    let _ = writeln!(t, "\nreads source columns:");
+    let _ = writeln!(t, "\nreads columns:");
     for c in &r.reads {
         let ty = schema
             .full
@@ -43,9 +49,11 @@ pub fn explain(rules: &RuleSet, rule: usize, schema: &SourceSchema) -> String {
             .map(|f| f.data_type().to_string())
             .unwrap_or_else(|_| "?".into());
         let note = if schema.partition_columns.contains(c) {
-            "  (Hive partition of the source path)"
+            "  (Hive partition of the source path)".to_string()
+        } else if let Some((_, d)) = dimensions.iter().find(|(col, _)| col == c) {
+            format!("  (from dimension {d})")
         } else {
-            ""
+            String::new()
         };
         let _ = writeln!(t, "  {c}: {ty}{note}");
     }

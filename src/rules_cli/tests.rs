@@ -174,7 +174,7 @@ fn explain_names_everything_an_analyst_asks_about() {
     let s = schema();
     let set = rules(&s);
     let i = find_rule(&set, "dwd_click_android.sql").unwrap();
-    let text = explain::explain(&set, i, &s);
+    let text = explain::explain(&set, i, &s, &[]);
     for want in [
         "rule dwd_click_android (dwd_click_android.sql)",
         "normalized:\n  SELECT ",
@@ -243,4 +243,25 @@ fn a_rule_failing_on_an_input_row_names_the_row() {
         !report.contains("- {") && !report.contains("+ {"),
         "{report}"
     );
+}
+
+#[test]
+fn explain_marks_dimension_columns() {
+    let s = schema();
+    let set = rules(&s);
+    let i = find_rule(&set, "dwd_dept_events").unwrap();
+    let dims: Vec<(String, String)> = ["dept", "business", "owner"]
+        .iter()
+        .map(|c| (c.to_string(), "dim_spmid".to_string()))
+        .collect();
+    let text = explain::explain(&set, i, &s, &dims);
+    assert!(
+        text.contains("  dept: Utf8  (from dimension dim_spmid)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  dt: Utf8  (Hive partition of the source path)"),
+        "{text}"
+    );
+    assert!(text.contains("partitioned by: dt, dept"), "{text}");
 }
