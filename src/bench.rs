@@ -25,6 +25,9 @@ pub struct BenchArgs {
     /// Writer threads (sink.writers).
     #[arg(long, default_value_t = 2)]
     writers: usize,
+    /// sink.max_buffered (the memory bound of the writers).
+    #[arg(long, default_value = "512MiB")]
+    max_buffered: String,
     /// Run only these scenarios (comma-separated keys: read, rewrite,
     /// part100, part100_dim100k, part100_dim1m, overlap100, part10, part1000).
     #[arg(long)]
@@ -241,6 +244,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
                 &a.readers.to_string(),
                 "--writers",
                 &a.writers.to_string(),
+                "--max-buffered",
+                &a.max_buffered,
                 "--scenario",
                 key,
                 "--dir",
@@ -302,9 +307,10 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
         std::fs::write(work.join("rules").join(format!("{name}.sql")), sql)?;
     }
     let mut cfg_text = format!(
-        "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"10m\"\nwriters = {}\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n[http]\nenabled = false\n",
+        "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"10m\"\nwriters = {}\nmax_buffered = \"{}\"\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n[http]\nenabled = false\n",
         std::fs::canonicalize(ods)?.display(),
         a.writers,
+        a.max_buffered,
         a.readers
     );
     let dim_rows = dimension_rows(scenario);

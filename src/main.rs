@@ -2,6 +2,9 @@
 //! run, and map errors to exit codes (0 ok, 1 runtime failure, 2 bad config
 //! or rules).
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sluice::config::Config;

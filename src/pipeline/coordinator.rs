@@ -288,6 +288,8 @@ pub fn run(
             target_file_size: cfg.sink.target_file_size,
             row_group_rows: cfg.sink.row_group_rows,
             zstd_level: cfg.sink.zstd_level,
+            // The sink is a local directory in this version.
+            part_size: sink::LOCAL_PART_SIZE,
         },
         max_buffered: cfg.sink.max_buffered,
         metrics: metrics.clone(),

@@ -64,7 +64,13 @@ pub struct SinkSettings {
     pub target_file_size: u64,
     pub row_group_rows: usize,
     pub zstd_level: i32,
+    /// Bytes an upload buffers before sending a part: small on a local
+    /// disk (memory held per open file), 5 MiB (the S3 minimum) elsewhere.
+    pub part_size: usize,
 }
+
+/// [`SinkSettings::part_size`] for a local directory.
+pub const LOCAL_PART_SIZE: usize = 1 << 20;
 
 /// Builds an object path from segments taken literally: table names are
 /// identifiers and partition segments are Hive-escaped (no `/`, no control
@@ -183,7 +189,7 @@ impl EpochWriters {
             .map(|w| {
                 w.pending_bytes
                     + w.open.as_ref().map_or(0, |o| {
-                        (o.writer.in_progress_size() + o.writer.inner().buffered()) as u64
+                        (o.writer.memory_size() + o.writer.inner().buffered()) as u64
                     })
             })
             .sum()
@@ -299,21 +305,24 @@ impl EpochWriters {
         Ok(())
     }
 
-    /// Flushes the row groups of the largest writers until at most `limit`
-    /// bytes stay buffered.
+    /// Brings the bytes held in memory under `limit`: first the row groups
+    /// of the largest encoders are flushed (encoded pages move to their
+    /// uploads, which send full parts); if that is not enough, because many
+    /// files each hold a part not yet full, the files holding the most are
+    /// closed early (a roll: the next rows open a new file).
     pub fn shed(&mut self, limit: u64) -> Result<(), SinkError> {
         let mut sizes: Vec<((String, String), usize)> = self
             .writers
             .iter()
             .map(|(k, w)| {
-                let open = w.open.as_ref().map_or(0, |o| o.writer.in_progress_size());
+                let open = w.open.as_ref().map_or(0, |o| o.writer.memory_size());
                 (k.clone(), open + w.pending_bytes as usize)
             })
             .collect();
         sizes.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
-        let mut total = self.buffered_bytes();
+        let mut encoding: u64 = sizes.iter().map(|(_, s)| *s as u64).sum();
         for (k, s) in sizes {
-            if total <= limit {
+            if encoding <= limit / 2 || s == 0 {
                 break;
             }
             self.drain(&k)?;
@@ -322,7 +331,32 @@ impl EpochWriters {
                     table: k.0.clone(),
                     source,
                 })?;
-                total = total.saturating_sub(s as u64);
+            }
+            encoding = encoding.saturating_sub(s as u64);
+        }
+        let mut total = self.buffered_bytes();
+        if total <= limit {
+            return Ok(());
+        }
+        let mut held: Vec<((String, String), u64)> = self
+            .writers
+            .iter()
+            .filter_map(|(k, w)| {
+                w.open.as_ref().map(|o| {
+                    let n = (o.writer.memory_size() + o.writer.inner().buffered()) as u64;
+                    (k.clone(), n)
+                })
+            })
+            .collect();
+        held.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        for (k, n) in held {
+            if total <= limit {
+                break;
+            }
+            if let Some(w) = self.writers.get_mut(&k) {
+                let f = close_file(&self.handle, w)?;
+                self.closed.extend(f);
+                total = total.saturating_sub(n);
             }
         }
         Ok(())
@@ -370,7 +404,8 @@ fn open_file(
             .chain(parts.iter().copied())
             .chain([name.as_str()]),
     )?;
-    let sink = upload::UploadWrite::start(store.clone(), handle.clone(), staged.clone())?;
+    let sink =
+        upload::UploadWrite::start(store.clone(), handle.clone(), staged.clone(), s.part_size)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(s.zstd_level).unwrap_or_default(),

@@ -10,14 +10,12 @@ use std::io;
 use std::sync::Arc;
 use tokio::runtime::Handle;
 
-/// Parts are uploaded once this much is buffered (the S3 minimum part size).
-const PART_SIZE: usize = 5 << 20;
-
 pub struct UploadWrite {
     handle: Handle,
     upload: WriteMultipart,
     path: ObjPath,
     written: u64,
+    part_size: usize,
 }
 
 impl UploadWrite {
@@ -25,7 +23,9 @@ impl UploadWrite {
         store: Arc<dyn ObjectStore>,
         handle: Handle,
         path: ObjPath,
+        part_size: usize,
     ) -> Result<UploadWrite, SinkError> {
+        let part_size = part_size.max(64 << 10);
         let up = handle
             .block_on(store.put_multipart(&path))
             .map_err(|source| SinkError::Store {
@@ -35,15 +35,16 @@ impl UploadWrite {
             })?;
         Ok(UploadWrite {
             handle,
-            upload: WriteMultipart::new_with_chunk_size(up, PART_SIZE),
+            upload: WriteMultipart::new_with_chunk_size(up, part_size),
             path,
             written: 0,
+            part_size,
         })
     }
 
     /// Bytes written but not yet sent as a part.
     pub fn buffered(&self) -> usize {
-        (self.written % PART_SIZE as u64) as usize
+        (self.written % self.part_size as u64) as usize
     }
 
     /// Completes the upload; returns the file's size.
