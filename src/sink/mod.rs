@@ -445,3 +445,6 @@ fn close_file(handle: &Handle, w: &mut PartitionWriter) -> Result<Option<StagedF
         bytes,
     }))
 }
+
+#[cfg(test)]
+mod tests;
