@@ -7,10 +7,14 @@
 //! so `rules.dir = "rules"` means the `rules` folder next to `sluice.toml`.
 
 pub mod dimension;
+pub mod partition_commit;
 pub mod reload;
 pub mod units;
 
 pub use dimension::{DimColumn, DimFormat, DimLayout, DimensionSpec, OnDuplicate};
+pub use partition_commit::{
+    PartitionCommitConfig, TimeColumns, TimeFormat, TimeToken, WebhookConfig,
+};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,6 +59,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     dimension: Vec<dimension::RawDimension>,
+    /// Absent: partitions are never marked complete.
+    partition_commit: Option<partition_commit::RawPartitionCommit>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -334,6 +340,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `[[dimension]]` tables joined onto every batch before routing.
     pub dimensions: Vec<DimensionSpec>,
+    /// `[partition_commit]`: `_SUCCESS` and notifications for complete partitions.
+    pub partition_commit: Option<PartitionCommitConfig>,
 }
 
 impl Config {
@@ -509,9 +517,14 @@ impl Config {
             ));
         }
         let dimensions = dimension::validate(raw.dimension, path, base)?;
+        let partition_commit = raw
+            .partition_commit
+            .map(|p| partition_commit::validate(p, path))
+            .transpose()?;
         Ok(Config {
             path: path.to_path_buf(),
             dimensions,
+            partition_commit,
             source: SourceConfig {
                 name: s.name,
                 root: source_root,
