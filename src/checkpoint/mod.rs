@@ -703,6 +703,64 @@ mod tests {
     }
 
     #[test]
+    fn partition_rows_are_counted_at_prepare_and_commits_recorded_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let f = |table: &str, partition: &str, rows: u64| StagedFile {
+            table: table.into(),
+            partition: partition.into(),
+            staged: "s".into(),
+            final_path: "f".into(),
+            rows,
+            bytes: 1,
+        };
+        let h0 = "dt=2026-11-20/hour=00";
+        s.prepare(&Prepare {
+            epoch: 1,
+            files: vec![f("t", h0, 3), f("t", h0, 4), f("u", "", 9)],
+            track_partitions: true,
+            ..Default::default()
+        })
+        .unwrap();
+        // Not tracked when partition commit is off.
+        s.prepare(&Prepare {
+            epoch: 2,
+            files: vec![f("t", h0, 100)],
+            ..Default::default()
+        })
+        .unwrap();
+        let p = s.partitions().unwrap();
+        assert_eq!(p.len(), 1, "unpartitioned tables are not tracked: {p:?}");
+        assert_eq!((p[0].rows, p[0].files, p[0].committed_rows), (7, 2, 0));
+        assert!(!p[0].committed_before());
+        // A crash before the commit is recorded: still unannounced after a reopen.
+        drop(s);
+        let s = reopen(dir.path());
+        assert_eq!(s.partitions().unwrap()[0].committed_rows, 0);
+        s.record_partition_commit("t", h0, 7, 1000).unwrap();
+        // Late rows, then the late commit.
+        s.prepare(&Prepare {
+            epoch: 3,
+            files: vec![f("t", h0, 2)],
+            track_partitions: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let p = &s.partitions().unwrap()[0];
+        assert_eq!((p.rows, p.files, p.committed_rows), (9, 3, 7));
+        assert!(p.committed_before());
+        s.record_partition_commit("t", h0, 9, 2000).unwrap();
+        let p = &s.partitions().unwrap()[0];
+        assert_eq!(
+            (p.committed_rows, p.committed_at_ms, p.late_count),
+            (9, Some(2000), 1)
+        );
+        assert_eq!(s.prune_partitions(2000).unwrap(), 0);
+        assert_eq!(s.prune_partitions(2001).unwrap(), 1);
+        assert!(s.partitions().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_locked_state_says_stop_the_daemon() {
         let dir = tempfile::tempdir().unwrap();
         let _held = StateStore::open(dir.path()).unwrap();

@@ -188,7 +188,13 @@ impl PartitionCommitter {
                 "partition commit: source paths have no time partition (e.g. dt=YYYY-MM-DD/); no partition can be committed"
             );
         }
+        let source_partitions = parts.len();
         let watermark = rule::source_watermark(parts, self.mode);
+        tracing::debug!(
+            source_partitions,
+            watermark_ms = watermark.unwrap_or(-1),
+            "partition commit tick"
+        );
         let mut pending = 0;
         for r in state.partitions()? {
             let period = self.period_of.period_of_partition(&r.partition);
