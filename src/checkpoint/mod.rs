@@ -138,9 +138,9 @@ pub struct Prepare {
     /// Tables whose output schema is new or changed with this epoch's
     /// files: (table, schema JSON). Recorded with the files that have it.
     pub table_schemas: Vec<(String, String)>,
-    /// Add the epoch's rows and files to each (table, partition)'s
-    /// [`PartitionRecord`] (partition commit is configured).
-    pub track_partitions: bool,
+    /// (table, partition)s whose [`PartitionRecord`] gets the epoch's rows
+    /// and files (the committable ones, when partition commit is configured).
+    pub track_partitions: std::collections::BTreeSet<(String, String)>,
 }
 
 /// What partition commit knows of one output partition (`pcommit:` keys).
@@ -359,8 +359,12 @@ impl StateStore {
         }
         self.prune_table_rows(p.now_ms)?;
         let mut partitions: BTreeMap<String, PartitionRecord> = BTreeMap::new();
-        if p.track_partitions {
-            for f in p.files.iter().filter(|f| !f.partition.is_empty()) {
+        {
+            let tracked = |f: &&StagedFile| {
+                p.track_partitions
+                    .contains(&(f.table.clone(), f.partition.clone()))
+            };
+            for f in p.files.iter().filter(tracked) {
                 let r = partitions
                     .entry(pcommit_key(&f.table, &f.partition))
                     .or_insert_with(|| PartitionRecord {
@@ -717,8 +721,8 @@ mod tests {
         let h0 = "dt=2026-11-20/hour=00";
         s.prepare(&Prepare {
             epoch: 1,
-            files: vec![f("t", h0, 3), f("t", h0, 4), f("u", "", 9)],
-            track_partitions: true,
+            files: vec![f("t", h0, 3), f("t", h0, 4), f("u", "dept=x", 9)],
+            track_partitions: [("t".to_string(), h0.to_string())].into(),
             ..Default::default()
         })
         .unwrap();
@@ -730,7 +734,7 @@ mod tests {
         })
         .unwrap();
         let p = s.partitions().unwrap();
-        assert_eq!(p.len(), 1, "unpartitioned tables are not tracked: {p:?}");
+        assert_eq!(p.len(), 1, "only the tracked partitions: {p:?}");
         assert_eq!((p[0].rows, p[0].files, p[0].committed_rows), (7, 2, 0));
         assert!(!p[0].committed_before());
         // A crash before the commit is recorded: still unannounced after a reopen.
@@ -742,7 +746,7 @@ mod tests {
         s.prepare(&Prepare {
             epoch: 3,
             files: vec![f("t", h0, 2)],
-            track_partitions: true,
+            track_partitions: [("t".to_string(), h0.to_string())].into(),
             ..Default::default()
         })
         .unwrap();

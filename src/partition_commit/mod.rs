@@ -36,13 +36,13 @@
 pub mod notify;
 pub mod rule;
 
-use crate::checkpoint::{StateError, StateStore};
+use crate::checkpoint::{StagedFile, StateError, StateStore};
 use crate::config::PartitionCommitConfig;
 use crate::telemetry::Metrics;
 use notify::{Completion, Job, Outcome, Worker};
 use object_store::ObjectStore;
 use rule::{Decision, PeriodOf, SourceMode};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -158,6 +158,18 @@ impl PartitionCommitter {
             day_column = %self.period_of.columns.day.0,
             "partition commit: tables partitioned by the day column are committed when complete"
         );
+    }
+
+    /// The (table, partition)s of `files` that can ever be committed: a
+    /// table of the rules (not an `_errors/` output) and a partition with a
+    /// period. Only these get a `pcommit:` record.
+    pub fn tracked(&self, files: &[StagedFile]) -> BTreeSet<(String, String)> {
+        files
+            .iter()
+            .filter(|f| !f.table.starts_with('_'))
+            .filter(|f| self.period_of.period_of_partition(&f.partition).is_some())
+            .map(|f| (f.table.clone(), f.partition.clone()))
+            .collect()
     }
 
     /// Records finished jobs, then commits every complete partition with

@@ -758,7 +758,11 @@ impl Coordinator {
             watermark_ms: watermark,
             now_ms: now_ms(),
             table_schemas: table_schemas.clone(),
-            track_partitions: self.pcommit.is_some(),
+            track_partitions: self
+                .pcommit
+                .as_ref()
+                .map(|pc| pc.tracked(&report.files))
+                .unwrap_or_default(),
         };
         crashpoint::hit("before_prepare");
         self.state.prepare(&prepare)?;

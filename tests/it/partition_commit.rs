@@ -244,9 +244,29 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = 
         log.contains("late data: partition committed again"),
         "{log}"
     );
+    let listed = log
+        .lines()
+        .find(|l| l.contains("committable="))
+        .unwrap_or_default();
     assert!(
-        log.contains("committable=t_click (hour), t_android (day)")
-            || log.contains("t_click (hour)"),
-        "{log}"
+        listed.contains("t_click (hour)") && listed.contains("t_android (day)"),
+        "{listed}"
+    );
+    let never = listed.split("never_committed=").nth(1).unwrap_or_default();
+    assert!(
+        never.contains("t_all") && never.contains("t_dept"),
+        "{listed}"
+    );
+
+    // Tracked: t_click's three hours and t_android's day; t_all (hour only)
+    // and t_dept (dept) have no period and are not tracked.
+    let show = env
+        .cmd(&["state", "show", "--config", env.config().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.contains("partition commit: 4 partitions tracked, 2 committed (1 late re-commits), 2 with rows not announced yet"),
+        "{show}"
     );
 }
