@@ -223,7 +223,8 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = 
     let late = &bodies[2];
     assert_eq!(late, &expected_body(&env, HOUR0, true, late));
     assert!(late["rows"].as_u64().unwrap() > rows0);
-    assert_eq!(late["files"], 2);
+    // More files than the first commit (the late file's rows may span epochs).
+    assert!(late["files"].as_u64().unwrap() > bodies[0]["files"].as_u64().unwrap());
     let parts: BTreeSet<String> = bodies
         .iter()
         .map(|b| b["partition"].as_str().unwrap().to_string())
