@@ -11,6 +11,7 @@
 //! - [`enrich`]: dimension snapshots (loaded, reloaded, fallen back on) joined onto each batch.
 //! - [`route`]: rules compiled once from SQL; a batch routed to (table, partition) pieces.
 //! - [`sink`]: Parquet writers, staging, final names, the idempotent commit.
+//! - [`partition_commit`]: when an output partition is complete; `_SUCCESS`, webhook, command.
 //! - [`checkpoint`]: the sled state (the only module that touches it).
 //! - [`pipeline`]: threads and bounded channels, the epoch loop and its barrier.
 //! - [`telemetry`]: logs, metrics, HTTP endpoints, the status board.
@@ -25,6 +26,7 @@ pub mod crashpoint;
 pub mod demo;
 pub mod discover;
 pub mod enrich;
+pub mod partition_commit;
 pub mod pipeline;
 pub mod read;
 pub mod route;

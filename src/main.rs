@@ -601,6 +601,16 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
         *by_status.entry(k).or_insert(0) += 1;
     }
     println!("files in the seen-set: {} {:?}", files.len(), by_status);
+    let parts = state.partitions()?;
+    if cfg.partition_commit.is_some() || !parts.is_empty() {
+        let committed = parts.iter().filter(|p| p.committed_before()).count();
+        let unannounced = parts.iter().filter(|p| p.rows > p.committed_rows).count();
+        let late: u64 = parts.iter().map(|p| p.late_count).sum();
+        println!(
+            "partition commit: {} partitions tracked, {committed} committed ({late} late re-commits), {unannounced} with rows not announced yet",
+            parts.len()
+        );
+    }
     for e in state.epochs()? {
         println!("epoch {}: {:?}, {} files", e.epoch, e.state, e.files.len());
     }

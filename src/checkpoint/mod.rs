@@ -10,6 +10,9 @@
 //! epoch:<E>           EpochRecord: Prepared | Committed, staged -> final names
 //! rows:<day>:<table>  rows committed to a table on a UTC day (for `sluice status`)
 //! table_schema:<T>    output schema of table T's files (route::schema_guard's JSON)
+//! pcommit:<T>\0<P>    PartitionRecord of table T's partition P: rows and files
+//!                     committed so far (added in the prepare transaction), and
+//!                     how many of them the last partition commit announced
 //! ```
 //!
 //! A prepare is one sled transaction (file offsets + staged file list +
@@ -135,6 +138,38 @@ pub struct Prepare {
     /// Tables whose output schema is new or changed with this epoch's
     /// files: (table, schema JSON). Recorded with the files that have it.
     pub table_schemas: Vec<(String, String)>,
+    /// (table, partition)s whose [`PartitionRecord`] gets the epoch's rows
+    /// and files (the committable ones, when partition commit is configured).
+    pub track_partitions: std::collections::BTreeSet<(String, String)>,
+}
+
+/// What partition commit knows of one output partition (`pcommit:` keys).
+/// `rows`/`files` grow in the prepare transaction of every epoch that
+/// stages files for it; `committed_rows` is `rows` as of the last commit
+/// whose `_SUCCESS` and notifications went out. `rows > committed_rows`
+/// means rows landed that no commit has announced yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub v: u32,
+    pub table: String,
+    pub partition: String,
+    pub rows: u64,
+    pub files: u64,
+    #[serde(default)]
+    pub committed_rows: u64,
+    /// When it was last committed; `None`: never.
+    #[serde(default)]
+    pub committed_at_ms: Option<i64>,
+    /// Commits after the first (late data re-committed the partition).
+    #[serde(default)]
+    pub late_count: u64,
+}
+
+impl PartitionRecord {
+    /// Committed before: the next commit is a late one.
+    pub fn committed_before(&self) -> bool {
+        self.committed_at_ms.is_some()
+    }
 }
 
 /// The sled-backed state store.
@@ -149,6 +184,12 @@ const K_SCHEMA: &str = "meta:schema";
 
 fn file_key(path: &str) -> String {
     format!("file:{path}")
+}
+
+const PCOMMIT_PREFIX: &str = "pcommit:";
+
+fn pcommit_key(table: &str, partition: &str) -> String {
+    format!("{PCOMMIT_PREFIX}{table}\0{partition}")
 }
 
 fn table_schema_key(table: &str) -> String {
@@ -317,6 +358,25 @@ impl StateStore {
             *table_rows.entry(rows_key(&day, &f.table)).or_default() += f.rows;
         }
         self.prune_table_rows(p.now_ms)?;
+        let mut partitions: BTreeMap<String, PartitionRecord> = BTreeMap::new();
+        {
+            let tracked = |f: &&StagedFile| {
+                p.track_partitions
+                    .contains(&(f.table.clone(), f.partition.clone()))
+            };
+            for f in p.files.iter().filter(tracked) {
+                let r = partitions
+                    .entry(pcommit_key(&f.table, &f.partition))
+                    .or_insert_with(|| PartitionRecord {
+                        v: STATE_VERSION,
+                        table: f.table.clone(),
+                        partition: f.partition.clone(),
+                        ..Default::default()
+                    });
+                r.rows += f.rows;
+                r.files += 1;
+            }
+        }
         let schemas: Vec<(String, &str)> = p
             .table_schemas
             .iter()
@@ -343,6 +403,19 @@ impl StateStore {
             }
             for (k, json) in &schemas {
                 tx.insert(k.as_bytes(), json.as_bytes())?;
+            }
+            for (k, add) in &partitions {
+                let mut r: PartitionRecord = tx
+                    .get(k.as_bytes())?
+                    .and_then(|v| serde_json::from_slice(&v).ok())
+                    .unwrap_or_else(|| PartitionRecord {
+                        rows: 0,
+                        files: 0,
+                        ..add.clone()
+                    });
+                r.rows += add.rows;
+                r.files += add.files;
+                tx.insert(k.as_bytes(), encode(&r))?;
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         });
@@ -403,6 +476,53 @@ impl StateStore {
             self.db.remove(k)?;
         }
         Ok(())
+    }
+
+    /// Every output partition partition commit tracks.
+    pub fn partitions(&self) -> Result<Vec<PartitionRecord>, StateError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(PCOMMIT_PREFIX) {
+            let (k, v) = kv?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Records that a commit of `table`/`partition` announcing `rows` rows
+    /// went out at `at_ms` (after `_SUCCESS` and the notifications, so a
+    /// crash before this re-sends them: at-least-once). Flushed.
+    pub fn record_partition_commit(
+        &self,
+        table: &str,
+        partition: &str,
+        rows: u64,
+        at_ms: i64,
+    ) -> Result<(), StateError> {
+        let key = pcommit_key(table, partition);
+        let Some(v) = self.db.get(&key)? else {
+            return Ok(());
+        };
+        let mut r: PartitionRecord = decode(key.as_bytes(), &v)?;
+        if r.committed_before() {
+            r.late_count += 1;
+        }
+        r.committed_rows = r.committed_rows.max(rows);
+        r.committed_at_ms = Some(at_ms);
+        self.db.insert(key.as_bytes(), encode(&r))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Forgets partitions fully announced before `before_ms`.
+    pub fn prune_partitions(&self, before_ms: i64) -> Result<usize, StateError> {
+        let mut n = 0;
+        for r in self.partitions()? {
+            if r.committed_rows >= r.rows && r.committed_at_ms.is_some_and(|t| t < before_ms) {
+                self.db.remove(pcommit_key(&r.table, &r.partition))?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Writes one file record outside an epoch (operator tools).
@@ -584,6 +704,64 @@ mod tests {
         .unwrap();
         assert!(s.table_rows("2026-11-20").unwrap().is_empty());
         assert_eq!(s.table_rows("2026-11-30").unwrap().get("a"), Some(&5));
+    }
+
+    #[test]
+    fn partition_rows_are_counted_at_prepare_and_commits_recorded_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let f = |table: &str, partition: &str, rows: u64| StagedFile {
+            table: table.into(),
+            partition: partition.into(),
+            staged: "s".into(),
+            final_path: "f".into(),
+            rows,
+            bytes: 1,
+        };
+        let h0 = "dt=2026-11-20/hour=00";
+        s.prepare(&Prepare {
+            epoch: 1,
+            files: vec![f("t", h0, 3), f("t", h0, 4), f("u", "dept=x", 9)],
+            track_partitions: [("t".to_string(), h0.to_string())].into(),
+            ..Default::default()
+        })
+        .unwrap();
+        // Not tracked when partition commit is off.
+        s.prepare(&Prepare {
+            epoch: 2,
+            files: vec![f("t", h0, 100)],
+            ..Default::default()
+        })
+        .unwrap();
+        let p = s.partitions().unwrap();
+        assert_eq!(p.len(), 1, "only the tracked partitions: {p:?}");
+        assert_eq!((p[0].rows, p[0].files, p[0].committed_rows), (7, 2, 0));
+        assert!(!p[0].committed_before());
+        // A crash before the commit is recorded: still unannounced after a reopen.
+        drop(s);
+        let s = reopen(dir.path());
+        assert_eq!(s.partitions().unwrap()[0].committed_rows, 0);
+        s.record_partition_commit("t", h0, 7, 1000).unwrap();
+        // Late rows, then the late commit.
+        s.prepare(&Prepare {
+            epoch: 3,
+            files: vec![f("t", h0, 2)],
+            track_partitions: [("t".to_string(), h0.to_string())].into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let p = &s.partitions().unwrap()[0];
+        assert_eq!((p.rows, p.files, p.committed_rows), (9, 3, 7));
+        assert!(p.committed_before());
+        s.record_partition_commit("t", h0, 9, 2000).unwrap();
+        let p = &s.partitions().unwrap()[0];
+        assert_eq!(
+            (p.committed_rows, p.committed_at_ms, p.late_count),
+            (9, Some(2000), 1)
+        );
+        assert_eq!(s.prune_partitions(2000).unwrap(), 0);
+        assert_eq!(s.prune_partitions(2001).unwrap(), 1);
+        assert!(s.partitions().unwrap().is_empty());
     }
 
     #[test]

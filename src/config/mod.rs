@@ -7,10 +7,14 @@
 //! so `rules.dir = "rules"` means the `rules` folder next to `sluice.toml`.
 
 pub mod dimension;
+pub mod partition_commit;
 pub mod reload;
 pub mod units;
 
 pub use dimension::{DimColumn, DimFormat, DimLayout, DimensionSpec, OnDuplicate};
+pub use partition_commit::{
+    PartitionCommitConfig, TimeColumns, TimeFormat, TimeToken, WebhookConfig,
+};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,6 +59,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     dimension: Vec<dimension::RawDimension>,
+    /// Absent: partitions are never marked complete.
+    partition_commit: Option<partition_commit::RawPartitionCommit>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,6 +349,8 @@ pub struct Config {
     pub log_level: String,
     /// `[[dimension]]` tables joined onto every batch before routing.
     pub dimensions: Vec<DimensionSpec>,
+    /// `[partition_commit]`: `_SUCCESS` and notifications for complete partitions.
+    pub partition_commit: Option<PartitionCommitConfig>,
 }
 
 impl Config {
@@ -527,9 +535,14 @@ impl Config {
             ));
         }
         let dimensions = dimension::validate(raw.dimension, path, base)?;
+        let partition_commit = raw
+            .partition_commit
+            .map(|p| partition_commit::validate(p, path))
+            .transpose()?;
         Ok(Config {
             path: path.to_path_buf(),
             dimensions,
+            partition_commit,
             source: SourceConfig {
                 name: s.name,
                 root: source_root,
@@ -750,6 +763,61 @@ min_rows = 1000
             .unwrap_err()
             .to_string();
         assert!(e.contains("min_row") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn partition_commit_section() {
+        let c = Config::parse(GOOD, Path::new("x.toml")).unwrap();
+        assert!(c.partition_commit.is_none(), "absent: off");
+        let on = format!("{GOOD}[partition_commit]\n");
+        let p = Config::parse(&on, Path::new("x.toml"))
+            .unwrap()
+            .partition_commit
+            .unwrap();
+        assert_eq!(p.time_columns.day.0, "dt");
+        assert_eq!(p.time_columns.hour.as_ref().unwrap().0, "hour");
+        assert_eq!(p.delay, Duration::from_secs(600));
+        assert!(p.success_file && p.webhook.is_none() && p.command.is_none());
+        let full = format!(
+            "{GOOD}[partition_commit]\ntime_columns = {{ day = \"%Y%m%d\" }}\nutc_offset = \"+08:00\"\ndelay = \"0s\"\ncommand = [\"/bin/true\", \"{{table}}\"]\nwebhook = {{ url = \"http://127.0.0.1:8080/hook\", retries = 2 }}\n"
+        );
+        let p = Config::parse(&full, Path::new("x.toml"))
+            .unwrap()
+            .partition_commit
+            .unwrap();
+        assert_eq!(p.time_columns.day.0, "day");
+        assert!(p.time_columns.hour.is_none());
+        assert_eq!(p.utc_offset_s, 8 * 3600);
+        let w = p.webhook.unwrap();
+        assert_eq!(
+            (w.host.as_str(), w.port, w.path.as_str(), w.retries),
+            ("127.0.0.1", 8080, "/hook", 2)
+        );
+        assert_eq!(w.timeout, Duration::from_secs(10));
+        let cases = [
+            (
+                "webhook = { url = \"https://h/x\" }",
+                "https is not supported",
+            ),
+            ("time_columns = { hour = \"%H\" }", "needs a day column"),
+            ("time_columns = { dt = \"%Y-%m\" }", "must be a day"),
+            (
+                "time_columns = { dt = \"%Y-%m-%d\", d2 = \"%Y%m%d\" }",
+                "only one day column",
+            ),
+            ("command = []", "must start with a program"),
+            ("utc_offset = \"CST\"", "partition_commit.utc_offset"),
+            ("dealy = \"1m\"", "dealy"),
+        ];
+        for (line, want) in cases {
+            let e = Config::parse(
+                &format!("{GOOD}[partition_commit]\n{line}\n"),
+                Path::new("x.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(want), "{line}: {e}");
+        }
     }
 
     #[test]

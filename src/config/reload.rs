@@ -139,6 +139,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
     );
     unsafe_key("sink.writers", s(&old.sink.writers), s(&new.sink.writers));
     unsafe_key("dimension", s(&old.dimensions), s(&new.dimensions));
+    unsafe_key(
+        "partition_commit",
+        s(&old.partition_commit),
+        s(&new.partition_commit),
+    );
     unsafe_key("rules.dir", s(&old.rules_dir), s(&new.rules_dir));
     unsafe_key("read.readers", s(&old.read.readers), s(&new.read.readers));
     unsafe_key(

@@ -52,6 +52,8 @@ pub struct Selection {
     pub changed: Vec<(Listed, Taken)>,
     /// Matching files not yet visible (too young, no marker): backlog to come.
     pub waiting: usize,
+    /// The paths of those files (partition commit keeps their partitions open).
+    pub waiting_paths: Vec<String>,
 }
 
 /// Suffixes producers use while a file is still being written.
@@ -137,6 +139,7 @@ pub fn select(listing: &[Listed], p: &SelectParams<'_>) -> Selection {
             out.new.push(o.clone());
         } else {
             out.waiting += 1;
+            out.waiting_paths.push(o.path.clone());
         }
     }
     out.new

@@ -11,6 +11,8 @@ use crate::config::Config;
 use crate::crashpoint;
 use crate::discover::{self, Listed, SelectParams, Taken};
 use crate::enrich::{EnrichOptions, Enricher};
+use crate::partition_commit::PartitionCommitter;
+use crate::partition_commit::rule::SourceMode;
 use crate::read::{self, SourceSchema};
 use crate::route::RuleSet;
 use crate::sink::{self, SinkSettings};
@@ -184,6 +186,10 @@ struct Coordinator {
     last_rows_read: u64,
     summary: RunSummary,
     waiting: usize,
+    /// Listed source files not visible yet (from the last scan).
+    waiting_paths: Vec<String>,
+    /// `[partition_commit]`, when configured.
+    pcommit: Option<PartitionCommitter>,
 }
 
 /// Runs the pipeline until `mode` says stop.
@@ -322,6 +328,24 @@ pub fn run(
     }
     drop(reader_ctx);
 
+    let pcommit = match &cfg.partition_commit {
+        Some(pc) => {
+            let mode = match cfg.source.visibility {
+                crate::config::Visibility::Marker { .. } => SourceMode::Marker,
+                crate::config::Visibility::Settled { .. } => SourceMode::Settled,
+            };
+            let p =
+                PartitionCommitter::start(pc, mode, sink.clone(), handle.clone(), metrics.clone())?;
+            let set = rules.load();
+            p.log_committable(
+                set.rules
+                    .iter()
+                    .map(|r| (r.table.as_str(), r.partition_columns.as_slice())),
+            );
+            Some(p)
+        }
+        None => None,
+    };
     let mut c = Coordinator {
         cfg: cfg.clone(),
         handle: handle.clone(),
@@ -349,6 +373,8 @@ pub fn run(
             ..Default::default()
         },
         waiting: 0,
+        waiting_paths: Vec::new(),
+        pcommit,
     };
     c.reported = c
         .files
@@ -363,7 +389,13 @@ pub fn run(
     metrics.status.set_phase(Phase::Running);
     metrics.ready.store(1, Ordering::Relaxed);
     notifier.notify("READY=1\nSTATUS=running");
-    let result = c.main_loop(&mode, &notifier);
+    let mut result = c.main_loop(&mode, &notifier);
+    if let Some(p) = c.pcommit.take()
+        && let Err(e) = p.finish(&c.state, matches!(mode, RunMode::Once))
+    {
+        tracing::error!(error = %e, "partition commit: stopping the notifier failed");
+        result = result.and(Err(e.into()));
+    }
     metrics.ready.store(0, Ordering::Relaxed);
     metrics.status.set_phase(Phase::Stopping);
     notifier.notify("STOPPING=1");
@@ -446,6 +478,7 @@ impl Coordinator {
         let mut last_scan = Instant::now();
         let mut last_checkpoint = Instant::now();
         let mut last_ping = Instant::now();
+        let mut last_pcommit = Instant::now();
         loop {
             // The watchdog is fed by this loop: if it wedges, systemd restarts us.
             if let Some(every) = notifier.watchdog_every
@@ -471,9 +504,13 @@ impl Coordinator {
             if stop || due {
                 self.checkpoint()?;
                 last_checkpoint = Instant::now();
-                if stop {
-                    return Ok(());
-                }
+            }
+            if stop || due || last_pcommit.elapsed() >= Duration::from_secs(1) {
+                self.partition_commit_tick();
+                last_pcommit = Instant::now();
+            }
+            if stop {
+                return Ok(());
             }
             self.update_gauges();
             if let RunMode::Daemon { .. } = mode {
@@ -584,6 +621,7 @@ impl Coordinator {
             },
         );
         self.waiting = sel.waiting;
+        self.waiting_paths = sel.waiting_paths;
         for (now, was) in sel.changed {
             tracing::warn!(file = %now.path, size_was = was.size, size_now = now.size, mtime_was = was.mtime_ms, mtime_now = now.mtime_ms,
                 "file changed after it was taken; it is not re-read (use `sluice state rewind` to replay it)");
@@ -727,6 +765,11 @@ impl Coordinator {
             watermark_ms: watermark,
             now_ms: now_ms(),
             table_schemas: table_schemas.clone(),
+            track_partitions: self
+                .pcommit
+                .as_ref()
+                .map(|pc| pc.tracked(&report.files))
+                .unwrap_or_default(),
         };
         sink::commit::sync_local(Some(&self.cfg.sink.root))?;
         crashpoint::hit("before_prepare");
@@ -860,6 +903,22 @@ impl Coordinator {
                     .rule_reloads_refused
                     .fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Partition commit: complete partitions get `_SUCCESS` and notifications
+    /// (see `partition_commit`). Every prepared epoch is committed here.
+    fn partition_commit_tick(&mut self) {
+        let Some(p) = self.pcommit.as_mut() else {
+            return;
+        };
+        let source = self
+            .files
+            .iter()
+            .map(|(path, r)| (path.as_str(), r.status == FileStatus::Active))
+            .chain(self.waiting_paths.iter().map(|path| (path.as_str(), true)));
+        if let Err(e) = p.tick(&self.state, source, now_ms()) {
+            tracing::error!(error = %e, "partition commit failed; retried at the next tick");
         }
     }
 

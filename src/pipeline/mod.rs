@@ -38,6 +38,8 @@ pub enum PipelineError {
     Schema(#[from] ReadError),
     #[error(transparent)]
     Enrich(#[from] crate::enrich::EnrichError),
+    #[error("partition commit: {0}")]
+    Commit(#[from] crate::partition_commit::CommitError),
     #[error("rules refused:\n{0}")]
     Rules(String),
     #[error("cannot open store {root}: {message}")]

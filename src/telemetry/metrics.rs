@@ -45,6 +45,14 @@ pub struct Metrics {
     pub rows_committed: Mutex<BTreeMap<String, u64>>,
     pub files_committed: Mutex<BTreeMap<String, u64>>,
     pub dimensions: Mutex<BTreeMap<String, Arc<DimCounters>>>,
+    /// Partition commits by (table, late).
+    pub partitions_committed: Mutex<BTreeMap<(String, bool), u64>>,
+    /// Webhooks that still failed after their retries.
+    pub partition_commit_webhook_failures: AtomicU64,
+    /// Commit commands that failed (non-zero exit, spawn error, timeout).
+    pub partition_commit_command_failures: AtomicU64,
+    /// Complete partitions whose commit is not recorded yet.
+    pub partitions_pending: AtomicI64,
 }
 
 /// One dimension's load and join figures.
@@ -102,6 +110,16 @@ impl Metrics {
     pub fn add_committed(&self, table: &str, rows: u64) {
         add_map(&self.rows_committed, table, rows);
         add_map(&self.files_committed, table, 1);
+    }
+
+    /// One partition commit of `table` (`late`: committed before).
+    pub fn add_partition_committed(&self, table: &str, late: bool) {
+        *self
+            .partitions_committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((table.to_string(), late))
+            .or_default() += 1;
     }
 
     /// Why the process is unhealthy, if it is: the main loop stopped
@@ -277,7 +295,48 @@ impl Metrics {
             }
         }
         self.render_dimensions(&mut out);
+        self.render_partition_commit(&mut out);
         out
+    }
+
+    fn render_partition_commit(&self, out: &mut String) {
+        let name = "sluice_partitions_committed_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Output partitions committed (_SUCCESS and notifications), late: committed again after late rows.\n# TYPE {name} counter"
+        );
+        for ((t, late), v) in self
+            .partitions_committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "{name}{{table=\"{t}\",late=\"{late}\"}} {v}");
+        }
+        for (name, help, v) in [
+            (
+                "sluice_partition_commit_webhook_failures_total",
+                "Partition commit webhooks that failed after every retry.",
+                &self.partition_commit_webhook_failures,
+            ),
+            (
+                "sluice_partition_commit_command_failures_total",
+                "Partition commit commands that failed.",
+                &self.partition_commit_command_failures,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let name = "sluice_partitions_pending";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Complete output partitions whose commit is not recorded yet.\n# TYPE {name} gauge\n{name} {}",
+            self.partitions_pending.load(Ordering::Relaxed)
+        );
     }
 
     fn render_dimensions(&self, out: &mut String) {
@@ -414,7 +473,10 @@ mod tests {
     fn renders_labels_without_paths() {
         let m = Metrics::default();
         m.add_committed("t_a", 5);
+        m.add_partition_committed("t_a", true);
         let text = m.render();
+        assert!(text.contains("sluice_partitions_committed_total{table=\"t_a\",late=\"true\"} 1"));
+        assert!(text.contains("sluice_partitions_pending 0"));
         assert!(text.contains("sluice_rows_committed_total{table=\"t_a\"} 5"));
         assert!(text.contains("sluice_rule_reloads_total{result=\"refused\"} 0"));
     }

@@ -10,6 +10,7 @@ mod errors;
 mod ops;
 mod ops_daemon;
 mod ops_tools;
+mod partition_commit;
 mod quarantine;
 mod rules;
 mod support;

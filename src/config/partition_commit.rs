@@ -1,0 +1,363 @@
+//! The `[partition_commit]` section: how output partition values map to
+//! event time, the commit delay, and the commit policies (`_SUCCESS`,
+//! webhook, command). Raw serde structs here, checked into
+//! [`PartitionCommitConfig`] by [`validate`] (pure: no I/O).
+
+use super::ConfigError;
+use super::units::HumanDuration;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPartitionCommit {
+    /// Partition column -> time format (`%Y-%m-%d` for a day, `%H` for an hour).
+    #[serde(default = "default_time_columns")]
+    time_columns: BTreeMap<String, String>,
+    /// Offset of the partition values' time zone from UTC, `+08:00`.
+    #[serde(default = "default_utc_offset")]
+    utc_offset: String,
+    /// Slack after a partition's end before it is committed.
+    #[serde(default = "default_delay")]
+    delay: HumanDuration,
+    /// Write an empty `_SUCCESS` into a committed partition's directory.
+    #[serde(default = "default_true")]
+    success_file: bool,
+    webhook: Option<RawWebhook>,
+    /// Program and arguments, run without a shell; `{table}`, `{partition}`, `{path}` substituted.
+    command: Option<Vec<String>>,
+    #[serde(default = "default_command_timeout")]
+    command_timeout: HumanDuration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    #[serde(default = "default_webhook_timeout")]
+    timeout: HumanDuration,
+    #[serde(default = "default_retries")]
+    retries: u32,
+    #[serde(default = "default_backoff")]
+    backoff: HumanDuration,
+}
+
+fn default_time_columns() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("dt".to_string(), "%Y-%m-%d".to_string()),
+        ("hour".to_string(), "%H".to_string()),
+    ])
+}
+fn default_utc_offset() -> String {
+    "+00:00".into()
+}
+fn default_delay() -> HumanDuration {
+    HumanDuration(Duration::from_secs(600))
+}
+fn default_true() -> bool {
+    true
+}
+fn default_command_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+fn default_webhook_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn default_retries() -> u32 {
+    5
+}
+fn default_backoff() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+
+/// One piece of a time format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeToken {
+    /// `%Y`: four digits.
+    Year,
+    /// `%m`: two digits.
+    Month,
+    /// `%d`: two digits.
+    Day,
+    /// `%H`: two digits.
+    Hour,
+    /// Any other character, matched literally.
+    Lit(char),
+}
+
+/// A parsed time format such as `%Y-%m-%d`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeFormat {
+    pub text: String,
+    pub tokens: Vec<TimeToken>,
+}
+
+impl TimeFormat {
+    /// Parses `%Y`, `%m`, `%d`, `%H`, `%%` and literal characters.
+    pub fn parse(text: &str) -> Result<TimeFormat, String> {
+        let mut tokens = Vec::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                tokens.push(TimeToken::Lit(c));
+                continue;
+            }
+            tokens.push(match chars.next() {
+                Some('Y') => TimeToken::Year,
+                Some('m') => TimeToken::Month,
+                Some('d') => TimeToken::Day,
+                Some('H') => TimeToken::Hour,
+                Some('%') => TimeToken::Lit('%'),
+                Some(o) => {
+                    return Err(format!(
+                        "{text:?}: %{o} is not supported; use %Y, %m, %d, %H"
+                    ));
+                }
+                None => return Err(format!("{text:?} ends with a lone %")),
+            });
+        }
+        Ok(TimeFormat {
+            text: text.to_string(),
+            tokens,
+        })
+    }
+
+    fn has(&self, t: TimeToken) -> bool {
+        self.tokens.contains(&t)
+    }
+}
+
+/// Which partition columns carry event time: a day column (required) and
+/// an optional hour column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeColumns {
+    pub day: (String, TimeFormat),
+    pub hour: Option<(String, TimeFormat)>,
+}
+
+/// Where a webhook POSTs (plain `http://` only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub backoff: Duration,
+}
+
+/// The validated `[partition_commit]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionCommitConfig {
+    pub time_columns: TimeColumns,
+    /// Seconds east of UTC of the partition values' time zone.
+    pub utc_offset_s: i64,
+    pub delay: Duration,
+    pub success_file: bool,
+    pub webhook: Option<WebhookConfig>,
+    pub command: Option<Vec<String>>,
+    pub command_timeout: Duration,
+}
+
+pub(super) fn validate(
+    raw: RawPartitionCommit,
+    path: &Path,
+) -> Result<PartitionCommitConfig, ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: format!("partition_commit.{key}"),
+        message,
+    };
+    let mut day = None;
+    let mut hour = None;
+    for (col, text) in &raw.time_columns {
+        if !super::is_identifier(col) {
+            return Err(invalid(
+                "time_columns",
+                format!("{col:?} is not a column name"),
+            ));
+        }
+        let f = TimeFormat::parse(text).map_err(|m| invalid("time_columns", m))?;
+        let is_day = f.has(TimeToken::Year) && f.has(TimeToken::Month) && f.has(TimeToken::Day);
+        let is_hour = f.has(TimeToken::Hour)
+            && !f.has(TimeToken::Year)
+            && !f.has(TimeToken::Month)
+            && !f.has(TimeToken::Day);
+        let slot = if is_day && !f.has(TimeToken::Hour) {
+            &mut day
+        } else if is_hour {
+            &mut hour
+        } else {
+            return Err(invalid(
+                "time_columns",
+                format!(
+                    "{col} = {text:?}: a format must be a day (%Y, %m and %d, e.g. \"%Y-%m-%d\") or an hour (%H)"
+                ),
+            ));
+        };
+        if slot.is_some() {
+            return Err(invalid(
+                "time_columns",
+                format!("{col}: only one day column and one hour column are allowed"),
+            ));
+        }
+        *slot = Some((col.clone(), f));
+    }
+    let Some(day) = day else {
+        return Err(invalid(
+            "time_columns",
+            "needs a day column, e.g. { dt = \"%Y-%m-%d\", hour = \"%H\" }".into(),
+        ));
+    };
+    let utc_offset_s = parse_offset(&raw.utc_offset).map_err(|m| invalid("utc_offset", m))?;
+    let webhook = match raw.webhook {
+        None => None,
+        Some(w) => {
+            let (host, port, p) = parse_http_url(&w.url).map_err(|m| invalid("webhook.url", m))?;
+            if w.timeout.0.is_zero() {
+                return Err(invalid("webhook.timeout", "must be greater than 0".into()));
+            }
+            if w.retries > 20 {
+                return Err(invalid(
+                    "webhook.retries",
+                    "must be at most 20 (each retry doubles the wait)".into(),
+                ));
+            }
+            Some(WebhookConfig {
+                url: w.url,
+                host,
+                port,
+                path: p,
+                timeout: w.timeout.0,
+                retries: w.retries,
+                backoff: w.backoff.0,
+            })
+        }
+    };
+    if let Some(c) = &raw.command
+        && c.first().is_none_or(|p| p.is_empty())
+    {
+        return Err(invalid(
+            "command",
+            "must start with a program, e.g. [\"/usr/local/bin/on-commit\", \"{table}\", \"{partition}\"]"
+                .into(),
+        ));
+    }
+    if raw.command_timeout.0.is_zero() {
+        return Err(invalid("command_timeout", "must be greater than 0".into()));
+    }
+    Ok(PartitionCommitConfig {
+        time_columns: TimeColumns { day, hour },
+        utc_offset_s,
+        delay: raw.delay.0,
+        success_file: raw.success_file,
+        webhook,
+        command: raw.command,
+        command_timeout: raw.command_timeout.0,
+    })
+}
+
+/// `+08:00`, `-05:30`, `Z`, `+00:00` -> seconds east of UTC.
+fn parse_offset(s: &str) -> Result<i64, String> {
+    if s == "Z" {
+        return Ok(0);
+    }
+    let bad = || format!("{s:?} is not an offset such as \"+08:00\" or \"-05:30\"");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let h: i64 = h.parse().map_err(|_| bad())?;
+    let m: i64 = m.parse().map_err(|_| bad())?;
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
+}
+
+/// `http://host[:port][/path]` -> (host, port, path).
+fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
+    if url.starts_with("https://") {
+        return Err(format!(
+            "{url:?}: https is not supported (sluice posts plain HTTP/1.1 without TLS); use an http:// endpoint, e.g. a local proxy, or `command`"
+        ));
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!(
+            "{url:?}: expected an http:// URL, e.g. \"http://127.0.0.1:8080/hook\""
+        ));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("{url:?}: port {p:?} is not a number"))?,
+        ),
+        _ => (authority, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains('@') || path.contains(char::is_whitespace) {
+        return Err(format!(
+            "{url:?}: expected http://host[:port]/path (no credentials, no spaces)"
+        ));
+    }
+    Ok((host.to_string(), port, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_http_url("http://127.0.0.1:8080/hook?x=1").unwrap(),
+            ("127.0.0.1".into(), 8080, "/hook?x=1".into())
+        );
+        assert_eq!(
+            parse_http_url("http://example.com").unwrap(),
+            ("example.com".into(), 80, "/".into())
+        );
+        assert_eq!(
+            parse_http_url("http://[::1]:9000/h").unwrap(),
+            ("::1".into(), 9000, "/h".into())
+        );
+        assert!(
+            parse_http_url("https://x/h")
+                .unwrap_err()
+                .contains("https is not supported")
+        );
+        assert!(parse_http_url("ftp://x/h").is_err());
+        assert!(parse_http_url("http://h:port/").is_err());
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("+08:00").unwrap(), 8 * 3600);
+        assert_eq!(parse_offset("-05:30").unwrap(), -(5 * 3600 + 1800));
+        assert_eq!(parse_offset("Z").unwrap(), 0);
+        assert!(parse_offset("8").is_err());
+        assert!(parse_offset("+8:00").is_err());
+    }
+
+    #[test]
+    fn formats() {
+        let f = TimeFormat::parse("%Y-%m-%d").unwrap();
+        assert_eq!(f.tokens.len(), 5);
+        assert!(TimeFormat::parse("%j").unwrap_err().contains("%j"));
+        assert!(TimeFormat::parse("%").is_err());
+    }
+}

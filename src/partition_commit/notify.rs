@@ -1,0 +1,342 @@
+//! The commit policies, run for one partition at a time on the notifier
+//! thread: `_SUCCESS` through the sink's `object_store`, the command (no
+//! shell, time-bounded), the webhook (HTTP/1.1 POST over a tokio
+//! `TcpStream`, retried with exponential backoff). Each job ends with a
+//! [`Completion`] sent back to the coordinator, which records it in state.
+
+use super::CommitError;
+use crate::config::{PartitionCommitConfig, WebhookConfig};
+use crate::telemetry::Metrics;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Handle;
+
+/// One partition to commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub table: String,
+    pub partition: String,
+    /// Rows and files of the partition as of this commit (totals).
+    pub rows: u64,
+    pub files: u64,
+    pub late: bool,
+}
+
+impl Job {
+    /// The partition's directory, relative to the sink root.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.table, self.partition)
+    }
+
+    /// The webhook's JSON body.
+    pub fn body(&self, committed_at_ms: i64) -> String {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(committed_at_ms.max(0) as u64);
+        serde_json::json!({
+            "table": self.table,
+            "partition": self.partition,
+            "path": self.path(),
+            "rows": self.rows,
+            "files": self.files,
+            "late": self.late,
+            "committed_at": humantime::format_rfc3339_seconds(at).to_string(),
+        })
+        .to_string()
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `_SUCCESS` written and every policy ran (a policy that failed for
+    /// good was logged and counted): record the commit.
+    Done,
+    /// Not finished (`_SUCCESS` failed, or shutdown interrupted it): left
+    /// unrecorded, so it runs again.
+    Retry,
+}
+
+#[derive(Debug)]
+pub struct Completion {
+    pub job: Job,
+    pub at_ms: i64,
+    pub outcome: Outcome,
+}
+
+pub(super) struct Worker {
+    pub cfg: PartitionCommitConfig,
+    pub sink: Arc<dyn ObjectStore>,
+    pub handle: Handle,
+    pub metrics: Arc<Metrics>,
+    pub stop: Arc<AtomicBool>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Worker {
+    /// Runs jobs until the sender is dropped (or `stop` is set).
+    pub fn run(self, jobs: Receiver<Job>, done: SyncSender<Completion>) {
+        loop {
+            let job = match jobs.recv_timeout(Duration::from_millis(200)) {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let at_ms = now_ms();
+            let outcome = self.commit(&job, at_ms);
+            if done
+                .send(Completion {
+                    job,
+                    at_ms,
+                    outcome,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn commit(&self, job: &Job, at_ms: i64) -> Outcome {
+        if self.cfg.success_file
+            && let Err(e) = self.handle.block_on(write_success(&self.sink, job))
+        {
+            tracing::warn!(table = %job.table, partition = %job.partition, error = %e, "cannot write _SUCCESS; the partition commit is retried");
+            return Outcome::Retry;
+        }
+        if let Some(cmd) = &self.cfg.command
+            && let Err(e) = run_command(cmd, job, self.cfg.command_timeout)
+        {
+            tracing::error!(table = %job.table, partition = %job.partition, error = %e, "partition commit command failed");
+            self.metrics
+                .partition_commit_command_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(hook) = &self.cfg.webhook {
+            match self.post_with_retries(hook, &job.body(at_ms)) {
+                Ok(()) => {}
+                Err(CommitError::Interrupted) => return Outcome::Retry,
+                Err(e) => {
+                    tracing::error!(table = %job.table, partition = %job.partition, url = %hook.url, error = %e, "partition commit webhook gave up");
+                    self.metrics
+                        .partition_commit_webhook_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Outcome::Done
+    }
+
+    /// POSTs `body`; connect errors, timeouts, 429 and 5xx are retried
+    /// `retries` times with backoff doubling from `backoff`; another status
+    /// fails at once (retrying would not change it).
+    fn post_with_retries(&self, hook: &WebhookConfig, body: &str) -> Result<(), CommitError> {
+        let mut wait = hook.backoff;
+        let mut attempt = 0;
+        loop {
+            let e = match self.handle.block_on(post(hook, body)) {
+                Ok(status) if (200..300).contains(&status) => return Ok(()),
+                Ok(status) if status == 429 || status >= 500 => CommitError::Status(status),
+                Ok(status) => return Err(CommitError::Status(status)),
+                Err(e) => e,
+            };
+            if attempt >= hook.retries {
+                return Err(CommitError::GaveUp {
+                    attempts: attempt + 1,
+                    last: Box::new(e),
+                });
+            }
+            attempt += 1;
+            tracing::warn!(url = %hook.url, attempt, error = %e, wait_ms = wait.as_millis() as u64, "webhook failed; retrying");
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                if self.stop.load(Ordering::SeqCst) {
+                    return Err(CommitError::Interrupted);
+                }
+                std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+            }
+            wait = (wait * 2).min(Duration::from_secs(300));
+        }
+    }
+}
+
+/// Writes an empty `<table>/<partition>/_SUCCESS` (overwriting is fine).
+async fn write_success(store: &Arc<dyn ObjectStore>, job: &Job) -> Result<(), CommitError> {
+    let raw = format!("{}/_SUCCESS", job.path());
+    let path = crate::sink::parse_path(&raw).map_err(|_| CommitError::Path(raw.clone()))?;
+    store
+        .put(&path, PutPayload::new())
+        .await
+        .map(|_| ())
+        .map_err(|source| CommitError::Store { path: raw, source })
+}
+
+/// One HTTP/1.1 POST; returns the response status. Bounded by the timeout.
+pub async fn post(hook: &WebhookConfig, body: &str) -> Result<u16, CommitError> {
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect((hook.host.as_str(), hook.port)).await?;
+        let host = if hook.host.contains(':') {
+            format!("[{}]:{}", hook.host, hook.port)
+        } else {
+            format!("{}:{}", hook.host, hook.port)
+        };
+        let req = format!(
+            "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sluice/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            hook.path,
+            env!("CARGO_PKG_VERSION"),
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await?;
+        s.flush().await?;
+        // Only the status line matters.
+        let mut buf = Vec::with_capacity(256);
+        let mut chunk = [0u8; 256];
+        while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 8192 {
+            let n = s.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<Vec<u8>, std::io::Error>(buf)
+    };
+    let buf = tokio::time::timeout(hook.timeout, exchange)
+        .await
+        .map_err(|_| CommitError::Timeout(hook.timeout))??;
+    parse_status(&buf)
+}
+
+fn parse_status(buf: &[u8]) -> Result<u16, CommitError> {
+    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    match (
+        parts.next(),
+        parts.next().and_then(|c| c.parse::<u16>().ok()),
+    ) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Ok(code),
+        _ => Err(CommitError::BadResponse(
+            line.trim().chars().take(80).collect(),
+        )),
+    }
+}
+
+/// Runs the command with placeholders substituted; fails on a non-zero
+/// exit, a spawn error or the timeout (the child is then killed).
+fn run_command(cmd: &[String], job: &Job, timeout: Duration) -> Result<(), CommitError> {
+    let subst = |a: &String| {
+        a.replace("{table}", &job.table)
+            .replace("{partition}", &job.partition)
+            .replace("{path}", &job.path())
+    };
+    let Some((prog, args)) = cmd.split_first() else {
+        return Ok(());
+    };
+    let mut child = std::process::Command::new(subst(prog))
+        .args(args.iter().map(subst))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| CommitError::Command(format!("cannot start {prog}: {e}")))?;
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok(()),
+            Ok(Some(st)) => return Err(CommitError::Command(format!("{prog} exited with {st}"))),
+            Ok(None) if t0.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CommitError::Command(format!(
+                    "{prog} did not finish within {}; killed",
+                    humantime::format_duration(timeout)
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(CommitError::Command(format!("waiting for {prog}: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        Job {
+            table: "t".into(),
+            partition: "dt=2026-11-20/hour=00".into(),
+            rows: 7,
+            files: 2,
+            late: false,
+        }
+    }
+
+    #[test]
+    fn body_has_every_field() {
+        let v: serde_json::Value = serde_json::from_str(&job().body(1_795_132_800_000)).unwrap();
+        assert_eq!(v["table"], "t");
+        assert_eq!(v["partition"], "dt=2026-11-20/hour=00");
+        assert_eq!(v["path"], "t/dt=2026-11-20/hour=00");
+        assert_eq!(v["rows"], 7);
+        assert_eq!(v["files"], 2);
+        assert_eq!(v["late"], false);
+        assert_eq!(v["committed_at"], "2026-11-20T00:00:00Z");
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status(b"HTTP/1.1 204 No Content\r\n").unwrap(), 204);
+        assert_eq!(parse_status(b"HTTP/1.0 503 x\r\n").unwrap(), 503);
+        assert!(parse_status(b"SSH-2.0\r\n").is_err());
+        assert!(parse_status(b"").is_err());
+    }
+
+    #[test]
+    fn commands_substitute_and_report_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!("echo \"$0 $1\" > {}", out.display()),
+            "{table}".to_string(),
+            "{path}".to_string(),
+        ];
+        run_command(&cmd, &job(), Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "t t/dt=2026-11-20/hour=00\n"
+        );
+        let fail = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "exit 3".to_string(),
+        ];
+        let e = run_command(&fail, &job(), Duration::from_secs(10)).unwrap_err();
+        assert!(e.to_string().contains("exit"), "{e}");
+        let slow = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "sleep 5".to_string(),
+        ];
+        let e = run_command(&slow, &job(), Duration::from_millis(100)).unwrap_err();
+        assert!(e.to_string().contains("killed"), "{e}");
+        let missing = vec!["/nonexistent/prog".to_string()];
+        assert!(run_command(&missing, &job(), Duration::from_secs(1)).is_err());
+    }
+}
