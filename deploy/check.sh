@@ -45,12 +45,15 @@ METRICS = {
     "sluice_rows_committed_total", "sluice_files_committed_total",
     "sluice_checkpoints_total", "sluice_dimension_fallbacks_total",
     "sluice_rule_reloads_total", "sluice_reader_wait_seconds_total",
+    "sluice_partitions_committed_total", "sluice_dimension_rows_unmatched_total",
+    "sluice_partition_commit_webhook_failures_total",
     # gauges
     "sluice_splits_queued", "sluice_splits_in_flight", "sluice_backlog_files",
     "sluice_backlog_bytes", "sluice_lag_seconds",
     "sluice_last_checkpoint_timestamp_seconds",
     "sluice_checkpoint_duration_seconds",
     "sluice_dimension_snapshot_age_seconds", "sluice_ready",
+    "sluice_partitions_pending", "sluice_dimension_rows",
 }
 
 
