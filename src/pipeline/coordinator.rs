@@ -5,11 +5,12 @@
 use super::PipelineError;
 use super::queue::{WorkItem, WorkQueue};
 use super::reader::{self, ReaderCtx, SplitInfo};
+use super::startup::{load_checked, local_store, now_ms, recover, source_schema, taken_of};
 use super::writer::{EpochReport, WriterCtx, WriterPool};
 use crate::checkpoint::{EpochState, FileRecord, FileStatus, Prepare, STATE_VERSION, StateStore};
 use crate::config::Config;
 use crate::crashpoint;
-use crate::discover::{self, Listed, SelectParams, Taken};
+use crate::discover::{self, Listed, SelectParams};
 use crate::enrich::{EnrichOptions, Enricher};
 use crate::partition_commit::PartitionCommitter;
 use crate::partition_commit::rule::SourceMode;
@@ -21,13 +22,14 @@ use crate::telemetry::Metrics;
 use crate::telemetry::status::{self, Phase};
 use arc_swap::ArcSwap;
 use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
+
+mod upkeep;
 
 /// How long the pipeline runs.
 #[derive(Clone)]
@@ -51,111 +53,6 @@ pub struct RunSummary {
     pub files_quarantined: u64,
     pub rows_committed: BTreeMap<String, u64>,
     pub recovered_epochs: u64,
-}
-
-/// Opens a local directory as an object store.
-pub fn local_store(
-    root: &std::path::Path,
-    create: bool,
-) -> Result<Arc<dyn ObjectStore>, PipelineError> {
-    let err = |m: String| PipelineError::Store {
-        root: root.display().to_string(),
-        message: m,
-    };
-    if create {
-        std::fs::create_dir_all(root).map_err(|e| err(e.to_string()))?;
-    }
-    let fs = LocalFileSystem::new_with_prefix(root).map_err(|e| err(e.to_string()))?;
-    Ok(Arc::new(fs))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Step 4 of the protocol: roll every prepared epoch forward, then delete
-/// what is left in staging. Returns the number of epochs rolled forward.
-pub fn recover(
-    state: &StateStore,
-    sink: &Arc<dyn ObjectStore>,
-    sink_root: Option<&std::path::Path>,
-    handle: &Handle,
-) -> Result<u64, PipelineError> {
-    let mut n = 0;
-    for e in state.epochs()? {
-        if e.state == EpochState::Prepared {
-            tracing::info!(
-                epoch = e.epoch,
-                files = e.files.len(),
-                "rolling forward a prepared epoch"
-            );
-            handle.block_on(sink::commit::commit_files(sink, e.epoch, &e.files))?;
-            crashpoint::hit("during_recovery");
-            sink::commit::sync_local(sink_root)?;
-            state.mark_committed(e.epoch, 20)?;
-            n += 1;
-        }
-    }
-    let removed = handle.block_on(sink::commit::clean_staging(sink, sink_root))?;
-    if removed > 0 {
-        tracing::info!(
-            files = removed,
-            "deleted staged files of epochs that never prepared"
-        );
-    }
-    Ok(n)
-}
-
-/// Finds the source schema: from state, else from the first visible file
-/// (stored in state when `persist`; `sluice check` does not persist).
-pub fn source_schema(
-    cfg: &Config,
-    state: Option<&StateStore>,
-    persist: bool,
-    store: &Arc<dyn ObjectStore>,
-    handle: &Handle,
-) -> Result<Option<SourceSchema>, PipelineError> {
-    if let Some(s) = state.map(|s| s.schema()).transpose()?.flatten() {
-        return Ok(Some(SourceSchema::from_json(&s)?));
-    }
-    let listing = handle.block_on(discover::list(store))?;
-    let mut candidates: Vec<&Listed> = listing
-        .iter()
-        .filter(|o| {
-            !discover::is_hidden_or_in_progress(&o.path)
-                && discover::glob_match(
-                    &cfg.source.pattern,
-                    o.path.rsplit('/').next().unwrap_or(""),
-                )
-        })
-        .collect();
-    candidates.sort_by(|a, b| a.path.cmp(&b.path));
-    for c in candidates {
-        match handle.block_on(read::file_schema(store, &c.path, c.size)) {
-            Ok(file_schema) => {
-                let parts = match &cfg.source.partition_columns {
-                    Some(p) => p.clone(),
-                    None => crate::discover::hive::parse_path(&c.path)
-                        .into_iter()
-                        .map(|(k, _)| k)
-                        .collect(),
-                };
-                let schema = SourceSchema::new(file_schema, parts);
-                tracing::info!(file = %c.path, columns = schema.full.fields().len(), "inferred the source schema");
-                if let Some(st) = state.filter(|_| persist) {
-                    st.put_schema(&schema.to_json())?;
-                }
-                return Ok(Some(schema));
-            }
-            Err(e) => {
-                tracing::warn!(file = %c.path, error = %e, "cannot infer the schema from this file; trying the next")
-            }
-        }
-    }
-    Ok(None)
 }
 
 struct Coordinator {
@@ -411,39 +308,6 @@ pub fn run(
     }
     drop(enricher);
     result.map(|()| summary)
-}
-
-/// Compiles the rules directory and refuses column type changes of tables
-/// that already have files (see `route::schema_guard`).
-fn load_checked(
-    cfg: &Config,
-    rule_schema: &arrow::datatypes::SchemaRef,
-    table_schemas: &BTreeMap<String, String>,
-) -> Result<RuleSet, Vec<crate::route::RuleError>> {
-    let set = RuleSet::load(&cfg.rules_dir, &cfg.source.name, rule_schema)?
-        .with_on_error(cfg.rules_on_error);
-    let changes = crate::route::schema_guard::check(&set, table_schemas);
-    if changes.is_empty() {
-        Ok(set)
-    } else {
-        Err(changes)
-    }
-}
-
-/// What discovery needs of the files in state: size and mtime when taken.
-pub fn taken_of(files: &BTreeMap<String, FileRecord>) -> HashMap<String, Taken> {
-    files
-        .iter()
-        .map(|(p, r)| {
-            (
-                p.clone(),
-                Taken {
-                    size: r.size,
-                    mtime_ms: r.mtime_ms,
-                },
-            )
-        })
-        .collect()
 }
 
 fn spawn(
@@ -823,182 +687,5 @@ impl Coordinator {
             "checkpoint committed"
         );
         Ok(())
-    }
-
-    /// SIGHUP: re-reads the config file; safe keys apply, the others are
-    /// logged as needing a restart; a config that does not load is refused
-    /// whole and the running one stays.
-    fn reload_config(&mut self) {
-        let new = match Config::load(&self.cfg.path) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "SIGHUP: config refused; the running config stays");
-                return;
-            }
-        };
-        let r = crate::config::reload::diff(&self.cfg, &new);
-        for c in &r.applied {
-            tracing::info!(key = %c.key, from = %c.from, to = %c.to, "config change applied");
-        }
-        for c in &r.needs_restart {
-            tracing::warn!(key = %c.key, from = %c.from, to = %c.to, "config change needs a restart; ignored until then");
-        }
-        if new.log_level != self.cfg.log_level
-            && let Err(e) = crate::telemetry::set_log_level(&new.log_level)
-        {
-            tracing::warn!(error = %e, "SIGHUP: log.level not applied");
-        }
-        crate::config::reload::apply(&mut self.cfg, &new);
-        self.metrics
-            .stall_timeout_ms
-            .store(self.cfg.stall_timeout.as_millis() as i64, Ordering::Relaxed);
-        self.metrics.status.set_facts(status::RunFacts {
-            readers: self.cfg.read.readers as u64,
-            thresholds: status::Thresholds::from_config(&self.cfg),
-            sink_root: &self.cfg.sink.root,
-            state_dir: &self.cfg.state_dir,
-        });
-        tracing::info!(
-            applied = r.applied.len(),
-            needs_restart = r.needs_restart.len(),
-            "SIGHUP: config reloaded; rules reload at the checkpoint taken now"
-        );
-    }
-
-    /// Swaps in the rules directory's new version if it compiles; a set with
-    /// any error is refused whole and the running set stays.
-    fn reload_rules(&mut self) {
-        let dir = &self.cfg.rules_dir;
-        let version = match RuleSet::version_of(dir) {
-            Ok(v) => v,
-            Err(e) => {
-                if self.rules_tried != "unreadable" {
-                    tracing::error!(error = %e, "cannot read the rules directory; the running rules stay");
-                    self.metrics
-                        .rule_reloads_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.rules_tried = "unreadable".into();
-                }
-                return;
-            }
-        };
-        if version == self.rules_tried {
-            return;
-        }
-        self.rules_tried = version.clone();
-        match load_checked(&self.cfg, &self.rule_schema, &self.table_schemas) {
-            Ok(set) => {
-                tracing::info!(rules = set.rules.len(), version = %set.version, epoch = self.epoch, "rules reloaded; in effect from this epoch");
-                self.metrics
-                    .rule_reloads_accepted
-                    .fetch_add(1, Ordering::Relaxed);
-                self.rules.store(Arc::new(set));
-            }
-            Err(errors) => {
-                for e in &errors {
-                    tracing::error!(error = %e, "rule error");
-                }
-                tracing::error!(errors = errors.len(), version = %version, running = %self.rules.load().version, "new rule set refused; the running rules stay");
-                self.metrics
-                    .rule_reloads_refused
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Partition commit: complete partitions get `_SUCCESS` and notifications
-    /// (see `partition_commit`). Every prepared epoch is committed here.
-    fn partition_commit_tick(&mut self) {
-        let Some(p) = self.pcommit.as_mut() else {
-            return;
-        };
-        let source = self
-            .files
-            .iter()
-            .map(|(path, r)| (path.as_str(), r.status == FileStatus::Active))
-            .chain(self.waiting_paths.iter().map(|path| (path.as_str(), true)));
-        if let Err(e) = p.tick(&self.state, source, now_ms()) {
-            tracing::error!(error = %e, "partition commit failed; retried at the next tick");
-        }
-    }
-
-    /// Feeds the stall detector behind `/healthz`.
-    fn note_progress(&mut self) {
-        let now = now_ms();
-        self.metrics.loop_tick_ms.store(now, Ordering::Relaxed);
-        let read = self.metrics.rows_read.load(Ordering::Relaxed);
-        if read != self.last_rows_read || self.queue.is_idle() {
-            self.last_rows_read = read;
-            self.metrics.progress_ms.store(now, Ordering::Relaxed);
-        }
-    }
-
-    /// Refreshes what `/status` shows beyond the metrics (at each checkpoint).
-    fn report_status(&self) {
-        let now = now_ms();
-        let day = crate::checkpoint::utc_day(now);
-        let tables = match self.state.table_rows(&day) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read today's row counts for /status");
-                Default::default()
-            }
-        };
-        let rules = self.rules.load();
-        let facts = status::CheckpointFacts {
-            quarantined: self
-                .files
-                .iter()
-                .filter_map(|(p, r)| match &r.status {
-                    FileStatus::Quarantined { reason, at_ms } => Some(status::Quarantined {
-                        path: p.clone(),
-                        reason: reason.clone(),
-                        at_ms: *at_ms,
-                    }),
-                    _ => None,
-                })
-                .collect(),
-            day,
-            tables,
-            rules: status::RulesInfo {
-                version: rules.version.clone(),
-                count: rules.rules.len(),
-            },
-        };
-        let wait = self.metrics.reader_wait_us.load(Ordering::Relaxed);
-        self.metrics.status.checkpoint(facts, wait, now);
-    }
-
-    fn update_gauges(&self) {
-        let (queued, busy) = self.queue.sizes();
-        self.metrics
-            .splits_queued
-            .store(queued as i64, Ordering::Relaxed);
-        let active: Vec<&FileRecord> = self
-            .files
-            .values()
-            .filter(|r| r.status == FileStatus::Active)
-            .collect();
-        self.metrics
-            .backlog_files
-            .store((active.len() + self.waiting) as i64, Ordering::Relaxed);
-        self.metrics.backlog_bytes.store(
-            active.iter().map(|r| r.size as i64).sum(),
-            Ordering::Relaxed,
-        );
-        let oldest = active.iter().map(|r| r.mtime_ms).min();
-        let lag_ms = oldest.map(|m| now_ms() - m).unwrap_or(0);
-        self.metrics.lag_ms.store(lag_ms, Ordering::Relaxed);
-        self.metrics.status.sample(
-            status::Backlog {
-                files: active.len() as u64,
-                bytes: active.iter().map(|r| r.size).sum(),
-                waiting_files: self.waiting as u64,
-                lag_seconds: lag_ms.max(0) as f64 / 1e3,
-            },
-            queued,
-            busy,
-        );
-        self.metrics.status.set_dimensions(self.enricher.status());
     }
 }

@@ -17,9 +17,11 @@
 mod coordinator;
 pub mod queue;
 mod reader;
+mod startup;
 mod writer;
 
-pub use coordinator::{RunMode, RunSummary, local_store, recover, run, source_schema, taken_of};
+pub use coordinator::{RunMode, RunSummary, run};
+pub use startup::{local_store, recover, source_schema, taken_of};
 
 use crate::checkpoint::StateError;
 use crate::discover::DiscoverError;

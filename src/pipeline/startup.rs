@@ -1,0 +1,156 @@
+//! Starting a run: opening stores, recovery (step 4 of the checkpoint
+//! protocol), finding the source schema, compiling the rules against what
+//! they will see, and the discovery view of the files in state. Used by
+//! the coordinator and by the commands that read state (`check`, `status`).
+
+use super::PipelineError;
+use crate::checkpoint::{EpochState, FileRecord, StateStore};
+use crate::config::Config;
+use crate::crashpoint;
+use crate::discover::{self, Listed, Taken};
+use crate::read::{self, SourceSchema};
+use crate::route::RuleSet;
+use crate::sink;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::runtime::Handle;
+
+/// Opens a local directory as an object store.
+pub fn local_store(
+    root: &std::path::Path,
+    create: bool,
+) -> Result<Arc<dyn ObjectStore>, PipelineError> {
+    let err = |m: String| PipelineError::Store {
+        root: root.display().to_string(),
+        message: m,
+    };
+    if create {
+        std::fs::create_dir_all(root).map_err(|e| err(e.to_string()))?;
+    }
+    let fs = LocalFileSystem::new_with_prefix(root).map_err(|e| err(e.to_string()))?;
+    Ok(Arc::new(fs))
+}
+
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Step 4 of the protocol: roll every prepared epoch forward, then delete
+/// what is left in staging. Returns the number of epochs rolled forward.
+pub fn recover(
+    state: &StateStore,
+    sink: &Arc<dyn ObjectStore>,
+    sink_root: Option<&std::path::Path>,
+    handle: &Handle,
+) -> Result<u64, PipelineError> {
+    let mut n = 0;
+    for e in state.epochs()? {
+        if e.state == EpochState::Prepared {
+            tracing::info!(
+                epoch = e.epoch,
+                files = e.files.len(),
+                "rolling forward a prepared epoch"
+            );
+            handle.block_on(sink::commit::commit_files(sink, e.epoch, &e.files))?;
+            crashpoint::hit("during_recovery");
+            sink::commit::sync_local(sink_root)?;
+            state.mark_committed(e.epoch, 20)?;
+            n += 1;
+        }
+    }
+    let removed = handle.block_on(sink::commit::clean_staging(sink, sink_root))?;
+    if removed > 0 {
+        tracing::info!(
+            files = removed,
+            "deleted staged files of epochs that never prepared"
+        );
+    }
+    Ok(n)
+}
+
+/// Finds the source schema: from state, else from the first visible file
+/// (stored in state when `persist`; `sluice check` does not persist).
+pub fn source_schema(
+    cfg: &Config,
+    state: Option<&StateStore>,
+    persist: bool,
+    store: &Arc<dyn ObjectStore>,
+    handle: &Handle,
+) -> Result<Option<SourceSchema>, PipelineError> {
+    if let Some(s) = state.map(|s| s.schema()).transpose()?.flatten() {
+        return Ok(Some(SourceSchema::from_json(&s)?));
+    }
+    let listing = handle.block_on(discover::list(store))?;
+    let mut candidates: Vec<&Listed> = listing
+        .iter()
+        .filter(|o| {
+            !discover::is_hidden_or_in_progress(&o.path)
+                && discover::glob_match(
+                    &cfg.source.pattern,
+                    o.path.rsplit('/').next().unwrap_or(""),
+                )
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.path.cmp(&b.path));
+    for c in candidates {
+        match handle.block_on(read::file_schema(store, &c.path, c.size)) {
+            Ok(file_schema) => {
+                let parts = match &cfg.source.partition_columns {
+                    Some(p) => p.clone(),
+                    None => crate::discover::hive::parse_path(&c.path)
+                        .into_iter()
+                        .map(|(k, _)| k)
+                        .collect(),
+                };
+                let schema = SourceSchema::new(file_schema, parts);
+                tracing::info!(file = %c.path, columns = schema.full.fields().len(), "inferred the source schema");
+                if let Some(st) = state.filter(|_| persist) {
+                    st.put_schema(&schema.to_json())?;
+                }
+                return Ok(Some(schema));
+            }
+            Err(e) => {
+                tracing::warn!(file = %c.path, error = %e, "cannot infer the schema from this file; trying the next")
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Compiles the rules directory and refuses column type changes of tables
+/// that already have files (see `route::schema_guard`).
+pub(super) fn load_checked(
+    cfg: &Config,
+    rule_schema: &arrow::datatypes::SchemaRef,
+    table_schemas: &BTreeMap<String, String>,
+) -> Result<RuleSet, Vec<crate::route::RuleError>> {
+    let set = RuleSet::load(&cfg.rules_dir, &cfg.source.name, rule_schema)?
+        .with_on_error(cfg.rules_on_error);
+    let changes = crate::route::schema_guard::check(&set, table_schemas);
+    if changes.is_empty() {
+        Ok(set)
+    } else {
+        Err(changes)
+    }
+}
+
+/// What discovery needs of the files in state: size and mtime when taken.
+pub fn taken_of(files: &BTreeMap<String, FileRecord>) -> HashMap<String, Taken> {
+    files
+        .iter()
+        .map(|(p, r)| {
+            (
+                p.clone(),
+                Taken {
+                    size: r.size,
+                    mtime_ms: r.mtime_ms,
+                },
+            )
+        })
+        .collect()
+}
