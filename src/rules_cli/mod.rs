@@ -200,7 +200,7 @@ pub fn with_dimension_columns(
     )
 }
 
-fn source_schema_without_input(
+pub(crate) fn source_schema_without_input(
     cfg: &Config,
     handle: &Handle,
 ) -> Result<ResolvedSchema, RulesCliError> {

@@ -259,11 +259,12 @@ pub fn run_adhoc(
 ) -> Result<String, RulesCliError> {
     let sample = input::read_sample(path, cfg.source.partition_columns.as_deref())?;
     let mut notes = Vec::new();
-    let sample =
-        add_dimensions(cfg, sample, handle, &mut notes).map_err(|m| RulesCliError::Input {
-            path: path.to_path_buf(),
-            message: m,
-        })?;
+    let bad_sample = |m: String| RulesCliError::Input {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let sample = fill_known_columns(cfg, sample, handle, &mut notes).map_err(bad_sample)?;
+    let sample = add_dimensions(cfg, sample, handle, &mut notes).map_err(bad_sample)?;
     let rules = RuleSet::load(&cfg.rules_dir, &cfg.source.name, &sample.schema.full)
         .map_err(RulesCliError::Rules)?;
     let selected: Vec<usize> = match only {
@@ -389,4 +390,62 @@ fn add_dimensions(
         .collect();
     let batch = RecordBatch::try_new(schema.full.clone(), cols).map_err(|e| e.to_string())?;
     Ok(input::Sample { schema, batch })
+}
+
+/// A sample file need not hold every source column: when the source schema
+/// is known (state, first source file, or `tests/_source.toml`), columns the
+/// sample lacks are NULL and the ones it has are cast to the source's types
+/// (CSV infers `007` as a number). Unknown schema: the sample's own.
+fn fill_known_columns(
+    cfg: &Config,
+    sample: input::Sample,
+    handle: &Handle,
+    notes: &mut Vec<String>,
+) -> Result<input::Sample, String> {
+    let Ok(known) = super::source_schema_without_input(cfg, handle) else {
+        return Ok(sample);
+    };
+    let n = sample.batch.num_rows();
+    let mut fields: Vec<arrow::datatypes::FieldRef> =
+        sample.schema.full.fields().iter().cloned().collect();
+    let mut cols = sample.batch.columns().to_vec();
+    let mut missing = Vec::new();
+    for f in known.schema.full.fields() {
+        match sample.schema.full.index_of(f.name()) {
+            Ok(i) if cols[i].data_type() != f.data_type() => {
+                if let Ok(c) = arrow::compute::cast(&cols[i], f.data_type()) {
+                    cols[i] = c;
+                    fields[i] = f.clone();
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                missing.push(f.name().clone());
+                fields.push(f.clone());
+                cols.push(arrow::array::new_null_array(f.data_type(), n));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(sample);
+    }
+    notes.push(format!(
+        "not in the sample, so NULL (schema from {}): {}",
+        known.origin,
+        missing.join(", ")
+    ));
+    let fields: Vec<arrow::datatypes::Field> = fields
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let full = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(full.clone(), cols).map_err(|e| e.to_string())?;
+    Ok(input::Sample {
+        schema: crate::read::SourceSchema {
+            file: sample.schema.file,
+            partition_columns: sample.schema.partition_columns,
+            full,
+        },
+        batch,
+    })
 }

@@ -265,3 +265,26 @@ fn explain_marks_dimension_columns() {
     );
     assert!(text.contains("partitioned by: dt, dept"), "{text}");
 }
+
+#[test]
+fn a_sample_with_some_columns_gets_the_others_as_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo::write_demo_setup(dir.path()).unwrap();
+    let cfg = crate::config::Config::load(&cfg).unwrap();
+    let sample = dir.path().join("dt=2026-11-20/hour=03/sample.csv");
+    std::fs::create_dir_all(sample.parent().unwrap()).unwrap();
+    std::fs::write(
+        &sample,
+        "event_id,event_type,app_source\ne1,click,android\ne2,view,ios\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let out = super::testrun::run_adhoc(&cfg, &sample, Some("dwd_click_android"), 20, rt.handle())
+        .unwrap();
+    assert!(out.contains("not in the sample, so NULL"), "{out}");
+    assert!(out.contains("mid"), "{out}");
+    assert!(out.contains("| e1 "), "{out}");
+    assert!(!out.contains("| e2 "), "{out}");
+}
