@@ -171,36 +171,35 @@ impl Snapshot {
     /// The row of each source key (null: no match).
     fn lookup(&self, source_key: &ArrayRef) -> Result<UInt32Array, EnrichError> {
         let n = source_key.len();
-        let mut out = Vec::with_capacity(n);
-        match &self.keys {
+        let rows = match &self.keys {
             Keys::Str(k) => {
                 let s = cast(source_key, &DataType::Utf8)?;
                 let s = s.as_string::<i32>();
-                for i in 0..n {
-                    out.push(if s.is_valid(i) {
-                        let v = s.value(i);
-                        let h = self.hasher.hash_one(v);
-                        self.index.find(h, |&r| k.value(r as usize) == v).copied()
-                    } else {
-                        None
-                    });
-                }
+                self.probe(n, |i| s.is_valid(i).then(|| s.value(i)), |r| k.value(r))
             }
             Keys::Int(k) => {
                 let s = cast(source_key, &DataType::Int64)?;
                 let s = s.as_primitive::<Int64Type>();
-                for i in 0..n {
-                    out.push(if s.is_valid(i) {
-                        let v = s.value(i);
-                        let h = self.hasher.hash_one(v);
-                        self.index.find(h, |&r| k.value(r as usize) == v).copied()
-                    } else {
-                        None
-                    });
-                }
+                self.probe(n, |i| s.is_valid(i).then(|| s.value(i)), |r| k.value(r))
             }
-        }
-        Ok(UInt32Array::from(out))
+        };
+        Ok(UInt32Array::from(rows))
+    }
+
+    /// For rows `0..n`, the snapshot row whose key equals `value(i)`.
+    fn probe<T: std::hash::Hash + PartialEq>(
+        &self,
+        n: usize,
+        value: impl Fn(usize) -> Option<T>,
+        key_at: impl Fn(usize) -> T,
+    ) -> Vec<Option<u32>> {
+        (0..n)
+            .map(|i| {
+                let v = value(i)?;
+                let h = self.hasher.hash_one(&v);
+                self.index.find(h, |&r| key_at(r as usize) == v).copied()
+            })
+            .collect()
     }
 
     /// The added columns for `source_key`'s rows, and how many rows had no

@@ -106,6 +106,15 @@ fn opts(state: Option<&Path>, background: bool) -> EnrichOptions {
     }
 }
 
+/// A foreground enricher over the test source schema, without state.
+fn start(
+    spec: DimensionSpec,
+    m: &Metrics,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Enricher, EnrichError> {
+    Enricher::start(&[spec], &source_schema(), opts(None, false), m, rt.handle())
+}
+
 fn wait_until(what: &str, f: impl Fn() -> bool) {
     let t = Instant::now();
     while !f() {
@@ -121,14 +130,7 @@ fn left_join_keeps_every_row_with_defaults_and_renames() {
     write_csv(&f, &[("a", "ads", "ann"), ("b", "search", "bob")]);
     let rt = rt();
     let m = Metrics::default();
-    let e = Enricher::start(
-        &[spec(&f, DimLayout::Plain)],
-        &source_schema(),
-        opts(None, false),
-        &m,
-        rt.handle(),
-    )
-    .unwrap();
+    let e = start(spec(&f, DimLayout::Plain), &m, &rt).unwrap();
     let names: Vec<_> = e
         .schema()
         .fields()
@@ -159,21 +161,15 @@ fn duplicate_keys_fail_the_load_unless_last_wins() {
     write_csv(&f, &[("a", "ads", "x"), ("a", "search", "y")]);
     let rt = rt();
     let m = Metrics::default();
-    let err = Enricher::start(
-        &[spec(&f, DimLayout::Plain)],
-        &source_schema(),
-        opts(None, false),
-        &m,
-        rt.handle(),
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = start(spec(&f, DimLayout::Plain), &m, &rt)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("duplicate key \"a\""), "{err}");
     assert!(err.contains("last_wins"), "{err}");
     let mut sp = spec(&f, DimLayout::Plain);
     sp.on_duplicate = OnDuplicate::LastWins;
-    let e = Enricher::start(&[sp], &source_schema(), opts(None, false), &m, rt.handle()).unwrap();
+    let e = start(sp, &m, &rt).unwrap();
     let out = e.enrich(batch(&[Some("a")])).unwrap();
     assert_eq!(col(&out, "dept"), [Some("search".to_string())]);
 }
@@ -203,14 +199,7 @@ fn integer_keys_join_string_source_keys() {
     w.close().unwrap();
     let rt = rt();
     let m = Metrics::default();
-    let e = Enricher::start(
-        &[spec(&f, DimLayout::Plain)],
-        &source_schema(),
-        opts(None, false),
-        &m,
-        rt.handle(),
-    )
-    .unwrap();
+    let e = start(spec(&f, DimLayout::Plain), &m, &rt).unwrap();
     let out = e.enrich(batch(&[Some("8"), Some("x"), Some("7")])).unwrap();
     let s = |v: &str| Some(v.to_string());
     assert_eq!(col(&out, "dept"), [s("search"), None, s("ads")]);
@@ -352,16 +341,10 @@ fn reload_swaps_a_new_version_and_keeps_the_old_on_failure() {
         e.in_use()
     );
     // Without state, nothing is usable: a clear error.
-    let err = Enricher::start(
-        &[spec(&f, DimLayout::Plain)],
-        &source_schema(),
-        opts(None, false),
-        &m2,
-        rt.handle(),
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = start(spec(&f, DimLayout::Plain), &m2, &rt)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("no usable snapshot"), "{err}");
 }
 
@@ -418,17 +401,11 @@ fn a_column_clash_or_unknown_source_key_is_refused() {
     let m = Metrics::default();
     let mut sp = spec(&f, DimLayout::Plain);
     sp.columns[0].to = "event_id".into();
-    let err = Enricher::start(&[sp], &source_schema(), opts(None, false), &m, rt.handle())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = start(sp, &m, &rt).err().unwrap().to_string();
     assert!(err.contains("\"event_id\" is already a column"), "{err}");
     let mut sp = spec(&f, DimLayout::Plain);
     sp.source_key = "nope".into();
-    let err = Enricher::start(&[sp], &source_schema(), opts(None, false), &m, rt.handle())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = start(sp, &m, &rt).err().unwrap().to_string();
     assert!(err.contains("source_key \"nope\""), "{err}");
 }
 
