@@ -66,13 +66,7 @@ fn a_replaced_dimension_enriches_the_next_rows_and_a_broken_one_is_not_used() {
     let (mut child, rx) =
         spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
     let mut log = String::new();
-    wait_log(&rx, &mut log, 60, "address=");
-    let addr = log
-        .split("address=")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let addr = wait_http_addr(&rx, &mut log);
     // All of file 0 is committed before the dimension changes.
     wait_log(&rx, &mut log, 60, "files_done=1");
 

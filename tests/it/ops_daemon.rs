@@ -62,13 +62,7 @@ fn ready_only_once_the_schema_is_known_and_status_answers_from_daemon_then_state
     cmd.env("NOTIFY_SOCKET", &sock_path);
     let (mut child, rx) = spawn_with_log(cmd);
     let mut log = String::new();
-    wait_log(&rx, &mut log, 60, "address=");
-    let addr = log
-        .split("address=")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let addr = wait_http_addr(&rx, &mut log);
     wait_log(&rx, &mut log, 60, "waiting for the first source file");
 
     // Empty source: not ready, and systemd hears why (and a longer start timeout).

@@ -340,3 +340,13 @@ pub fn wait_log(rx: &std::sync::mpsc::Receiver<String>, log: &mut String, secs: 
         }
     }
 }
+
+/// Waits for the daemon's "HTTP ... address=HOST:PORT" log line; returns the address.
+pub fn wait_http_addr(rx: &std::sync::mpsc::Receiver<String>, log: &mut String) -> String {
+    wait_log(rx, log, 60, "address=");
+    log.split("address=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string()
+}
