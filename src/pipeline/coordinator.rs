@@ -643,6 +643,9 @@ impl Coordinator {
             .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))?;
         sink::commit::sync_local(Some(&self.cfg.sink.root))?;
         self.state.mark_committed(epoch, 20)?;
+        if let Err(e) = sink::commit::drop_epoch_staging(Some(&self.cfg.sink.root), epoch) {
+            tracing::warn!(epoch, error = %e, "committed, but its staging folder stays until the next start");
+        }
         self.table_schemas.extend(table_schemas);
 
         for r in &removals {

@@ -64,6 +64,9 @@ pub struct CompiledRule {
     /// `column = 'literal'` and `column IN ('a', 'b')` conjuncts of the WHERE
     /// clause: (column, values). A row can only pass if its value is listed.
     pub equalities: Vec<(String, Vec<String>)>,
+    /// Every conjunct of the WHERE clause is one of `equalities`: a row
+    /// passes exactly when each pinned column holds one of its values.
+    pub pins_only: bool,
     /// Source columns the rule reads.
     pub reads: Vec<String>,
     /// The type-coerced logical plan (for `sluice rules explain`).
@@ -385,10 +388,10 @@ pub fn compile(
     let projections = proj_exprs.iter().map(phys).collect::<Result<Vec<_>, _>>()?;
     let predicate_phys = predicate.as_ref().map(phys).transpose()?;
 
-    let equalities = predicate
-        .as_ref()
-        .map(equality_conjuncts)
-        .unwrap_or_default();
+    let (equalities, pins_only) = match &predicate {
+        Some(p) => equality_conjuncts(p),
+        None => (vec![], false),
+    };
     let mut reads: Vec<String> = Vec::new();
     for e in proj_exprs.iter().chain(predicate.iter()) {
         for c in e.column_refs() {
@@ -416,43 +419,49 @@ pub fn compile(
         data_idx,
         data_schema,
         equalities,
+        pins_only,
         reads,
         plan,
         allow_schema_change: header.allow_schema_change,
     })
 }
 
-/// The conjuncts of `predicate` that pin a column to string literals.
-fn equality_conjuncts(predicate: &Expr) -> Vec<(String, Vec<String>)> {
+/// The conjuncts of `predicate` that pin a column to string literals, and
+/// whether they are all of its conjuncts.
+fn equality_conjuncts(predicate: &Expr) -> (Vec<(String, Vec<String>)>, bool) {
     let lit = |e: &Expr| match e {
         Expr::Literal(ScalarValue::Utf8(Some(v)), _) => Some(v.clone()),
         _ => None,
     };
     let mut out = Vec::new();
+    let mut all = true;
     for c in split_conjunction(predicate) {
-        match c {
+        let pin = match c {
             Expr::BinaryExpr(b) if b.op == Operator::Eq => {
                 match (b.left.as_ref(), b.right.as_ref()) {
                     (Expr::Column(col), other) | (other, Expr::Column(col)) => {
-                        if let Some(v) = lit(other) {
-                            out.push((col.name.clone(), vec![v]));
-                        }
+                        lit(other).map(|v| (col.name.clone(), vec![v]))
                     }
-                    _ => {}
+                    _ => None,
                 }
             }
-            Expr::InList(l) if !l.negated => {
-                if let Expr::Column(col) = l.expr.as_ref() {
-                    let vals: Option<Vec<String>> = l.list.iter().map(lit).collect();
-                    if let Some(vals) = vals {
-                        out.push((col.name.clone(), vals));
-                    }
-                }
-            }
-            _ => {}
+            Expr::InList(l) if !l.negated => match l.expr.as_ref() {
+                Expr::Column(col) => l
+                    .list
+                    .iter()
+                    .map(lit)
+                    .collect::<Option<Vec<String>>>()
+                    .map(|vals| (col.name.clone(), vals)),
+                _ => None,
+            },
+            _ => None,
+        };
+        match pin {
+            Some(p) => out.push(p),
+            None => all = false,
         }
     }
-    out
+    (out, all)
 }
 
 type Shape = (Vec<Expr>, Arc<DFSchema>, Option<Expr>, DFSchema);

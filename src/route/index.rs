@@ -11,9 +11,9 @@
 //! row whose `c` is another value or NULL.
 
 use super::CompiledRule;
-use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
-use std::collections::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 #[derive(Debug)]
 pub(super) struct EqIndex {
@@ -22,6 +22,8 @@ pub(super) struct EqIndex {
     pub(super) column_name: String,
     pub(super) by_value: HashMap<String, Vec<usize>>,
     pub(super) unindexed: Vec<usize>,
+    /// Per rule: listed under its values (not in `unindexed`).
+    pub(super) indexed: Vec<bool>,
 }
 
 /// Row indices per distinct string value (nulls skipped).
@@ -45,37 +47,47 @@ pub(super) fn group_rows(col: &ArrayRef) -> Vec<(&str, Vec<u32>)> {
     groups
 }
 
-/// Picks the Utf8 source column that most rules test with `= 'literal'`.
+/// Picks the Utf8 source column whose index leaves the fewest rules to
+/// evaluate per row: the rules it cannot index, plus the rules listed under
+/// an average value. (`hour` pinned by 1,000 rules to 5 values leaves 200;
+/// `spmid` pinned by the same rules to 200 values leaves 5.)
 pub(super) fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<EqIndex> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut names: Vec<&str> = Vec::new();
     for r in rules {
-        let mut seen: Vec<&str> = Vec::new();
         for (c, _) in &r.equalities {
-            if !seen.contains(&c.as_str()) {
-                seen.push(c);
-                *counts.entry(c).or_default() += 1;
+            if !names.contains(&c.as_str())
+                && schema
+                    .field_with_name(c)
+                    .is_ok_and(|f| f.data_type() == &DataType::Utf8)
+            {
+                names.push(c);
             }
         }
     }
-    let (best, n) = counts
+    names.sort();
+    let (_, cost, ix) = names
         .into_iter()
-        .filter(|(c, _)| {
-            schema
-                .field_with_name(c)
-                .is_ok_and(|f| f.data_type() == &DataType::Utf8)
+        .filter_map(|c| {
+            let ix = index_on(rules, schema, c)?;
+            let entries: usize = ix.by_value.values().map(Vec::len).sum();
+            let per_value = entries as f64 / ix.by_value.len().max(1) as f64;
+            Some((c, ix.unindexed.len() as f64 + per_value, ix))
         })
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
-    if n < 2 {
-        return None;
-    }
-    let column = schema.index_of(best).ok()?;
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)))?;
+    // Only worth it when it saves evaluations over running every rule.
+    (cost < rules.len() as f64).then_some(ix)
+}
+
+/// The index of `rules` on the Utf8 column `name`.
+fn index_on(rules: &[CompiledRule], schema: &SchemaRef, name: &str) -> Option<EqIndex> {
+    let column = schema.index_of(name).ok()?;
     let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
     let mut unindexed = Vec::new();
     for (i, r) in rules.iter().enumerate() {
         let pins: Vec<&Vec<String>> = r
             .equalities
             .iter()
-            .filter(|(c, _)| c == best)
+            .filter(|(c, _)| c == name)
             .map(|(_, v)| v)
             .collect();
         match pins.as_slice() {
@@ -89,23 +101,43 @@ pub(super) fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<
                     by_value.entry(v.clone()).or_default().push(i);
                 }
             }
-            // Pinned twice (`c = 'a' AND c IN (...)`): let the predicate decide.
+            // Pinned twice (`c = 'a' AND c IN (...)`) or not at all: let the
+            // predicate decide.
             _ => unindexed.push(i),
         }
     }
+    let mut indexed = vec![true; rules.len()];
+    for &r in &unindexed {
+        indexed[r] = false;
+    }
     Some(EqIndex {
         column,
-        column_name: best.to_string(),
+        column_name: name.to_string(),
         by_value,
         unindexed,
+        indexed,
     })
 }
 
-/// The pinned Utf8 columns of a rule set, for pruning: (column index,
-/// per rule the values it accepts, or None when the rule does not pin it).
+/// The pinned Utf8 columns of a rule set, for pruning and for skipping
+/// predicates a batch cannot fail.
 #[derive(Debug)]
 pub(super) struct Pins {
-    columns: Vec<(usize, Vec<Option<Vec<String>>>)>,
+    /// (column index, per rule the values it accepts, or None when the rule
+    /// does not pin the column exactly once).
+    columns: Vec<(usize, Vec<Option<HashSet<String>>>)>,
+    /// Per rule: its WHERE is nothing but pins, all on columns listed above.
+    pins_only: Vec<bool>,
+}
+
+/// What the pins say about one batch.
+pub(super) struct BatchPins {
+    /// The rule may select a row of the batch.
+    pub(super) possible: Vec<bool>,
+    /// The rule selects every row of the batch, or of any group of its rows
+    /// that share one of its values of the index column: its predicate need
+    /// not run.
+    pub(super) certain: Vec<bool>,
 }
 
 /// Distinct values a batch column may have before pruning on it gives up.
@@ -124,16 +156,16 @@ pub(super) fn build_pins(rules: &[CompiledRule], schema: &SchemaRef) -> Pins {
             }
         }
     }
-    let columns = names
-        .into_iter()
-        .filter_map(|c| {
+    let columns: Vec<(usize, Vec<Option<HashSet<String>>>)> = names
+        .iter()
+        .filter_map(|&c| {
             let idx = schema.index_of(c).ok()?;
             let per_rule = rules
                 .iter()
                 .map(|r| {
                     let mut sets = r.equalities.iter().filter(|(n, _)| n == c);
                     match (sets.next(), sets.next()) {
-                        (Some((_, v)), None) => Some(v.clone()),
+                        (Some((_, v)), None) => Some(v.iter().cloned().collect()),
                         // Pinned twice or not at all: no pruning on this column.
                         _ => None,
                     }
@@ -142,40 +174,79 @@ pub(super) fn build_pins(rules: &[CompiledRule], schema: &SchemaRef) -> Pins {
             Some((idx, per_rule))
         })
         .collect();
-    Pins { columns }
+    let pins_only = rules
+        .iter()
+        .map(|r| {
+            r.pins_only
+                && r.equalities.iter().all(|(c, _)| {
+                    r.equalities.iter().filter(|(n, _)| n == c).count() == 1
+                        && names.contains(&c.as_str())
+                })
+        })
+        .collect();
+    Pins { columns, pins_only }
 }
 
 impl Pins {
-    /// For each rule, whether it may select a row of `batch`.
-    pub(super) fn possible(&self, batch: &arrow::array::RecordBatch, rules: usize) -> Vec<bool> {
-        let mut ok = vec![true; rules];
+    /// What the pins say about `batch`. The `index` column is left out of
+    /// `certain` for the rules it indexes: each of their groups holds only
+    /// rows with one of their values.
+    pub(super) fn check(
+        &self,
+        batch: &RecordBatch,
+        rules: usize,
+        index: Option<&EqIndex>,
+    ) -> BatchPins {
+        let mut possible = vec![true; rules];
+        let mut certain: Vec<bool> = (0..rules)
+            .map(|r| self.pins_only.get(r).copied().unwrap_or(false))
+            .collect();
         for (idx, per_rule) in &self.columns {
-            let Some(col) = batch.columns().get(*idx) else {
-                continue;
-            };
-            let Some(s) = col.as_any().downcast_ref::<StringArray>() else {
-                continue;
-            };
-            let mut present: std::collections::HashSet<&str> = Default::default();
-            let mut bounded = true;
-            for i in 0..s.len() {
-                if s.is_valid(i) && present.insert(s.value(i)) && present.len() > PRUNE_MAX_DISTINCT
-                {
-                    bounded = false;
-                    break;
+            let distinct = batch
+                .columns()
+                .get(*idx)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .and_then(distinct_values);
+            let indexed_here = index.filter(|ix| ix.column == *idx);
+            for (r, values) in per_rule.iter().enumerate().take(rules) {
+                let Some(vs) = values else { continue };
+                let Some((present, has_null)) = &distinct else {
+                    // Unknown values: neither pruned nor certain.
+                    certain[r] &= indexed_here.is_some_and(|ix| ix.indexed.get(r) == Some(&true));
+                    continue;
+                };
+                // Probe the smaller set: a batch may hold 200 values and a
+                // rule accept one.
+                let meets = if vs.len() < present.len() {
+                    vs.iter().any(|v| present.contains(v.as_str()))
+                } else {
+                    present.iter().any(|v| vs.contains(*v))
+                };
+                if !meets {
+                    possible[r] = false;
                 }
-            }
-            if !bounded {
-                continue;
-            }
-            for (r, values) in per_rule.iter().enumerate() {
-                if let Some(vs) = values
-                    && !vs.iter().any(|v| present.contains(v.as_str()))
+                let by_group = indexed_here.is_some_and(|ix| ix.indexed.get(r) == Some(&true));
+                if !by_group
+                    && (*has_null
+                        || present.len() > vs.len()
+                        || !present.iter().all(|v| vs.contains(*v)))
                 {
-                    ok[r] = false;
+                    certain[r] = false;
                 }
             }
         }
-        ok
+        BatchPins { possible, certain }
     }
+}
+
+/// The distinct non-null values of `s` and whether it has nulls; None when
+/// there are more than [`PRUNE_MAX_DISTINCT`].
+fn distinct_values(s: &StringArray) -> Option<(HashSet<&str>, bool)> {
+    let mut present: HashSet<&str> = HashSet::new();
+    for i in 0..s.len() {
+        if s.is_valid(i) && present.insert(s.value(i)) && present.len() > PRUNE_MAX_DISTINCT {
+            return None;
+        }
+    }
+    Some((present, s.null_count() > 0))
 }

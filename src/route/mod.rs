@@ -23,7 +23,7 @@ use crate::discover::hive;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, filter_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -198,16 +198,19 @@ impl RuleSet {
         let mut out = Routed::default();
         let mut matched = vec![false; n];
         let mut today: Option<String> = None;
-        let possible = self.pins.possible(batch, self.rules.len());
+        let pins = self
+            .pins
+            .check(batch, self.rules.len(), self.index.as_ref());
         let mut run =
             |rule: usize, input: &RecordBatch, rows: Option<&UInt32Array>, out: &mut Routed| {
-                if !possible[rule] {
+                if !pins.possible[rule] {
                     return;
                 }
-                let (mask, pieces, bad) = match self.eval_rule(rule, input) {
+                let (mask, pieces, bad) = match self.eval_rule(rule, input, pins.certain[rule]) {
                     Ok((mask, pieces)) => (mask, pieces, vec![]),
                     Err(e) => {
-                        let iso = isolate::bisect(input, e, &|part| self.eval_rule(rule, part));
+                        let iso =
+                            isolate::bisect(input, e, &|part| self.eval_rule(rule, part, false));
                         (iso.mask, iso.ok.into_iter().flatten().collect(), iso.bad)
                     }
                 };
@@ -290,13 +293,16 @@ impl RuleSet {
         out
     }
 
-    /// Evaluates one rule on `input`: (selected-row mask, pieces).
+    /// Evaluates one rule on `input`: (selected-row mask, pieces). With
+    /// `certain` the rule is known to select every row, and its predicate
+    /// does not run.
     fn eval_rule(
         &self,
         rule: usize,
         input: &RecordBatch,
+        certain: bool,
     ) -> Result<(Vec<bool>, Vec<Piece>), String> {
-        let (mask, out) = self.evaluate(rule, input)?;
+        let (mask, out) = self.evaluate_with(rule, input, !certain)?;
         let pieces = match out {
             Some(out) => {
                 split_partitions(rule, &self.rules[rule], &out).map_err(|e| e.to_string())?
@@ -330,9 +336,19 @@ impl RuleSet {
         rule: usize,
         input: &RecordBatch,
     ) -> Result<(Vec<bool>, Option<RecordBatch>), String> {
+        self.evaluate_with(rule, input, true)
+    }
+
+    fn evaluate_with(
+        &self,
+        rule: usize,
+        input: &RecordBatch,
+        filter: bool,
+    ) -> Result<(Vec<bool>, Option<RecordBatch>), String> {
         let r = &self.rules[rule];
         let n = input.num_rows();
-        let (mask, filtered) = match &r.predicate {
+        let predicate = r.predicate.as_ref().filter(|_| filter);
+        let (mask, filtered) = match predicate {
             None => (vec![true; n], input.clone()),
             Some(p) => {
                 let v = p

@@ -390,3 +390,68 @@ fn error_rows_without_a_dt_column_go_to_today() {
     let p = &r.pieces[0].partition;
     assert_eq!(p, &format!("dt={}", isolate::utc_today()));
 }
+
+/// `batch(n)` with its hour column replaced.
+fn with_hours(b: &RecordBatch, hour: impl Fn(usize) -> Option<&'static str>) -> RecordBatch {
+    let mut cols = b.columns().to_vec();
+    let i = b.schema().index_of("hour").unwrap();
+    cols[i] = Arc::new(StringArray::from(
+        (0..b.num_rows()).map(hour).collect::<Vec<_>>(),
+    ));
+    RecordBatch::try_new(b.schema(), cols).unwrap()
+}
+
+#[test]
+fn rules_pinning_two_columns_index_the_more_selective_and_skip_sure_predicates() {
+    // Like `bench`'s 1,000 rules: spmid x hour. Indexing `hour` would leave
+    // 40 rules per row to evaluate; `spmid` leaves 2.
+    let spmids: Vec<String> = demo::all_spmids().into_iter().take(40).collect();
+    let mut files = Vec::new();
+    for (i, sp) in spmids.iter().enumerate() {
+        for h in ["07", "08"] {
+            files.push((
+                PathBuf::from(format!("t{i:03}_{h}.sql")),
+                format!("CREATE TABLE t{i:03}_{h} PARTITIONED BY (hour) AS SELECT event_id, hour FROM ods_events WHERE spmid = '{sp}' AND hour = '{h}'"),
+            ));
+        }
+    }
+    // One rule that pins hour twice and one with a residual predicate: both
+    // must still run their predicates.
+    files.push((PathBuf::from("u1.sql"), format!("CREATE TABLE u1 AS SELECT event_id FROM ods_events WHERE spmid = '{}' AND hour = '07' AND hour IN ('07', '08')", spmids[0])));
+    files.push((PathBuf::from("u2.sql"), format!("CREATE TABLE u2 AS SELECT event_id FROM ods_events WHERE spmid = '{}' AND hour = '07' AND event_type LIKE 'cl%'", spmids[1])));
+    let indexed = RuleSet::compile_all(files.clone(), "ods_events", &schema()).unwrap();
+    assert_eq!(indexed.index.as_ref().unwrap().column_name, "spmid");
+    assert!(indexed.rules[0].pins_only && !indexed.rules[81].pins_only);
+    let mut plain = RuleSet::compile_all(files, "ods_events", &schema()).unwrap();
+    plain.index = None;
+    plain.pins = super::index::build_pins(&[], &schema());
+    let base = batch(6000);
+    let variants = [
+        ("one hour", with_hours(&base, |_| Some("07"))),
+        (
+            "two hours",
+            with_hours(&base, |i| Some(["07", "08"][i % 2])),
+        ),
+        ("nulls", with_hours(&base, |i| (i % 3 != 0).then_some("08"))),
+        ("another hour", with_hours(&base, |_| Some("09"))),
+    ];
+    for (what, b) in variants {
+        let a = route_counts(&indexed, &b);
+        assert_eq!(a, route_counts(&plain, &b), "{what}");
+        let rows: usize = a.values().map(Vec::len).sum();
+        assert_eq!(rows > 0, what != "another hour", "{what}");
+    }
+    // The sure predicates really are skipped: on an all-07 batch, every
+    // pins-only rule of hour 07 is certain and no hour-08 rule is possible.
+    let b = with_hours(&base, |_| Some("07"));
+    let p = indexed
+        .pins
+        .check(&b, indexed.rules.len(), indexed.index.as_ref());
+    assert!(p.certain[0] && !p.possible[1]);
+    assert!(!p.certain[80] && !p.certain[81]);
+    let b = with_hours(&base, |i| (i % 3 != 0).then_some("07"));
+    let p = indexed
+        .pins
+        .check(&b, indexed.rules.len(), indexed.index.as_ref());
+    assert!(!p.certain[0], "a NULL hour fails `hour = '07'`");
+}

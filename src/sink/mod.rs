@@ -4,11 +4,13 @@
 //! (staged -> final by rename, idempotent, also used by recovery).
 //!
 //! ```text
-//! <sink>/.sluice-staging/e<epoch>/<table>/<k=v>/.../part-<epoch>-<writer>-<seq>.zstd.parquet   (staged)
-//! <sink>/<table>/<k=v>/.../part-<epoch>-<writer>-<seq>.zstd.parquet                            (final)
+//! <sink>/.sluice-staging/e<epoch>/part-<epoch>-<writer>-<seq>.zstd.parquet   (staged)
+//! <sink>/<table>/<k=v>/.../part-<epoch>-<writer>-<seq>.zstd.parquet           (final)
 //! ```
 //! Final names are unique: an epoch number is recorded at prepare and never
-//! reused, and (writer, seq) are unique within the epoch.
+//! reused, and (writer, seq) are unique within the epoch. So staged names
+//! are too, and staging is flat: on a local disk each directory level of a
+//! new partition costs a `mkdir`, and one epoch may open thousands.
 
 pub mod commit;
 mod upload;
@@ -16,12 +18,12 @@ mod upload;
 use crate::checkpoint::StagedFile;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use hashbrown::HashMap;
 use object_store::ObjectStore;
 use object_store::path::{Path as ObjPath, PathPart};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::runtime::Handle;
 
@@ -88,6 +90,11 @@ pub fn path_of<'a>(segments: impl IntoIterator<Item = &'a str>) -> Result<ObjPat
 /// Parses a path string written by [`ObjPath::to_string`].
 pub fn parse_path(raw: &str) -> Result<ObjPath, SinkError> {
     ObjPath::parse(raw).map_err(|_| SinkError::Path(raw.to_string()))
+}
+
+/// An epoch's folder under [`STAGING_DIR`].
+fn epoch_dir(epoch: u64) -> String {
+    format!("e{epoch:010}")
 }
 
 fn file_name(epoch: u64, writer: u32, seq: u32) -> String {
@@ -386,17 +393,11 @@ fn open_file(
 ) -> Result<OpenFile, SinkError> {
     let name = file_name(epoch, w.writer_id, w.seq);
     w.seq += 1;
-    let epoch_dir = format!("e{epoch:010}");
+    let epoch_dir = epoch_dir(epoch);
     let parts: Vec<&str> = w.partition.split('/').collect();
     // A table is an identifier, or `_errors/<table>` for an error output.
     let table: Vec<&str> = w.table.split('/').collect();
-    let staged = path_of(
-        [STAGING_DIR, epoch_dir.as_str()]
-            .into_iter()
-            .chain(table.iter().copied())
-            .chain(parts.iter().copied())
-            .chain([name.as_str()]),
-    )?;
+    let staged = path_of([STAGING_DIR, epoch_dir.as_str(), name.as_str()])?;
     let final_path = path_of(
         table
             .iter()

@@ -295,6 +295,8 @@ pub fn diff_tables(
     d
 }
 
+/// Files and folders left under the sink's staging folder: none once an
+/// epoch has committed (its folder goes with it).
 pub fn staged_files(sink: &Path) -> usize {
     let staging = sink.join(".sluice-staging");
     let mut n = 0;
@@ -305,7 +307,10 @@ pub fn staged_files(sink: &Path) -> usize {
         };
         for e in rd {
             let p = e.unwrap().path();
-            if p.is_dir() { stack.push(p) } else { n += 1 }
+            n += 1;
+            if p.is_dir() {
+                stack.push(p)
+            }
         }
     }
     n
