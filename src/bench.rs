@@ -25,6 +25,9 @@ pub struct BenchArgs {
     /// Writer threads (sink.writers).
     #[arg(long, default_value_t = 2)]
     writers: usize,
+    /// read.batch_rows (rows per decoded batch; the config's default when unset).
+    #[arg(long)]
+    batch_rows: Option<usize>,
     /// sink.max_buffered (the memory bound of the writers).
     #[arg(long, default_value = "512MiB")]
     max_buffered: String,
@@ -249,56 +252,35 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let _ = std::fs::remove_dir_all(a.dir.join(RUNS_DIR));
     let exe = std::env::current_exe()?;
     let wanted: Option<Vec<&str>> = a.only.as_deref().map(|o| o.split(',').collect());
-    for (key, label) in SCENARIOS {
-        if wanted.as_ref().is_some_and(|w| !w.contains(&key)) {
-            continue;
-        }
-        let mut best: Option<(Vec<f64>, String)> = None;
-        let mut failed = None;
-        for _ in 0..a.repeat.max(1) {
-            let out = std::process::Command::new(&exe)
-                .args([
-                    "bench",
-                    "--rows",
-                    &a.rows.to_string(),
-                    "--readers",
-                    &a.readers.to_string(),
-                    "--writers",
-                    &a.writers.to_string(),
-                    "--max-buffered",
-                    &a.max_buffered,
-                    "--scenario",
-                    key,
-                    "--dir",
-                ])
-                .arg(&a.dir)
-                .output()?;
-            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-            let f: Option<Vec<f64>> = stdout.lines().find(|l| l.starts_with("RESULT ")).map(|l| {
-                l.split_whitespace()
-                    .skip(1)
-                    .filter_map(|v| v.parse().ok())
-                    .collect()
-            });
-            match f {
-                Some(f) if f.len() == 4 => {
-                    if best.as_ref().is_none_or(|(b, _)| f[0] < b[0]) {
-                        best = Some((f, stdout));
+    let chosen: Vec<(&str, &str)> = SCENARIOS
+        .into_iter()
+        .filter(|(key, _)| wanted.as_ref().is_none_or(|w| w.contains(key)))
+        .collect();
+    // Rounds go through every scenario in turn, so a slow spell of a
+    // shared machine does not land on one scenario's every run.
+    type Run = (Vec<f64>, String);
+    let mut best: Vec<Option<Run>> = vec![None; chosen.len()];
+    let mut failed: Vec<Option<String>> = vec![None; chosen.len()];
+    for round in 0..a.repeat.max(1) {
+        for (i, (key, _)) in chosen.iter().enumerate() {
+            eprint!("\rround {}/{}: {key:<20}", round + 1, a.repeat.max(1));
+            match run_child(&a, &exe, key)? {
+                Ok(f) => {
+                    if best[i].as_ref().is_none_or(|(b, _)| f.0[0] < b[0]) {
+                        best[i] = Some(f);
                     }
                 }
-                _ => {
-                    failed = Some(
-                        String::from_utf8_lossy(&out.stderr)
-                            .lines()
-                            .last()
-                            .unwrap_or("")
-                            .to_string(),
-                    )
-                }
+                Err(e) => failed[i] = Some(e),
             }
         }
-        let Some((f, stdout)) = best else {
-            println!("{label:<46} failed: {}", failed.unwrap_or_default());
+    }
+    eprintln!();
+    for (i, (_, label)) in chosen.iter().enumerate() {
+        let Some((f, stdout)) = best[i].take() else {
+            println!(
+                "{label:<46} failed: {}",
+                failed[i].take().unwrap_or_default()
+            );
             continue;
         };
         let (secs, rows_out, rss_kb, cpu) = (f[0], f[1], f[2], f[3]);
@@ -329,6 +311,50 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs one scenario in a child process: its RESULT figures and stdout, or
+/// the last line of its error output.
+fn run_child(a: &BenchArgs, exe: &Path, key: &str) -> Result<Result<(Vec<f64>, String), String>> {
+    let out = std::process::Command::new(exe)
+        .args([
+            "bench",
+            "--rows",
+            &a.rows.to_string(),
+            "--readers",
+            &a.readers.to_string(),
+            "--writers",
+            &a.writers.to_string(),
+            "--max-buffered",
+            &a.max_buffered,
+            "--repeat",
+            "1",
+            "--scenario",
+            key,
+            "--dir",
+        ])
+        .arg(&a.dir)
+        .args(
+            a.batch_rows
+                .map(|n| vec!["--batch-rows".to_string(), n.to_string()])
+                .unwrap_or_default(),
+        )
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let f: Option<Vec<f64>> = stdout.lines().find(|l| l.starts_with("RESULT ")).map(|l| {
+        l.split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect()
+    });
+    Ok(match f {
+        Some(f) if f.len() == 4 => Ok((f, stdout)),
+        _ => Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string()),
+    })
+}
+
 fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
     // Each run writes a fresh folder; the parent deletes them all at the
     // end. Deleting thousands of files just before a run slows the run's
@@ -346,11 +372,14 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
         std::fs::write(work.join("rules").join(format!("{name}.sql")), sql)?;
     }
     let mut cfg_text = format!(
-        "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"10m\"\nwriters = {}\nmax_buffered = \"{}\"\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n[http]\nenabled = false\n",
+        "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"10m\"\nwriters = {}\nmax_buffered = \"{}\"\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n{}[http]\nenabled = false\n",
         std::fs::canonicalize(ods)?.display(),
         a.writers,
         a.max_buffered,
-        a.readers
+        a.readers,
+        a.batch_rows
+            .map(|n| format!("batch_rows = {n}\n"))
+            .unwrap_or_default()
     );
     let dim_rows = dimension_rows(scenario);
     if dim_rows > 0 {

@@ -150,7 +150,9 @@ pub struct EpochWriters {
     settings: SinkSettings,
     epoch: u64,
     writers: HashMap<(String, String), PartitionWriter>,
+    /// Closed files; their uploads may still be in flight until `finish`.
     closed: Vec<StagedFile>,
+    uploads: upload::Uploads,
     next_writer: u32,
     writer_stride: u32,
     /// Bytes handed to the encoder since the epoch began.
@@ -166,6 +168,7 @@ impl EpochWriters {
     ) -> EpochWriters {
         EpochWriters {
             store,
+            uploads: upload::Uploads::new(handle.clone()),
             handle,
             settings,
             epoch,
@@ -189,17 +192,20 @@ impl EpochWriters {
         self.epoch
     }
 
-    /// Bytes held in memory by open writers (encoded, not yet uploaded).
+    /// Bytes held in memory by open writers and uploads in flight
+    /// (encoded, not yet uploaded).
     pub fn buffered_bytes(&self) -> u64 {
-        self.writers
-            .values()
-            .map(|w| {
-                w.pending_bytes
-                    + w.open.as_ref().map_or(0, |o| {
-                        (o.writer.memory_size() + o.writer.inner().buffered()) as u64
-                    })
-            })
-            .sum()
+        self.uploads.bytes()
+            + self
+                .writers
+                .values()
+                .map(|w| {
+                    w.pending_bytes
+                        + w.open.as_ref().map_or(0, |o| {
+                            (o.writer.memory_size() + o.writer.inner().buffered()) as u64
+                        })
+                })
+                .sum::<u64>()
     }
 
     /// Appends rows for `table` in `partition`.
@@ -306,7 +312,7 @@ impl EpochWriters {
                 >= self.settings.target_file_size
         };
         if roll {
-            let f = close_file(&self.handle, w)?;
+            let f = close_file(&mut self.uploads, w)?;
             self.closed.extend(f);
         }
         Ok(())
@@ -341,6 +347,10 @@ impl EpochWriters {
             }
             encoding = encoding.saturating_sub(s as u64);
         }
+        if self.buffered_bytes() > limit {
+            // Files already closed free their bytes once their puts end.
+            self.uploads.wait_all()?;
+        }
         let mut total = self.buffered_bytes();
         if total <= limit {
             return Ok(());
@@ -361,12 +371,12 @@ impl EpochWriters {
                 break;
             }
             if let Some(w) = self.writers.get_mut(&k) {
-                let f = close_file(&self.handle, w)?;
+                let f = close_file(&mut self.uploads, w)?;
                 self.closed.extend(f);
                 total = total.saturating_sub(n);
             }
         }
-        Ok(())
+        self.uploads.wait_all()
     }
 
     /// Closes every writer; returns the epoch's staged files.
@@ -376,10 +386,11 @@ impl EpochWriters {
         for k in keys {
             self.drain(&k)?;
             if let Some(w) = self.writers.get_mut(&k) {
-                let f = close_file(&self.handle, w)?;
+                let f = close_file(&mut self.uploads, w)?;
                 self.closed.extend(f);
             }
         }
+        self.uploads.wait_all()?;
         Ok(std::mem::take(&mut self.closed))
     }
 }
@@ -406,7 +417,7 @@ fn open_file(
             .chain([name.as_str()]),
     )?;
     let sink =
-        upload::UploadWrite::start(store.clone(), handle.clone(), staged.clone(), s.part_size)?;
+        upload::UploadWrite::start(store.clone(), handle.clone(), staged.clone(), s.part_size);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(s.zstd_level).unwrap_or_default(),
@@ -428,7 +439,10 @@ fn open_file(
     })
 }
 
-fn close_file(handle: &Handle, w: &mut PartitionWriter) -> Result<Option<StagedFile>, SinkError> {
+fn close_file(
+    uploads: &mut upload::Uploads,
+    w: &mut PartitionWriter,
+) -> Result<Option<StagedFile>, SinkError> {
     let Some(o) = w.open.take() else {
         return Ok(None);
     };
@@ -436,7 +450,7 @@ fn close_file(handle: &Handle, w: &mut PartitionWriter) -> Result<Option<StagedF
         table: w.table.clone(),
         source,
     })?;
-    let bytes = sink.finish(handle)?;
+    let bytes = sink.finish(uploads)?;
     Ok(Some(StagedFile {
         table: w.table.clone(),
         partition: w.partition.clone(),

@@ -82,3 +82,44 @@ fn shedding_keeps_memory_under_the_limit_by_flushing_then_closing_files() {
     );
     assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), total + more);
 }
+
+/// Rows of a staged Parquet file, read back through the store.
+fn rows_in(rt: &tokio::runtime::Runtime, store: &Arc<dyn ObjectStore>, path: &str) -> u64 {
+    use object_store::ObjectStoreExt;
+    let bytes = rt
+        .block_on(async { store.get(&parse_path(path).unwrap()).await?.bytes().await })
+        .unwrap();
+    let r = parquet::file::reader::SerializedFileReader::new(bytes).unwrap();
+    use parquet::file::reader::FileReader;
+    r.metadata().file_metadata().num_rows() as u64
+}
+
+#[test]
+fn small_files_go_out_in_one_put_large_ones_in_parts_and_all_are_whole_after_finish() {
+    let (d, rt, store) = setup();
+    let s = SinkSettings {
+        part_size: 64 << 10,
+        ..settings()
+    };
+    let mut w = EpochWriters::new(store.clone(), rt.handle().clone(), s, 7);
+    // 40 small files (one piece each) and one large one.
+    let total = write_many(&mut w, 1, 4000, 40);
+    let big = demo::events(9, 0, 60_000, demo::DAY_START_MS);
+    w.write("big", "", &big).unwrap();
+    let files = w.finish().unwrap();
+    assert_eq!(files.len(), 41);
+    for f in &files {
+        assert_eq!(rows_in(&rt, &store, &f.staged), f.rows, "{}", f.staged);
+        let size = std::fs::metadata(d.path().join(&f.staged)).unwrap().len();
+        assert_eq!(size, f.bytes, "{}", f.staged);
+    }
+    let big_file = files.iter().find(|f| f.table == "big").unwrap();
+    assert!(
+        big_file.bytes > 4 * (64 << 10),
+        "the large file spans parts"
+    );
+    assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), total + 60_000);
+    // Staging is flat: every file sits directly in the epoch's folder.
+    let epoch_dir = d.path().join(STAGING_DIR).join(epoch_dir(7));
+    assert_eq!(std::fs::read_dir(&epoch_dir).unwrap().count(), 41);
+}
