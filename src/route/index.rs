@@ -2,7 +2,8 @@
 //! literals (`event_type = 'click'`, `app IN ('web', 'h5')`). The set picks
 //! the Utf8 column most rules pin and maps each value to the rules that
 //! accept it; `route` groups a batch's rows by that column once and runs
-//! each indexed rule only on its values' rows.
+//! each indexed rule only on its values' rows. The column chosen is the one
+//! that leaves the fewest rules per row, not the one most rules pin.
 //!
 //! Pruning complements it: for every Utf8 column some rule pins, a batch's
 //! distinct values (when there are few) tell which rules cannot select any

@@ -5,8 +5,10 @@
 //! Most rules filter on `column = 'value'` (event type, app, department).
 //! When several rules do, the set picks the column most of them test and
 //! builds an index `value -> rules`; per batch it groups the rows by that
-//! column once and evaluates each indexed rule only on its group. The cost
-//! per batch then grows with the rows, not with rows x rules.
+//! column once and evaluates each indexed rule only on the rows of its
+//! values. The cost per batch then grows with the rows, not with rows x
+//! rules. A rule whose WHERE is nothing but such pins, all satisfied by
+//! every row it is given, skips its predicate (see `index::Pins`).
 
 pub mod compile;
 mod index;
@@ -251,40 +253,45 @@ impl RuleSet {
                 for &r in &ix.unindexed {
                     run(r, batch, None, &mut out);
                 }
-                // Rows of every value some rule pins, grouped by value with
-                // one `take`; each group is then a zero-copy slice.
-                let col = batch.column(ix.column);
-                let mut order: Vec<u32> = Vec::with_capacity(batch.num_rows());
-                let mut spans: Vec<(&Vec<usize>, usize, usize)> = Vec::new();
-                for (value, rows) in group_rows(col) {
-                    if let Some(rules) = ix.by_value.get(value) {
-                        spans.push((rules, order.len(), rows.len()));
-                        order.extend(rows);
+                // Each indexed rule sees exactly the rows of the values it
+                // is listed under, gathered with one `take`: one piece per
+                // rule and partition, however many values it lists.
+                let mut groups: Vec<UInt32Array> = Vec::new();
+                let mut lists: Vec<Vec<usize>> = vec![Vec::new(); self.rules.len()];
+                let mut active: Vec<usize> = Vec::new();
+                for (value, rows) in group_rows(batch.column(ix.column)) {
+                    let Some(rules) = ix.by_value.get(value) else {
+                        continue;
+                    };
+                    let g = groups.len();
+                    groups.push(UInt32Array::from(rows));
+                    for &r in rules.iter().filter(|r| pins.possible[**r]) {
+                        if lists[r].is_empty() {
+                            active.push(r);
+                        }
+                        lists[r].push(g);
                     }
                 }
-                if !spans.is_empty() {
-                    let idx = UInt32Array::from(order);
+                active.sort_unstable();
+                for r in active {
+                    let idx = match lists[r].as_slice() {
+                        [g] => groups[*g].clone(),
+                        gs => {
+                            let mut rows: Vec<u32> = gs
+                                .iter()
+                                .flat_map(|g| groups[*g].values().iter().copied())
+                                .collect();
+                            rows.sort_unstable();
+                            UInt32Array::from(rows)
+                        }
+                    };
                     match take_record_batch(batch, &idx) {
-                        Ok(grouped) => {
-                            for (rules, start, len) in spans {
-                                let sub = grouped.slice(start, len);
-                                let sub_idx = idx.slice(start, len);
-                                for &r in rules {
-                                    run(r, &sub, Some(&sub_idx), &mut out);
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            for (rules, _, len) in spans {
-                                for &r in rules {
-                                    out.errors.push(RuleFailure {
-                                        rule: r,
-                                        rows: len as u64,
-                                        message: e.to_string(),
-                                    });
-                                }
-                            }
-                        }
+                        Ok(sub) => run(r, &sub, Some(&idx), &mut out),
+                        Err(e) => out.errors.push(RuleFailure {
+                            rule: r,
+                            rows: idx.len() as u64,
+                            message: e.to_string(),
+                        }),
                     }
                 }
             }

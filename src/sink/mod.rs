@@ -124,9 +124,13 @@ struct PartitionWriter {
 }
 
 /// Pieces are coalesced until a writer holds this many rows...
-const COALESCE_ROWS: usize = 2048;
-/// ... or this many bytes (bounds memory with thousands of writers).
-const COALESCE_BYTES: u64 = 128 << 10;
+const COALESCE_ROWS: usize = 65536;
+/// ... or this many bytes. A file that never gets this many rows stays in
+/// this compact Arrow form until it closes and is then encoded at once:
+/// an open Parquet encoder holds about 2.5 times the bytes of its rows,
+/// which with thousands of small tables is most of the memory. `shed`
+/// bounds the total.
+const COALESCE_BYTES: u64 = 1 << 20;
 
 /// The bytes a batch's rows hold. Pieces are slices of one routed batch,
 /// and Arrow's `get_array_memory_size` counts a slice's whole buffers.
