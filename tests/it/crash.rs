@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// Waits for the child to exit by itself up to `limit`, else SIGKILLs it.
 /// Returns the child's stderr and whether it died by itself.
-pub(crate) fn wait_or_kill(mut child: std::process::Child, limit: Duration) -> (String, bool) {
+pub(crate) fn wait_or_kill(mut child: Daemon, limit: Duration) -> (String, bool) {
     let t0 = Instant::now();
     let mut exited = false;
     while t0.elapsed() < limit {
@@ -23,7 +23,7 @@ pub(crate) fn wait_or_kill(mut child: std::process::Child, limit: Duration) -> (
     if !exited {
         child.kill().unwrap(); // SIGKILL on unix
     }
-    let out = child.wait_with_output().unwrap();
+    let out = child.into_child().wait_with_output().unwrap();
     (String::from_utf8_lossy(&out.stderr).into_owned(), exited)
 }
 

@@ -99,16 +99,6 @@ fn wait_for(
     }
 }
 
-/// Kills the daemon when a failed assertion unwinds the test.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// (rows, parquet files) of a partition directory.
 fn partition_contents(dir: &std::path::Path) -> (u64, u64) {
     let files = visible_files(dir, &[]);
@@ -156,8 +146,8 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = 
     ));
     env.add_file(0, 800);
     env.add_file(1, 800);
-    let (child, rx) = spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
-    let mut child = KillOnDrop(child);
+    let (mut child, rx) =
+        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
     let mut log = String::new();
     let click = env.sink().join("t_click");
 
@@ -233,9 +223,9 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = 
 
     // SAFETY: signalling our own child.
     unsafe {
-        libc::kill(child.0.id() as i32, libc::SIGTERM);
+        libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    assert!(child.0.wait().unwrap().success());
+    assert!(child.wait().unwrap().success());
     wait_for("the log", &mut log, &rx, || true);
     while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
         log.push_str(&l);

@@ -177,15 +177,17 @@ enabled = false
     }
 
     /// Starts the daemon with stderr captured.
-    pub fn spawn_daemon(&self, crash_at: Option<&str>) -> Child {
+    pub fn spawn_daemon(&self, crash_at: Option<&str>) -> Daemon {
         let mut c = self.cmd(&["run", "--config", self.config().to_str().unwrap()]);
         if let Some(at) = crash_at {
             c.env("SLUICE_CRASH_AT", at);
         }
-        c.stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        Daemon::new(
+            c.stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     pub fn run_once(&self) -> std::process::Output {
@@ -316,10 +318,53 @@ pub fn staged_files(sink: &Path) -> usize {
     n
 }
 
+/// A spawned `sluice` process, SIGKILLed and reaped when dropped while it
+/// still runs: a test that fails mid-way leaves no daemon behind.
+pub struct Daemon(Option<Child>);
+
+impl Daemon {
+    pub fn new(child: Child) -> Daemon {
+        Daemon(Some(child))
+    }
+
+    /// The process, no longer killed on drop.
+    pub fn into_child(mut self) -> Child {
+        self.0
+            .take()
+            .expect("a daemon holds its child until this call")
+    }
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0
+            .as_ref()
+            .expect("a daemon holds its child until into_child")
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0
+            .as_mut()
+            .expect("a daemon holds its child until into_child")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Starts `cmd` with its stderr delivered line by line on a channel.
 pub fn spawn_with_log(
     mut cmd: std::process::Command,
-) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+) -> (Daemon, std::sync::mpsc::Receiver<String>) {
     let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
@@ -328,7 +373,7 @@ pub fn spawn_with_log(
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (Daemon::new(child), rx)
 }
 
 /// Reads log lines into `log` until it contains `what`; panics after `secs`.
