@@ -187,11 +187,27 @@ const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 /// writers free and reallocate encoder buffers all the time, and the page
 /// faults that follow cost 10-15% of CPU. One second keeps the peak about
 /// 60 MB higher. `MIMALLOC_PURGE_DELAY` still overrides it.
+///
+/// zstd (C) allocates with the C library's malloc: each Parquet column
+/// writer creates a compression context whose workspace, above glibc's
+/// mmap threshold, is a fresh mapping zeroed page by page and unmapped when
+/// the writer closes. With a thousand small files per checkpoint that was
+/// 200,000 page faults; kept in the heap, freed workspaces are reused.
+/// `GLIBC_TUNABLES` still overrides it.
 fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets a plain integer option; mimalloc reads it on its
         // next purge decision.
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("GLIBC_TUNABLES").is_none() {
+        // SAFETY: called before any other thread exists; mallopt only
+        // changes thresholds of later allocations.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+        }
     }
 }
 
