@@ -86,6 +86,13 @@ fn add_map(m: &Mutex<BTreeMap<String, u64>>, key: &str, n: u64) {
     }
 }
 
+/// The table whose error output `table` is (`_errors/<t>` -> `t`).
+fn error_output(table: &str) -> Option<&str> {
+    table
+        .strip_prefix(crate::route::ERRORS_DIR)
+        .and_then(|t| t.strip_prefix('/'))
+}
+
 impl Metrics {
     /// The counters of dimension `name` (created on first use).
     pub fn dimension(&self, name: &str) -> Arc<DimCounters> {
@@ -289,9 +296,28 @@ impl Metrics {
                 &self.rule_error_rows,
             ),
         ] {
+            let m = m.lock().unwrap_or_else(|p| p.into_inner());
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (t, v) in m.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for (t, v) in m.iter().filter(|(t, _)| error_output(t).is_none()) {
                 let _ = writeln!(out, "{name}{{table=\"{t}\"}} {v}");
+            }
+            // Rows set aside in `_errors/<t>` are counted apart, so a sum
+            // over tables counts each good row once.
+            if let Some(err_name) = name.strip_prefix("sluice_").filter(|_| {
+                name != "sluice_rule_error_rows_total"
+                    && m.keys().any(|t| error_output(t).is_some())
+            }) {
+                let err_name = format!("sluice_error_output_{err_name}");
+                let _ = writeln!(
+                    out,
+                    "# HELP {err_name} The same, for the error output of a table's rule (_errors/<table>).\n# TYPE {err_name} counter"
+                );
+                for (t, v) in m
+                    .iter()
+                    .filter_map(|(t, v)| error_output(t).map(|t| (t, v)))
+                {
+                    let _ = writeln!(out, "{err_name}{{table=\"{t}\"}} {v}");
+                }
             }
         }
         self.render_dimensions(&mut out);
@@ -467,6 +493,18 @@ mod tests {
         );
         assert_eq!(stall_reason(200_000, 0, 0, 60_000), None);
         assert_eq!(stall_reason(900_000, 1, 1, 0), None);
+    }
+
+    #[test]
+    fn error_outputs_are_counted_apart_from_tables() {
+        let m = Metrics::default();
+        m.add_committed("t_a", 5);
+        m.add_committed("_errors/t_a", 2);
+        let text = m.render();
+        assert!(text.contains("sluice_rows_committed_total{table=\"t_a\"} 5"));
+        assert!(!text.contains("table=\"_errors"), "{text}");
+        assert!(text.contains("sluice_error_output_rows_committed_total{table=\"t_a\"} 2"));
+        assert!(text.contains("sluice_error_output_files_committed_total{table=\"t_a\"} 1"));
     }
 
     #[test]
