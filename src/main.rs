@@ -651,6 +651,23 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
     for e in state.epochs()? {
         println!("epoch {}: {:?}, {} files", e.epoch, e.state, e.files.len());
     }
+    // The schema each table was first written with: a rule that changes a
+    // column's type is refused against these.
+    let schemas = state.table_schemas()?;
+    println!("table schemas: {}", schemas.len());
+    for (table, json) in &schemas {
+        match sluice::route::schema_guard::from_json(json) {
+            Ok(schema) => {
+                let cols: Vec<String> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{} {}", f.name(), f.data_type()))
+                    .collect();
+                println!("  {table}: {}", cols.join(", "));
+            }
+            Err(e) => println!("  {table}: unreadable schema ({e})"),
+        }
+    }
     for (p, r) in &files {
         if let sluice::checkpoint::FileStatus::Quarantined { reason, .. } = &r.status {
             println!("quarantined {p}: {reason}");

@@ -73,6 +73,8 @@ fn bad_files_are_quarantined_and_good_files_land() {
         "{show}"
     );
     assert!(show.contains("truncated.parquet"), "{show}");
+    assert!(show.contains("table schemas: "), "{show}");
+    assert!(show.contains("  t_all: event_id Utf8,"), "{show}");
 }
 
 #[test]
