@@ -41,7 +41,7 @@ use crate::config::PartitionCommitConfig;
 use crate::telemetry::Metrics;
 use notify::{Completion, Job, Outcome, Worker};
 use object_store::ObjectStore;
-use rule::{Decision, PeriodOf, SourceMode};
+use rule::{Decision, IdleClose, PeriodOf, SourceMode};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,6 +92,8 @@ pub struct PartitionCommitter {
     period_of: PeriodOf,
     mode: SourceMode,
     delay_ms: i64,
+    /// `idle_close` in milliseconds; `None`: off.
+    idle_close_ms: Option<i64>,
     jobs: Option<SyncSender<Job>>,
     done: Receiver<Completion>,
     in_flight: HashSet<(String, String)>,
@@ -132,6 +134,7 @@ impl PartitionCommitter {
             },
             mode,
             delay_ms: cfg.delay.as_millis() as i64,
+            idle_close_ms: cfg.idle_close.map(|d| d.as_millis() as i64),
             jobs: Some(jobs),
             done,
             in_flight: HashSet::new(),
@@ -201,7 +204,11 @@ impl PartitionCommitter {
             );
         }
         let source_partitions = parts.len();
-        let watermark = rule::source_watermark(parts, self.mode);
+        let idle = IdleClose {
+            after_ms: self.idle_close_ms,
+            now_ms,
+        };
+        let watermark = rule::source_watermark(parts, self.mode, idle);
         tracing::debug!(
             source_partitions,
             watermark_ms = watermark.unwrap_or(-1),

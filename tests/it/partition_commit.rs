@@ -1,7 +1,7 @@
 //! Partition commit with the real binary and a real webhook receiver: hour
 //! partitions of t_click (dt, hour) get `_SUCCESS` and one notification once
 //! the source has moved past them, the newest (still open) hour gets
-//! neither, a failing webhook is retried, and a late file re-commits its
+//! neither while `idle_close` is off, a failing webhook is retried, and a late file re-commits its
 //! partition with `late: true`.
 
 use crate::support::*;
@@ -135,11 +135,14 @@ fn expected_body(
 #[test]
 fn closed_hours_are_committed_once_with_retries_and_late_data_recommits() {
     let (addr, got) = start_receiver();
+    // idle_close off: the hours are in the past, so an idle newest hour
+    // would close at once; here it must wait for a newer one.
     let mut env = Env::new(&format!(
         r#"
 [partition_commit]
 time_columns = {{ dt = "%Y-%m-%d", hour = "%H" }}
 delay = "0s"
+idle_close = "off"
 success_file = true
 webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = "100ms" }}
 "#
