@@ -12,5 +12,6 @@ mod ops_daemon;
 mod ops_tools;
 mod partition_commit;
 mod quarantine;
+mod receiver;
 mod rules;
 mod support;
