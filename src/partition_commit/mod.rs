@@ -25,6 +25,8 @@
 //!   between leaves the partition unrecorded: after the restart it is
 //!   committed again (`_SUCCESS` is rewritten, notifications are sent once
 //!   more). Notifications are at-least-once: never lost, possibly repeated.
+//!   The crash point `after_partition_notify` (just before the record) is
+//!   how the tests prove it.
 //!   The same holds for jobs interrupted by a shutdown.
 //! - A webhook that still fails after its retries (or a command that fails)
 //!   is logged and counted, and the commit is recorded anyway: it is not
@@ -270,6 +272,9 @@ impl PartitionCommitter {
             if c.outcome != Outcome::Done {
                 continue;
             }
+            // `_SUCCESS`, the command and the webhook ran; the commit is not
+            // recorded yet. A crash here repeats them after the restart.
+            crate::crashpoint::hit("after_partition_notify");
             state.record_partition_commit(&j.table, &j.partition, j.rows, c.at_ms)?;
             self.metrics.add_partition_committed(&j.table, j.late);
             if j.late {
