@@ -7,12 +7,15 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The phases a crash test can name.
-pub const PHASES: [&str; 5] = [
+pub const PHASES: [&str; 6] = [
     "mid_read",
     "before_prepare",
     "after_prepare",
     "mid_rename",
     "during_recovery",
+    // A partition's `_SUCCESS`, command and webhook ran; its commit is not
+    // recorded yet.
+    "after_partition_notify",
 ];
 
 struct Target {

@@ -777,9 +777,10 @@ min_rows = 1000
         assert_eq!(p.time_columns.day.0, "dt");
         assert_eq!(p.time_columns.hour.as_ref().unwrap().0, "hour");
         assert_eq!(p.delay, Duration::from_secs(600));
+        assert_eq!(p.idle_close, Some(Duration::from_secs(3600)));
         assert!(p.success_file && p.webhook.is_none() && p.command.is_none());
         let full = format!(
-            "{GOOD}[partition_commit]\ntime_columns = {{ day = \"%Y%m%d\" }}\nutc_offset = \"+08:00\"\ndelay = \"0s\"\ncommand = [\"/bin/true\", \"{{table}}\"]\nwebhook = {{ url = \"http://127.0.0.1:8080/hook\", retries = 2 }}\n"
+            "{GOOD}[partition_commit]\ntime_columns = {{ day = \"%Y%m%d\" }}\nutc_offset = \"+08:00\"\ndelay = \"0s\"\nidle_close = \"off\"\ncommand = [\"/bin/true\", \"{{table}}\"]\nwebhook = {{ url = \"http://127.0.0.1:8080/hook\", retries = 2 }}\n"
         );
         let p = Config::parse(&full, Path::new("x.toml"))
             .unwrap()
@@ -788,6 +789,7 @@ min_rows = 1000
         assert_eq!(p.time_columns.day.0, "day");
         assert!(p.time_columns.hour.is_none());
         assert_eq!(p.utc_offset_s, 8 * 3600);
+        assert_eq!(p.idle_close, None);
         let w = p.webhook.unwrap();
         assert_eq!(
             (w.host.as_str(), w.port, w.path.as_str(), w.retries),
@@ -807,6 +809,8 @@ min_rows = 1000
             ),
             ("command = []", "must start with a program"),
             ("utc_offset = \"CST\"", "partition_commit.utc_offset"),
+            ("idle_close = \"soon\"", "partition_commit.idle_close"),
+            ("idle_close = \"never\"", "or \"off\""),
             ("dealy = \"1m\"", "dealy"),
         ];
         for (line, want) in cases {

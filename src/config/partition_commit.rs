@@ -1,5 +1,6 @@
 //! The `[partition_commit]` section: how output partition values map to
-//! event time, the commit delay, and the commit policies (`_SUCCESS`,
+//! event time, the commit delay, when an idle source's newest partition
+//! closes (`idle_close`), and the commit policies (`_SUCCESS`,
 //! webhook, command). Raw serde structs here, checked into
 //! [`PartitionCommitConfig`] by [`validate`] (pure: no I/O).
 
@@ -22,6 +23,10 @@ pub(super) struct RawPartitionCommit {
     /// Slack after a partition's end before it is committed.
     #[serde(default = "default_delay")]
     delay: HumanDuration,
+    /// `settled` sources: how long after its end the newest source
+    /// partition, with no file open, counts as closed; `"off"`: never.
+    #[serde(default = "default_idle_close")]
+    idle_close: String,
     /// Write an empty `_SUCCESS` into a committed partition's directory.
     #[serde(default = "default_true")]
     success_file: bool,
@@ -55,6 +60,12 @@ fn default_utc_offset() -> String {
 }
 fn default_delay() -> HumanDuration {
     HumanDuration(Duration::from_secs(600))
+}
+/// One hour: in steady operation a newer source partition appears long
+/// before, so this only closes the last partition of a source that went
+/// idle; a producer that is more than an hour late costs a `late` re-commit.
+fn default_idle_close() -> String {
+    "1h".into()
 }
 fn default_true() -> bool {
     true
@@ -157,6 +168,9 @@ pub struct PartitionCommitConfig {
     /// Seconds east of UTC of the partition values' time zone.
     pub utc_offset_s: i64,
     pub delay: Duration,
+    /// `settled` sources: an idle newest source partition closes this long
+    /// after its end (`None`: `"off"`, only a newer partition closes it).
+    pub idle_close: Option<Duration>,
     pub success_file: bool,
     pub webhook: Option<WebhookConfig>,
     pub command: Option<Vec<String>>,
@@ -214,6 +228,7 @@ pub(super) fn validate(
         ));
     };
     let utc_offset_s = parse_offset(&raw.utc_offset).map_err(|m| invalid("utc_offset", m))?;
+    let idle_close = parse_idle_close(&raw.idle_close).map_err(|m| invalid("idle_close", m))?;
     let webhook = match raw.webhook {
         None => None,
         Some(w) => {
@@ -254,12 +269,36 @@ pub(super) fn validate(
         time_columns: TimeColumns { day, hour },
         utc_offset_s,
         delay: raw.delay.0,
+        idle_close,
         success_file: raw.success_file,
         webhook,
         command: raw.command,
         command_timeout: raw.command_timeout.0,
     })
 }
+
+/// `"off"` -> `None`; a duration (`"1h"`, `"30m"`, `"0s"`) -> `Some`.
+fn parse_idle_close(s: &str) -> Result<Option<Duration>, String> {
+    if s.trim() == "off" {
+        return Ok(None);
+    }
+    let d = super::units::parse_duration(s).map_err(|e| {
+        format!(
+            "{e}; or \"off\" to close the newest source partition only when a newer one appears"
+        )
+    })?;
+    // Far beyond any real producer delay, and keeps `end + idle_close` in range.
+    if d > MAX_IDLE_CLOSE {
+        return Err(format!(
+            "{s:?} is longer than {}; use \"off\" to never close the newest source partition by idleness",
+            humantime::format_duration(MAX_IDLE_CLOSE)
+        ));
+    }
+    Ok(Some(d))
+}
+
+/// The longest `idle_close` accepted.
+const MAX_IDLE_CLOSE: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// `+08:00`, `-05:30`, `Z`, `+00:00` -> seconds east of UTC.
 fn parse_offset(s: &str) -> Result<i64, String> {
@@ -342,6 +381,24 @@ mod tests {
         );
         assert!(parse_http_url("ftp://x/h").is_err());
         assert!(parse_http_url("http://h:port/").is_err());
+    }
+
+    #[test]
+    fn idle_close_values() {
+        assert_eq!(parse_idle_close("off").unwrap(), None);
+        assert_eq!(
+            parse_idle_close("1h").unwrap(),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(parse_idle_close("0s").unwrap(), Some(Duration::ZERO));
+        let e = parse_idle_close("soon").unwrap_err();
+        assert!(e.contains("\"soon\"") && e.contains("\"off\""), "{e}");
+        let e = parse_idle_close("2years").unwrap_err();
+        assert!(e.contains("longer than") && e.contains("\"off\""), "{e}");
+        assert_eq!(
+            parse_idle_close(&default_idle_close()).unwrap(),
+            Some(Duration::from_secs(3600))
+        );
     }
 
     #[test]

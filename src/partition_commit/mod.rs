@@ -25,6 +25,8 @@
 //!   between leaves the partition unrecorded: after the restart it is
 //!   committed again (`_SUCCESS` is rewritten, notifications are sent once
 //!   more). Notifications are at-least-once: never lost, possibly repeated.
+//!   The crash point `after_partition_notify` (just before the record) is
+//!   how the tests prove it.
 //!   The same holds for jobs interrupted by a shutdown.
 //! - A webhook that still fails after its retries (or a command that fails)
 //!   is logged and counted, and the commit is recorded anyway: it is not
@@ -41,7 +43,7 @@ use crate::config::PartitionCommitConfig;
 use crate::telemetry::Metrics;
 use notify::{Completion, Job, Outcome, Worker};
 use object_store::ObjectStore;
-use rule::{Decision, PeriodOf, SourceMode};
+use rule::{Decision, IdleClose, PeriodOf, SourceMode};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,6 +94,8 @@ pub struct PartitionCommitter {
     period_of: PeriodOf,
     mode: SourceMode,
     delay_ms: i64,
+    /// `idle_close` in milliseconds; `None`: off.
+    idle_close_ms: Option<i64>,
     jobs: Option<SyncSender<Job>>,
     done: Receiver<Completion>,
     in_flight: HashSet<(String, String)>,
@@ -132,6 +136,7 @@ impl PartitionCommitter {
             },
             mode,
             delay_ms: cfg.delay.as_millis() as i64,
+            idle_close_ms: cfg.idle_close.map(|d| d.as_millis() as i64),
             jobs: Some(jobs),
             done,
             in_flight: HashSet::new(),
@@ -201,7 +206,11 @@ impl PartitionCommitter {
             );
         }
         let source_partitions = parts.len();
-        let watermark = rule::source_watermark(parts, self.mode);
+        let idle = IdleClose {
+            after_ms: self.idle_close_ms,
+            now_ms,
+        };
+        let watermark = rule::source_watermark(parts, self.mode, idle);
         tracing::debug!(
             source_partitions,
             watermark_ms = watermark.unwrap_or(-1),
@@ -263,6 +272,9 @@ impl PartitionCommitter {
             if c.outcome != Outcome::Done {
                 continue;
             }
+            // `_SUCCESS`, the command and the webhook ran; the commit is not
+            // recorded yet. A crash here repeats them after the restart.
+            crate::crashpoint::hit("after_partition_notify");
             state.record_partition_commit(&j.table, &j.partition, j.rows, c.at_ms)?;
             self.metrics.add_partition_committed(&j.table, j.late);
             if j.late {

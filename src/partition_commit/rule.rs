@@ -21,17 +21,27 @@
 //!
 //! **Source watermark `W`.** No known source partition: no watermark.
 //! Otherwise `W = min(start of the oldest open source partition, cap)`,
-//! where `cap` is, for the newest source partition seen:
-//! - `settled` mode: its **start**. Nothing says the producer is done with
-//!   the newest partition (another file may still land in it), so it closes
-//!   only when a newer source partition appears.
+//! where `cap` is, for the newest source partition seen (the one with the
+//! latest end, then the latest start):
+//! - `settled` mode: its **start**, unless it is *idle*. Nothing says the
+//!   producer is done with the newest partition (another file may still
+//!   land in it), so it closes when a newer source partition appears, or
+//!   once it is idle: `idle_close` is set, the partition is not open (no
+//!   active or waiting file), and `now >= its end + idle_close`. An idle
+//!   newest partition caps at its **end**. A file that lands in it later
+//!   opens it again (`W` drops back to its start) and, once done, its rows
+//!   re-commit the output partitions as `late`.
 //! - `marker` mode: its **end**. Its files are only visible once its
-//!   marker exists, so when they are all done it is closed.
+//!   marker exists, so when they are all done it is closed. `idle_close`
+//!   changes nothing here: a partition without its marker has waiting
+//!   files, so it is open, idle or not.
 //!
 //! **Complete.** An output partition with period `[start, end)` is complete
 //! at wall-clock time `now` when `W >= end` and `now >= end + delay`.
 //! `delay` is slack for data that trickles in late: on-time data of a
 //! closed hour that arrives within `delay` still lands before the commit.
+//! (For the newest source partition closed by idleness both hold from
+//! `end + max(idle_close, delay)` on.)
 //!
 //! **Commit.** A complete partition is committed when it has rows no commit
 //! has announced (`rows > committed_rows`): for the first time (on time), or
@@ -53,7 +63,8 @@ pub struct Period {
 /// How the source decides that a partition of its own is closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceMode {
-    /// `visibility = "settled"`: the newest partition stays open.
+    /// `visibility = "settled"`: the newest partition stays open until a
+    /// newer one appears or it is idle (see [`IdleClose`]).
     Settled,
     /// `visibility = "marker"`: a marked partition whose files are done is closed.
     Marker,
@@ -171,11 +182,34 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
     Some(era * 146_097 + doe - 719_468)
 }
 
+/// When an idle newest source partition closes in `settled` mode: at
+/// `now_ms >= end + after_ms`; `after_ms: None` (`idle_close = "off"`):
+/// never, it waits for a newer partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleClose {
+    pub after_ms: Option<i64>,
+    pub now_ms: i64,
+}
+
+impl IdleClose {
+    /// Idle closing disabled.
+    pub const OFF: IdleClose = IdleClose {
+        after_ms: None,
+        now_ms: 0,
+    };
+
+    fn closes(&self, newest: Period) -> bool {
+        self.after_ms
+            .is_some_and(|d| self.now_ms >= newest.end_ms.saturating_add(d))
+    }
+}
+
 /// The source watermark (see the module doc) from each known source
 /// partition's period and whether it is open.
 pub fn source_watermark(
     partitions: impl IntoIterator<Item = (Period, bool)>,
     mode: SourceMode,
+    idle: IdleClose,
 ) -> Option<i64> {
     let mut oldest_open: Option<i64> = None;
     let mut newest: Option<Period> = None;
@@ -189,6 +223,9 @@ pub fn source_watermark(
     }
     let newest = newest?;
     let cap = match mode {
+        // An open newest partition is not idle: `oldest_open` then holds
+        // the watermark at its start whatever the cap.
+        SourceMode::Settled if idle.closes(newest) => newest.end_ms,
         SourceMode::Settled => newest.start_ms,
         SourceMode::Marker => newest.end_ms,
     };
@@ -312,32 +349,57 @@ mod tests {
         );
     }
 
+    const OFF: IdleClose = IdleClose::OFF;
+
+    /// `idle_close` of `after_ms`, at `now_ms`.
+    fn idle(after_ms: i64, now_ms: i64) -> IdleClose {
+        IdleClose {
+            after_ms: Some(after_ms),
+            now_ms,
+        }
+    }
+
     #[test]
     fn settled_source_newest_partition_stays_open() {
         use SourceMode::Settled;
-        assert_eq!(source_watermark([], Settled), None);
+        assert_eq!(source_watermark([], Settled, OFF), None);
         // Hours 0, 1, 2 all done: hour 2 is the newest, so it may still grow.
         let all_done = [(hour(0), false), (hour(1), false), (hour(2), false)];
-        assert_eq!(source_watermark(all_done, Settled), Some(hour(2).start_ms));
+        assert_eq!(
+            source_watermark(all_done, Settled, OFF),
+            Some(hour(2).start_ms)
+        );
         // A file of hour 0 still active holds everything from hour 0 on.
         let late = [(hour(0), true), (hour(1), false), (hour(2), false)];
-        assert_eq!(source_watermark(late, Settled), Some(hour(0).start_ms));
+        assert_eq!(source_watermark(late, Settled, OFF), Some(hour(0).start_ms));
         // A waiting file of hour 3 (too young) does not hold hour 2 back.
         let waiting = [(hour(2), false), (hour(3), true)];
-        assert_eq!(source_watermark(waiting, Settled), Some(hour(3).start_ms));
+        assert_eq!(
+            source_watermark(waiting, Settled, OFF),
+            Some(hour(3).start_ms)
+        );
     }
 
     #[test]
     fn marker_source_closes_marked_done_partitions() {
         use SourceMode::Marker;
         let all_done = [(hour(0), false), (hour(1), false)];
-        assert_eq!(source_watermark(all_done, Marker), Some(hour(1).end_ms));
+        assert_eq!(
+            source_watermark(all_done, Marker, OFF),
+            Some(hour(1).end_ms)
+        );
         // Hour 1 has files without a marker yet (waiting): open.
         let unmarked = [(hour(0), false), (hour(1), true)];
-        assert_eq!(source_watermark(unmarked, Marker), Some(hour(1).start_ms));
+        assert_eq!(
+            source_watermark(unmarked, Marker, OFF),
+            Some(hour(1).start_ms)
+        );
         // Marked, but a file is still being read: open.
         let reading = [(hour(0), true), (hour(1), false)];
-        assert_eq!(source_watermark(reading, Marker), Some(hour(0).start_ms));
+        assert_eq!(
+            source_watermark(reading, Marker, OFF),
+            Some(hour(0).start_ms)
+        );
     }
 
     #[test]
@@ -384,15 +446,148 @@ mod tests {
     fn late_rows_recommit_as_late_once_the_source_partition_closes_again() {
         let end = hour(0).end_ms;
         // Committed with 5 rows; a late file of hour 0 is being read.
-        let w_reading = source_watermark([(hour(0), true), (hour(2), false)], SourceMode::Settled);
+        let w_reading = source_watermark(
+            [(hour(0), true), (hour(2), false)],
+            SourceMode::Settled,
+            IdleClose::OFF,
+        );
         assert_eq!(
             decide(Some(hour(0)), 8, 5, true, w_reading, end + DAY_MS, 0),
             Decision::Wait
         );
-        let w_done = source_watermark([(hour(0), false), (hour(2), false)], SourceMode::Settled);
+        let w_done = source_watermark(
+            [(hour(0), false), (hour(2), false)],
+            SourceMode::Settled,
+            IdleClose::OFF,
+        );
         assert_eq!(
             decide(Some(hour(0)), 8, 5, true, w_done, end + DAY_MS, 0),
             Decision::Commit { late: true }
+        );
+    }
+
+    #[test]
+    fn idle_newest_partition_closes_after_its_end_plus_idle_close() {
+        use SourceMode::Settled;
+        let after = HOUR_MS;
+        let end = hour(2).end_ms;
+        let done = [(hour(0), false), (hour(1), false), (hour(2), false)];
+        let w = |now| source_watermark(done, Settled, idle(after, now));
+        // Before end + idle_close: hour 2 may still grow.
+        assert_eq!(w(end + after - 1), Some(hour(2).start_ms));
+        assert_eq!(w(hour(2).start_ms + 1), Some(hour(2).start_ms));
+        // From end + idle_close on: closed at its end.
+        assert_eq!(w(end + after), Some(end));
+        assert_eq!(w(end + DAY_MS), Some(end));
+        // The output hour 2 commits then (delay shorter than idle_close) ...
+        let d = |now, delay| decide(Some(hour(2)), 5, 0, false, w(now), now, delay);
+        assert_eq!(d(end + after - 1, 0), Decision::Wait);
+        assert_eq!(d(end + after, 0), Decision::Commit { late: false });
+        // ... or once the delay has passed too (delay longer than idle_close).
+        assert_eq!(d(end + after, 2 * after), Decision::Wait);
+        assert_eq!(
+            d(end + 2 * after, 2 * after),
+            Decision::Commit { late: false }
+        );
+        // idle_close = "0s": as soon as the period is over.
+        assert_eq!(
+            source_watermark(done, Settled, idle(0, end - 1)),
+            Some(hour(2).start_ms)
+        );
+        assert_eq!(source_watermark(done, Settled, idle(0, end)), Some(end));
+    }
+
+    #[test]
+    fn idle_close_waits_for_open_and_waiting_files() {
+        use SourceMode::Settled;
+        let late_clock = idle(HOUR_MS, hour(2).end_ms + DAY_MS);
+        // A file of the newest hour is being read, or listed and too young.
+        let open = [(hour(1), false), (hour(2), true)];
+        assert_eq!(
+            source_watermark(open, Settled, late_clock),
+            Some(hour(2).start_ms)
+        );
+        // Open if any entry of the period is (one done file, one waiting).
+        let mixed = [(hour(2), false), (hour(1), false), (hour(2), true)];
+        assert_eq!(
+            source_watermark(mixed, Settled, late_clock),
+            Some(hour(2).start_ms)
+        );
+        let mixed = [(hour(2), true), (hour(2), false)];
+        assert_eq!(
+            source_watermark(mixed, Settled, late_clock),
+            Some(hour(2).start_ms)
+        );
+        // An older open partition still holds everything from its start.
+        let older = [(hour(0), true), (hour(2), false)];
+        assert_eq!(
+            source_watermark(older, Settled, late_clock),
+            Some(hour(0).start_ms)
+        );
+        // A file that lands later in the idle-closed hour opens it again:
+        // the watermark drops back, and once the file is done its rows
+        // re-commit the hour as late.
+        let relanded = [(hour(2), true)];
+        let w = source_watermark(relanded, Settled, late_clock);
+        assert_eq!(w, Some(hour(2).start_ms));
+        assert_eq!(
+            decide(Some(hour(2)), 8, 5, true, w, late_clock.now_ms, 0),
+            Decision::Wait
+        );
+        let w = source_watermark([(hour(2), false)], Settled, late_clock);
+        assert_eq!(
+            decide(Some(hour(2)), 8, 5, true, w, late_clock.now_ms, 0),
+            Decision::Commit { late: true }
+        );
+    }
+
+    #[test]
+    fn idle_close_off_never_closes_the_newest_partition() {
+        let done = [(hour(0), false), (hour(2), false)];
+        let never = IdleClose {
+            after_ms: None,
+            now_ms: i64::MAX,
+        };
+        assert_eq!(
+            source_watermark(done, SourceMode::Settled, never),
+            Some(hour(2).start_ms)
+        );
+        // A saturating end + idle_close never wraps into the past.
+        let huge = idle(i64::MAX, hour(2).end_ms + DAY_MS);
+        assert_eq!(
+            source_watermark(done, SourceMode::Settled, huge),
+            Some(hour(2).start_ms)
+        );
+    }
+
+    #[test]
+    fn idle_close_does_not_change_marker_mode() {
+        let cases: [&[(Period, bool)]; 5] = [
+            &[(hour(0), false), (hour(1), false)],
+            &[(hour(0), false), (hour(1), true)],
+            &[(hour(0), true), (hour(1), false)],
+            &[(hour(1), true)],
+            &[],
+        ];
+        for parts in cases {
+            let off = source_watermark(parts.iter().copied(), SourceMode::Marker, OFF);
+            for now in [hour(1).start_ms, hour(1).end_ms, hour(1).end_ms + DAY_MS] {
+                for after in [0, HOUR_MS] {
+                    let on = source_watermark(
+                        parts.iter().copied(),
+                        SourceMode::Marker,
+                        idle(after, now),
+                    );
+                    assert_eq!(on, off, "{parts:?} now={now} idle_close={after}");
+                }
+            }
+        }
+        // An unmarked newest partition (its files wait for the marker)
+        // stays open however long it is idle.
+        let unmarked = [(hour(0), false), (hour(1), true)];
+        assert_eq!(
+            source_watermark(unmarked, SourceMode::Marker, idle(0, i64::MAX)),
+            Some(hour(1).start_ms)
         );
     }
 }

@@ -11,6 +11,8 @@ mod ops;
 mod ops_daemon;
 mod ops_tools;
 mod partition_commit;
+mod partition_commit_crash;
 mod quarantine;
+mod receiver;
 mod rules;
 mod support;

@@ -1,145 +1,30 @@
 //! Partition commit with the real binary and a real webhook receiver: hour
 //! partitions of t_click (dt, hour) get `_SUCCESS` and one notification once
 //! the source has moved past them, the newest (still open) hour gets
-//! neither, a failing webhook is retried, and a late file re-commits its
-//! partition with `late: true`.
+//! neither while `idle_close` is off, a failing webhook is retried, and a
+//! late file re-commits its partition with `late: true`. With `idle_close`,
+//! the last hour of a source that went idle is committed too.
 
+use crate::receiver::*;
 use crate::support::*;
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// What the receiver got: (status it answered, request line, JSON body).
-type Got = Arc<Mutex<Vec<(u16, String, serde_json::Value)>>>;
-
-/// A webhook receiver on a free loopback port: answers 500 to the first
-/// request and 200 to the others.
-fn start_receiver() -> (String, Got) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let got: Got = Arc::default();
-    let g = got.clone();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            serve(&mut s, &g);
-        }
-    });
-    (addr, got)
-}
-
-fn serve(s: &mut TcpStream, got: &Got) {
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body: serde_json::Value = serde_json::from_slice(&buf[head_end..head_end + len])
-        .unwrap_or_else(|e| serde_json::Value::String(format!("not JSON: {e}")));
-    let mut g = got.lock().unwrap();
-    let status = if g.is_empty() { 500 } else { 200 };
-    g.push((status, head.lines().next().unwrap_or("").to_string(), body));
-    drop(g);
-    let _ = write!(
-        s,
-        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-}
-
-/// The bodies answered with 200.
-fn delivered(got: &Got) -> Vec<serde_json::Value> {
-    got.lock()
-        .unwrap()
-        .iter()
-        .filter(|(st, _, _)| *st == 200)
-        .map(|(_, _, b)| b.clone())
-        .collect()
-}
-
-fn wait_for(
-    what: &str,
-    log: &mut String,
-    rx: &std::sync::mpsc::Receiver<String>,
-    cond: impl Fn() -> bool,
-) {
-    let t0 = Instant::now();
-    while !cond() {
-        while let Ok(l) = rx.try_recv() {
-            log.push_str(&l);
-            log.push('\n');
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// (rows, parquet files) of a partition directory.
-fn partition_contents(dir: &std::path::Path) -> (u64, u64) {
-    let files = visible_files(dir, &[]);
-    let rows = files
-        .iter()
-        .flat_map(|(_, b)| b.iter().map(|b| b.num_rows() as u64))
-        .sum();
-    (rows, files.len() as u64)
-}
+use std::time::Duration;
 
 const HOUR0: &str = "dt=2026-11-20/hour=00";
 const HOUR1: &str = "dt=2026-11-20/hour=01";
 const HOUR2: &str = "dt=2026-11-20/hour=02";
 
-fn expected_body(
-    env: &Env,
-    partition: &str,
-    late: bool,
-    got: &serde_json::Value,
-) -> serde_json::Value {
-    let (rows, files) = partition_contents(&env.sink().join("t_click").join(partition));
-    serde_json::json!({
-        "table": "t_click",
-        "partition": partition,
-        "path": format!("t_click/{partition}"),
-        "rows": rows,
-        "files": files,
-        "late": late,
-        // Checked for shape below; taken from the body.
-        "committed_at": got["committed_at"].clone(),
-    })
-}
-
 #[test]
 fn closed_hours_are_committed_once_with_retries_and_late_data_recommits() {
-    let (addr, got) = start_receiver();
+    let (addr, got) = start_receiver(true);
+    // idle_close off: the hours are in the past, so an idle newest hour
+    // would close at once; here it must wait for a newer one.
     let mut env = Env::new(&format!(
         r#"
 [partition_commit]
 time_columns = {{ dt = "%Y-%m-%d", hour = "%H" }}
 delay = "0s"
+idle_close = "off"
 success_file = true
 webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = "100ms" }}
 "#
@@ -192,7 +77,7 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = 
         "one notification per closed hour: {bodies:#?}"
     );
     for (b, part) in bodies.iter().zip([HOUR0, HOUR1]) {
-        assert_eq!(b, &expected_body(&env, part, false, b));
+        assert_eq!(b, &expected_body(&env, "t_click", part, false, b));
         let at = b["committed_at"].as_str().unwrap();
         assert!(
             at.len() == 20 && at.ends_with('Z') && at.as_bytes()[10] == b'T',
@@ -211,7 +96,7 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = 
     let bodies = delivered(&got);
     assert_eq!(bodies.len(), 3, "{bodies:#?}");
     let late = &bodies[2];
-    assert_eq!(late, &expected_body(&env, HOUR0, true, late));
+    assert_eq!(late, &expected_body(&env, "t_click", HOUR0, true, late));
     assert!(late["rows"].as_u64().unwrap() > rows0);
     // More files than the first commit (the late file's rows may span epochs).
     assert!(late["files"].as_u64().unwrap() > bodies[0]["files"].as_u64().unwrap());
@@ -260,4 +145,78 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = 
         show.contains("partition commit: 4 partitions tracked, 2 committed (1 late re-commits), 2 with rows not announced yet"),
         "{show}"
     );
+}
+
+#[test]
+fn an_idle_sources_last_hour_is_committed_after_idle_close() {
+    let (addr, got) = start_receiver(false);
+    let mut env = Env::new(&format!(
+        r#"
+[partition_commit]
+delay = "0s"
+idle_close = "1s"
+webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = "100ms" }}
+"#
+    ));
+    // The source's only hour is yesterday's last: it ended long ago, and no
+    // newer source partition will ever come.
+    let (dt, day_ms) = yesterday();
+    let hour = format!("dt={dt}/hour=23");
+    let day = format!("dt={dt}");
+    env.add_file_on((&dt, day_ms), 23, 800);
+    let (mut child, rx) =
+        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
+    let mut log = String::new();
+    let click = env.sink().join("t_click");
+    let android = env.sink().join("t_android");
+
+    wait_for("the idle commit of the last hour", &mut log, &rx, || {
+        !delivered_for(&got, "t_click", &hour).is_empty()
+            && !delivered_for(&got, "t_android", &day).is_empty()
+    });
+    assert!(click.join(&hour).join("_SUCCESS").exists(), "{log}");
+    // The hour was the day's last, so the day is complete too.
+    assert!(android.join(&day).join("_SUCCESS").exists(), "{log}");
+    // A few more ticks: each is announced once.
+    std::thread::sleep(Duration::from_millis(1500));
+    let bodies = delivered(&got);
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    let first_click = delivered_for(&got, "t_click", &hour).remove(0);
+    assert_eq!(
+        first_click,
+        expected_body(&env, "t_click", &hour, false, &first_click)
+    );
+    let first_day = delivered_for(&got, "t_android", &day).remove(0);
+    assert_eq!(
+        first_day,
+        expected_body(&env, "t_android", &day, false, &first_day)
+    );
+    assert!(first_click["rows"].as_u64().unwrap() > 0);
+
+    // A file that lands in the idle-closed hour later: processed, and the
+    // hour (and its day) committed again as late.
+    env.add_file_on((&dt, day_ms), 23, 800);
+    wait_for("the late re-commit", &mut log, &rx, || {
+        delivered_for(&got, "t_click", &hour).len() == 2
+            && delivered_for(&got, "t_android", &day).len() == 2
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(delivered(&got).len(), 4, "{:#?}", delivered(&got));
+    let late = delivered_for(&got, "t_click", &hour).remove(1);
+    assert_eq!(late, expected_body(&env, "t_click", &hour, true, &late));
+    assert!(late["rows"].as_u64().unwrap() > first_click["rows"].as_u64().unwrap());
+    let late_day = delivered_for(&got, "t_android", &day).remove(1);
+    assert_eq!(
+        late_day,
+        expected_body(&env, "t_android", &day, true, &late_day)
+    );
+
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+    let expected = expected_tables(&env.ods(), &[]);
+    let diffs = diff_tables(&expected, &actual_tables(&env.sink()));
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }

@@ -151,19 +151,19 @@ enabled = false
         self.path().join("dwd")
     }
 
-    /// Adds a good event file in hour partition `hour` (producer-style rename).
+    /// Adds a good event file in hour partition `hour` of 2026-11-20
+    /// (producer-style rename).
     pub fn add_file(&mut self, hour: u32, rows: usize) -> PathBuf {
+        self.add_file_on(("2026-11-20", sluice::demo::DAY_START_MS), hour, rows)
+    }
+
+    /// Adds a good event file in partition `dt=<day.0>/hour=<hour>`; `day.1`
+    /// is the day's start in UTC ms (for the event times).
+    pub fn add_file_on(&mut self, day: (&str, i64), hour: u32, rows: usize) -> PathBuf {
         let id = self.next_file;
         self.next_file += 1;
-        let p = sluice::demo::file_path(&self.ods(), "2026-11-20", hour, id);
-        sluice::demo::write_event_file(
-            &p,
-            id,
-            rows,
-            500,
-            sluice::demo::DAY_START_MS + hour as i64 * 3_600_000,
-        )
-        .unwrap();
+        let p = sluice::demo::file_path(&self.ods(), day.0, hour, id);
+        sluice::demo::write_event_file(&p, id, rows, 500, day.1 + hour as i64 * 3_600_000).unwrap();
         p
     }
 
@@ -399,4 +399,17 @@ pub fn wait_http_addr(rx: &std::sync::mpsc::Receiver<String>, log: &mut String) 
         .and_then(|r| r.split_whitespace().next())
         .unwrap()
         .to_string()
+}
+
+/// Yesterday (UTC) by the wall clock: (`YYYY-MM-DD`, its start in ms).
+pub fn yesterday() -> (String, i64) {
+    const DAY_MS: i64 = 86_400_000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start_ms = (now_ms.div_euclid(DAY_MS) - 1) * DAY_MS;
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(start_ms as u64);
+    let day = humantime::format_rfc3339_seconds(at).to_string()[..10].to_string();
+    (day, start_ms)
 }

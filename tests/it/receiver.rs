@@ -1,0 +1,138 @@
+//! A webhook receiver for the partition commit tests: a real HTTP/1.1
+//! endpoint on a free loopback port that records every request, and the
+//! helpers that compare what it got with the sink.
+
+use crate::support::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the receiver got: (status it answered, request line, JSON body).
+pub type Got = Arc<Mutex<Vec<(u16, String, serde_json::Value)>>>;
+
+/// Starts a receiver; returns its `host:port`. `fail_first`: it answers 500
+/// to the first request (to exercise retries), else always 200.
+pub fn start_receiver(fail_first: bool) -> (String, Got) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let got: Got = Arc::default();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            serve(&mut s, &g, fail_first);
+        }
+    });
+    (addr, got)
+}
+
+fn serve(s: &mut TcpStream, got: &Got, fail_first: bool) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body: serde_json::Value = serde_json::from_slice(&buf[head_end..head_end + len])
+        .unwrap_or_else(|e| serde_json::Value::String(format!("not JSON: {e}")));
+    let mut g = got.lock().unwrap();
+    let status = if fail_first && g.is_empty() { 500 } else { 200 };
+    g.push((status, head.lines().next().unwrap_or("").to_string(), body));
+    drop(g);
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}
+
+/// The bodies answered with 200.
+pub fn delivered(got: &Got) -> Vec<serde_json::Value> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|(st, _, _)| *st == 200)
+        .map(|(_, _, b)| b.clone())
+        .collect()
+}
+
+/// The bodies answered with 200 for `table`'s `partition`.
+pub fn delivered_for(got: &Got, table: &str, partition: &str) -> Vec<serde_json::Value> {
+    delivered(got)
+        .into_iter()
+        .filter(|b| b["table"] == table && b["partition"] == partition)
+        .collect()
+}
+
+/// Polls `cond` for up to 30 s, gathering the daemon's log lines from `rx`
+/// into `log` (shown if it times out).
+pub fn wait_for(
+    what: &str,
+    log: &mut String,
+    rx: &std::sync::mpsc::Receiver<String>,
+    cond: impl Fn() -> bool,
+) {
+    let t0 = Instant::now();
+    while !cond() {
+        while let Ok(l) = rx.try_recv() {
+            log.push_str(&l);
+            log.push('\n');
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// (rows, parquet files) of a partition directory.
+pub fn partition_contents(dir: &std::path::Path) -> (u64, u64) {
+    let files = visible_files(dir, &[]);
+    let rows = files
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|b| b.num_rows() as u64))
+        .sum();
+    (rows, files.len() as u64)
+}
+
+/// The body a commit of `table`'s `partition` must carry, given what the
+/// sink holds now (`committed_at` is taken from `got`).
+pub fn expected_body(
+    env: &Env,
+    table: &str,
+    partition: &str,
+    late: bool,
+    got: &serde_json::Value,
+) -> serde_json::Value {
+    let (rows, files) = partition_contents(&env.sink().join(table).join(partition));
+    serde_json::json!({
+        "table": table,
+        "partition": partition,
+        "path": format!("{table}/{partition}"),
+        "rows": rows,
+        "files": files,
+        "late": late,
+        "committed_at": got["committed_at"].clone(),
+    })
+}
