@@ -32,6 +32,12 @@ fn target() -> &'static Option<Target> {
             Some((p, n)) => (p.to_string(), n.parse().unwrap_or(1)),
             None => (v, 1),
         };
+        if !PHASES.contains(&phase.as_str()) {
+            // A misspelled phase would never fire, and a crash test would
+            // pass without crashing.
+            eprintln!("sluice: SLUICE_CRASH_AT={phase} is not a crash point; known: {PHASES:?}");
+            std::process::exit(70);
+        }
         Some(Target {
             phase,
             nth,
