@@ -36,47 +36,64 @@ pub fn sync_local(root: Option<&std::path::Path>) -> Result<(), SinkError> {
     Ok(())
 }
 
-/// Moves every staged file of `epoch` to its final name.
+/// Renames in flight at once when committing an epoch: on a local disk a
+/// rename into a new partition also creates its folders, and one epoch may
+/// move thousands of files.
+const COMMIT_CONCURRENCY: usize = 16;
+
+/// Moves every staged file of `epoch` to its final name, several at once:
+/// each move is idempotent and independent of the others, and recovery
+/// finishes whichever subset a crash leaves.
 pub async fn commit_files(
     store: &Arc<dyn ObjectStore>,
     epoch: u64,
     files: &[StagedFile],
 ) -> Result<(), SinkError> {
-    for (i, f) in files.iter().enumerate() {
-        let staged = parse_path(&f.staged)?;
-        let final_path = parse_path(&f.final_path)?;
-        match store.rename(&staged, &final_path).await {
-            Ok(()) => {}
-            Err(object_store::Error::NotFound { .. }) => match store.head(&final_path).await {
-                Ok(_) => {}
-                Err(object_store::Error::NotFound { .. }) => {
-                    return Err(SinkError::Lost {
-                        epoch,
-                        staged: f.staged.clone(),
-                        final_path: f.final_path.clone(),
-                    });
-                }
-                Err(source) => {
-                    return Err(SinkError::Store {
-                        op: "head",
-                        path: f.final_path.clone(),
-                        source,
-                    });
-                }
-            },
-            Err(source) => {
-                return Err(SinkError::Store {
-                    op: "rename",
-                    path: f.staged.clone(),
-                    source,
-                });
-            }
-        }
-        if i == 0 && files.len() > 1 {
+    use futures::StreamExt;
+    let mut moves = futures::stream::iter(files)
+        .map(|f| commit_one(store, epoch, f))
+        .buffer_unordered(COMMIT_CONCURRENCY);
+    let mut done = 0;
+    while let Some(r) = moves.next().await {
+        r?;
+        done += 1;
+        if done == 1 && files.len() > 1 {
             crashpoint::hit("mid_rename");
         }
     }
     Ok(())
+}
+
+/// Moves one staged file; a final file already there with its staged file
+/// gone means an earlier attempt moved it.
+async fn commit_one(
+    store: &Arc<dyn ObjectStore>,
+    epoch: u64,
+    f: &StagedFile,
+) -> Result<(), SinkError> {
+    let staged = parse_path(&f.staged)?;
+    let final_path = parse_path(&f.final_path)?;
+    match store.rename(&staged, &final_path).await {
+        Ok(()) => Ok(()),
+        Err(object_store::Error::NotFound { .. }) => match store.head(&final_path).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Err(SinkError::Lost {
+                epoch,
+                staged: f.staged.clone(),
+                final_path: f.final_path.clone(),
+            }),
+            Err(source) => Err(SinkError::Store {
+                op: "head",
+                path: f.final_path.clone(),
+                source,
+            }),
+        },
+        Err(source) => Err(SinkError::Store {
+            op: "rename",
+            path: f.staged.clone(),
+            source,
+        }),
+    }
 }
 
 /// Removes a committed epoch's staging folder on a local sink: its files
