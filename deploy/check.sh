@@ -47,6 +47,7 @@ METRICS = {
     "sluice_rule_reloads_total", "sluice_reader_wait_seconds_total",
     "sluice_partitions_committed_total", "sluice_dimension_rows_unmatched_total",
     "sluice_partition_commit_webhook_failures_total",
+    "sluice_rule_error_rows_total", "sluice_error_output_rows_committed_total",
     # gauges
     "sluice_splits_queued", "sluice_splits_in_flight", "sluice_backlog_files",
     "sluice_backlog_bytes", "sluice_lag_seconds",
