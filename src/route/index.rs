@@ -48,11 +48,8 @@ pub(super) fn group_rows(col: &ArrayRef) -> Vec<(&str, Vec<u32>)> {
     groups
 }
 
-/// Picks the Utf8 source column whose index leaves the fewest rules to
-/// evaluate per row: the rules it cannot index, plus the rules listed under
-/// an average value. (`hour` pinned by 1,000 rules to 5 values leaves 200;
-/// `spmid` pinned by the same rules to 200 values leaves 5.)
-pub(super) fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<EqIndex> {
+/// The Utf8 source columns some rule pins, in order of first mention.
+fn pinned_utf8_columns<'a>(rules: &'a [CompiledRule], schema: &SchemaRef) -> Vec<&'a str> {
     let mut names: Vec<&str> = Vec::new();
     for r in rules {
         for (c, _) in &r.equalities {
@@ -65,6 +62,15 @@ pub(super) fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<
             }
         }
     }
+    names
+}
+
+/// Picks the Utf8 source column whose index leaves the fewest rules to
+/// evaluate per row: the rules it cannot index, plus the rules listed under
+/// an average value. (`hour` pinned by 1,000 rules to 5 values leaves 200;
+/// `spmid` pinned by the same rules to 200 values leaves 5.)
+pub(super) fn build_index(rules: &[CompiledRule], schema: &SchemaRef) -> Option<EqIndex> {
+    let mut names = pinned_utf8_columns(rules, schema);
     names.sort();
     let (_, cost, ix) = names
         .into_iter()
@@ -145,18 +151,7 @@ pub(super) struct BatchPins {
 const PRUNE_MAX_DISTINCT: usize = 256;
 
 pub(super) fn build_pins(rules: &[CompiledRule], schema: &SchemaRef) -> Pins {
-    let mut names: Vec<&str> = Vec::new();
-    for r in rules {
-        for (c, _) in &r.equalities {
-            if !names.contains(&c.as_str())
-                && schema
-                    .field_with_name(c)
-                    .is_ok_and(|f| f.data_type() == &DataType::Utf8)
-            {
-                names.push(c);
-            }
-        }
-    }
+    let names = pinned_utf8_columns(rules, schema);
     let columns: Vec<(usize, Vec<Option<HashSet<String>>>)> = names
         .iter()
         .filter_map(|&c| {
