@@ -18,12 +18,16 @@ fn batch(n: usize) -> RecordBatch {
     RecordBatch::try_new(schema(), cols).unwrap()
 }
 
+/// Rule files from (file name, SQL) pairs.
+fn rule_files(pairs: &[(&str, &str)]) -> Vec<(PathBuf, String)> {
+    pairs
+        .iter()
+        .map(|(name, sql)| (PathBuf::from(name), sql.to_string()))
+        .collect()
+}
+
 fn compile_one(sql: &str) -> Result<RuleSet, Vec<RuleError>> {
-    RuleSet::compile_all(
-        vec![(PathBuf::from("r.sql"), sql.to_string())],
-        "ods_events",
-        &schema(),
-    )
+    RuleSet::compile_all(rule_files(&[("r.sql", sql)]), "ods_events", &schema())
 }
 
 fn refused(sql: &str) -> String {
@@ -118,16 +122,10 @@ fn syntax_error_is_located() {
 
 #[test]
 fn duplicate_tables_are_refused() {
-    let files = vec![
-        (
-            PathBuf::from("a.sql"),
-            "CREATE TABLE t AS SELECT event_id FROM ods_events".to_string(),
-        ),
-        (
-            PathBuf::from("b.sql"),
-            "CREATE TABLE t AS SELECT mid FROM ods_events".to_string(),
-        ),
-    ];
+    let files = rule_files(&[
+        ("a.sql", "CREATE TABLE t AS SELECT event_id FROM ods_events"),
+        ("b.sql", "CREATE TABLE t AS SELECT mid FROM ods_events"),
+    ]);
     let e = RuleSet::compile_all(files, "ods_events", &schema()).unwrap_err();
     assert!(
         e[0].to_string()
@@ -197,20 +195,20 @@ fn the_equality_index_routes_exactly_like_plain_evaluation() {
 fn rules_pinned_to_values_absent_from_a_batch_are_not_evaluated() {
     // Evaluating `watch` would fail (props is not a number); pruning sees
     // no 'watch' platform in the batch and never runs it.
-    let files = vec![
+    let files = rule_files(&[
         (
-            PathBuf::from("w.sql"),
-            "CREATE TABLE w AS SELECT event_id FROM ods_events WHERE CAST(props AS BIGINT) > 0 AND event_type = 'click' AND platform = 'watch'".to_string(),
+            "w.sql",
+            "CREATE TABLE w AS SELECT event_id FROM ods_events WHERE CAST(props AS BIGINT) > 0 AND event_type = 'click' AND platform = 'watch'",
         ),
         (
-            PathBuf::from("p.sql"),
-            "CREATE TABLE p AS SELECT event_id FROM ods_events WHERE event_type = 'click' AND platform IN ('watch', 'pad')".to_string(),
+            "p.sql",
+            "CREATE TABLE p AS SELECT event_id FROM ods_events WHERE event_type = 'click' AND platform IN ('watch', 'pad')",
         ),
         (
-            PathBuf::from("v.sql"),
-            "CREATE TABLE v AS SELECT event_id FROM ods_events WHERE event_type = 'view' AND platform = 'watch'".to_string(),
+            "v.sql",
+            "CREATE TABLE v AS SELECT event_id FROM ods_events WHERE event_type = 'view' AND platform = 'watch'",
         ),
-    ];
+    ]);
     let set = RuleSet::compile_all(files.clone(), "ods_events", &schema()).unwrap();
     let b = batch(3000);
     let r = set.route(&b);
@@ -375,11 +373,10 @@ fn only_the_rows_a_rule_fails_on_are_set_aside() {
 fn error_rows_without_a_dt_column_go_to_today() {
     let s = SourceSchema::new(demo::event_schema(), vec![]).full;
     let set = RuleSet::compile_all(
-        vec![(
-            PathBuf::from("r.sql"),
-            "CREATE TABLE t AS SELECT event_id, CAST(event_type AS BIGINT) AS n FROM ods_events;\n"
-                .into(),
-        )],
+        rule_files(&[(
+            "r.sql",
+            "CREATE TABLE t AS SELECT event_id, CAST(event_type AS BIGINT) AS n FROM ods_events;\n",
+        )]),
         "ods_events",
         &s,
     )

@@ -136,11 +136,7 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = 
 
     // Tracked: t_click's three hours and t_android's day; t_all (hour only)
     // and t_dept (dept) have no period and are not tracked.
-    let show = env
-        .cmd(&["state", "show", "--config", env.config().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let show = String::from_utf8_lossy(&show.stdout);
+    let show = env.state_show();
     assert!(
         show.contains("partition commit: 4 partitions tracked, 2 committed (1 late re-commits), 2 with rows not announced yet"),
         "{show}"

@@ -77,10 +77,6 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = 
         "output differs from input after the crash:\n{}",
         diffs.join("\n")
     );
-    let show = env
-        .cmd(&["state", "show", "--config", env.config().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let show = String::from_utf8_lossy(&show.stdout);
+    let show = env.state_show();
     assert!(show.contains("1 committed (0 late re-commits)"), "{show}");
 }

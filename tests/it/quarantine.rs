@@ -57,11 +57,7 @@ fn bad_files_are_quarantined_and_good_files_land() {
     let diffs = diff_tables(&expected, &actual_tables(&env.sink()));
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 
-    let show = env
-        .cmd(&["state", "show", "--config", env.config().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let show = String::from_utf8_lossy(&show.stdout);
+    let show = env.state_show();
     assert!(
         show.contains("quarantined dt=2026-11-20/hour=02/corrupt.parquet"),
         "{show}"

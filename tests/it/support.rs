@@ -190,6 +190,15 @@ enabled = false
         )
     }
 
+    /// What `sluice state show` prints for this environment's config.
+    pub fn state_show(&self) -> String {
+        let out = self
+            .cmd(&["state", "show", "--config", self.config().to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn run_once(&self) -> std::process::Output {
         self.cmd(&["run", "--config", self.config().to_str().unwrap(), "--once"])
             .output()
