@@ -1,6 +1,7 @@
 //! Configuration: owns the TOML file format (raw serde structs with unknown
 //! keys rejected), its validation, and the typed [`Config`] the rest of the
-//! daemon uses. Loading does the only I/O here (reading the file); the
+//! daemon uses. Loading does the only I/O here (reading the file, then
+//! resolving the configured folders' symlinks in [`paths::check`]); the
 //! checks in [`Config::from_raw`] are pure.
 //!
 //! Relative paths in a config file are resolved against the file's folder,
@@ -8,6 +9,7 @@
 
 pub mod dimension;
 pub mod partition_commit;
+pub mod paths;
 pub mod reload;
 pub mod units;
 
@@ -360,7 +362,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        let cfg = Self::parse(&text, path)?;
+        paths::check(&cfg)?;
+        Ok(cfg)
     }
 
     /// Parses and validates config text; `path` names it in errors and anchors
