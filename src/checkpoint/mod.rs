@@ -183,8 +183,9 @@ pub struct StateStore {
 const K_VERSION: &str = "meta:version";
 const K_NEXT_EPOCH: &str = "meta:next_epoch";
 const K_WATERMARK: &str = "meta:watermark";
-/// Records of finished files with an mtime below this were pruned (absent:
-/// a state from before it was kept, see `discover::pruned_horizon`).
+/// Records of finished files with an mtime below this were pruned (i64::MIN:
+/// none yet; absent: a state from before it was kept, see
+/// `discover::pruned_horizon`).
 const K_PRUNED_BELOW: &str = "meta:pruned_below";
 const K_SCHEMA: &str = "meta:schema";
 

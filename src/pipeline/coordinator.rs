@@ -580,12 +580,15 @@ impl Coordinator {
                 .map(|(p, _)| p.clone())
                 .collect(),
         };
+        // Always recorded (i64::MIN: nothing pruned yet), so a state
+        // written from now on is never taken for one that pruned unrecorded.
         let pruned_below = removals
             .iter()
             .filter_map(|p| self.files.get(p))
             .map(|r| r.mtime_ms + 1)
             .max()
-            .max(self.discovery.pruned_below);
+            .max(self.discovery.pruned_below)
+            .or(Some(i64::MIN));
         let updates: Vec<(String, FileRecord)> = self
             .dirty
             .iter()

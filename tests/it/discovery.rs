@@ -64,7 +64,8 @@ fn a_future_mtime_hides_no_file_and_a_too_old_file_is_counted() {
     std::fs::write(env.ods().join("dt=2026-11-20/hour=01/_SUCCESS"), "").unwrap();
     let expected = expected_tables(&env.ods(), &[]);
 
-    let (_d, rx) = spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
+    let (daemon, rx) =
+        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
     let mut log = String::new();
     let addr = wait_http_addr(&rx, &mut log);
     wait_metric(&addr, "sluice_files_done_total", 1);
@@ -104,6 +105,19 @@ fn a_future_mtime_hides_no_file_and_a_too_old_file_is_counted() {
     assert_eq!(metric(&body, "sluice_files_skipped_too_old_total"), 1);
     assert_ne!(expected, expected_now);
     assert_exact(&env, &expected_now);
+
+    // Stopped: `sluice status` lists the source and says the same.
+    drop(daemon);
+    let out = env
+        .cmd(&["status", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no daemon answered"), "{text}");
+    assert!(
+        text.contains("1 file(s) skipped as older than watermark - lookback (recent: dt=2026-11-20/hour=03/old.parquet)"),
+        "{text}"
+    );
 }
 
 #[test]
