@@ -339,8 +339,9 @@ fn render_discovery(d: &DiscoveryStatus) -> String {
     }
     if d.bad_entries > 0 {
         parts.push(format!(
-            "{} entr(ies) that cannot be listed{}",
+            "{} listing entr{} that cannot be listed{}",
             d.bad_entries,
+            if d.bad_entries == 1 { "y" } else { "ies" },
             recent(&d.recent_bad_entries)
         ));
     }
