@@ -458,8 +458,9 @@ fn current_rss_kb() -> u64 {
 /// Reads every split through the same fetch + decode path, routing nothing.
 fn read_only(a: &BenchArgs, ods: &Path, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
     let store = pipeline::local_store(ods, false)?;
-    let listing = rt.block_on(sluice::discover::list(&store))?;
+    let listing = sluice::discover::list(&store, ods, false, &|_| false)?;
     let files: Vec<_> = listing
+        .files
         .into_iter()
         .filter(|f| f.path.ends_with(".parquet"))
         .collect();

@@ -53,22 +53,19 @@ pub fn cmd_status(cfg: &Config, json: bool, addr: Option<SocketAddr>) -> Result<
     }
     let snapshot = match snapshot {
         Some(s) => s,
-        None => {
-            let rt = crate::runtime()?;
-            match sluice::status::from_state(cfg, rt.handle(), now_ms()) {
-                Ok(s) => s,
-                Err(sluice::status::StatusError::State(StateError::Locked { dir })) => {
-                    let asked = match target {
-                        Some(a) if a.port() != 0 => format!("nothing answered on {a}"),
-                        _ => "http is disabled or listens on port 0".to_string(),
-                    };
-                    anyhow::bail!(
-                        "the state at {dir} is locked by a running daemon, but {asked}; pass --addr with the address it logged (\"serving /metrics ... address=\")"
-                    );
-                }
-                Err(e) => return Err(e.into()),
+        None => match sluice::status::from_state(cfg, now_ms()) {
+            Ok(s) => s,
+            Err(sluice::status::StatusError::State(StateError::Locked { dir })) => {
+                let asked = match target {
+                    Some(a) if a.port() != 0 => format!("nothing answered on {a}"),
+                    _ => "http is disabled or listens on port 0".to_string(),
+                };
+                anyhow::bail!(
+                    "the state at {dir} is locked by a running daemon, but {asked}; pass --addr with the address it logged (\"serving /metrics ... address=\")"
+                );
             }
-        }
+            Err(e) => return Err(e.into()),
+        },
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
@@ -150,13 +147,18 @@ pub fn cmd_rewind(cfg: &Config, to: &str, yes: bool) -> Result<ExitCode> {
     let state = open_state(cfg).context("opening the state")?;
     let rt = crate::runtime()?;
     let source = pipeline::local_store(&cfg.source.root, false).context("opening source.root")?;
-    let listing = rt
-        .block_on(sluice::discover::list(&source))
-        .context("listing the source")?;
+    let files = state.files()?;
+    let listing = sluice::discover::list(
+        &source,
+        &cfg.source.root,
+        cfg.source.follow_symlinks,
+        &|p| files.contains_key(p),
+    )
+    .context("listing the source")?;
     let plan = tools::plan_rewind(
-        &state.files()?,
+        &files,
         state.watermark_ms()?,
-        &listing,
+        &listing.files,
         &cfg.source.pattern,
         cfg.source.lookback,
         to_ms,

@@ -8,6 +8,7 @@ use crate::checkpoint::{EpochState, FileStatus, StateError, StateStore, utc_day}
 use crate::config::Config;
 use crate::discover::{self, SelectParams};
 use crate::route::RuleSet;
+use crate::telemetry::discovery::DiscoveryStatus;
 use crate::telemetry::status::{
     self, Backlog, LastCheckpoint, Phase, Quarantined, RulesInfo, STATUS_FORMAT, StatusSnapshot,
     StatusSource, Thresholds, human_bytes,
@@ -57,11 +58,7 @@ pub fn fetch(addr: SocketAddr, timeout: Duration) -> Result<Option<StatusSnapsho
 }
 
 /// Builds the status of a stopped daemon from its state and a listing.
-pub fn from_state(
-    cfg: &Config,
-    handle: &tokio::runtime::Handle,
-    now_ms: i64,
-) -> Result<StatusSnapshot, StatusError> {
+pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusError> {
     let day = utc_day(now_ms);
     let mut s = StatusSnapshot {
         format: STATUS_FORMAT,
@@ -77,9 +74,9 @@ pub fn from_state(
     } else {
         None
     };
-    let (files, watermark) = match &state {
-        Some(st) => (st.files()?, st.watermark_ms()?),
-        None => (Default::default(), None),
+    let (files, watermark, pruned_below) = match &state {
+        Some(st) => (st.files()?, st.watermark_ms()?, st.pruned_below_ms()?),
+        None => (Default::default(), None, None),
     };
     if let Some(st) = &state {
         let epochs = st.epochs()?;
@@ -118,22 +115,39 @@ pub fn from_state(
     };
     let store = crate::pipeline::local_store(&cfg.source.root, false)
         .map_err(|e| source_err(e.to_string()))?;
-    let listing = handle
-        .block_on(discover::list(&store))
-        .map_err(|e| source_err(e.to_string()))?;
     let taken = crate::pipeline::taken_of(&files);
+    let listing = discover::list(&store, &cfg.source.root, cfg.source.follow_symlinks, &|p| {
+        taken.contains_key(p)
+    })
+    .map_err(|e| source_err(e.to_string()))?;
+    let pruned_below = discover::pruned_horizon(pruned_below, watermark, cfg.source.lookback);
     let sel = discover::select(
-        &listing,
+        &listing.files,
         &SelectParams {
             pattern: &cfg.source.pattern,
             visibility: &cfg.source.visibility,
             now_ms,
             watermark_ms: watermark,
             lookback: cfg.source.lookback,
+            older_than_lookback: cfg.source.older_than_lookback,
+            pruned_below_ms: pruned_below,
             taken: &taken,
             reported: &HashSet::new(),
         },
     );
+    // What a run would skip now (files an earlier run took and pruned are
+    // not counted).
+    let skipped = discover::skipped::OldFiles::default().scan(&sel.too_old, pruned_below);
+    let last = |mut v: Vec<String>| v.split_off(v.len().saturating_sub(5));
+    s.discovery = DiscoveryStatus {
+        skipped_too_old: skipped.len() as u64,
+        recent_too_old: last(skipped.into_iter().map(|f| f.path).collect()),
+        skipped_symlinks: listing.links.len() as u64,
+        recent_symlinks: last(listing.links.into_iter().map(|l| l.path).collect()),
+        bad_entries: listing.bad.len() as u64,
+        recent_bad_entries: last(listing.bad),
+        ..Default::default()
+    };
     let pending: Vec<(u64, i64)> = files
         .values()
         .filter(|r| r.status == FileStatus::Active)
@@ -284,6 +298,7 @@ pub fn render(s: &StatusSnapshot) -> String {
             d.path
         );
     }
+    let _ = writeln!(o, "discovery:       {}", render_discovery(&s.discovery));
     let _ = writeln!(o, "\nrows committed today ({} UTC):", s.day);
     if s.tables.is_empty() {
         let _ = writeln!(o, "  none");
@@ -296,6 +311,56 @@ pub fn render(s: &StatusSnapshot) -> String {
         let _ = writeln!(o, "  {} ({}): {}", q.path, time(q.at_ms), q.reason);
     }
     o
+}
+
+/// One line: what discovery did not read, and failed listings.
+fn render_discovery(d: &DiscoveryStatus) -> String {
+    let recent = |v: &[String]| {
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!(" (recent: {})", v.join(", "))
+        }
+    };
+    let mut parts = Vec::new();
+    if d.skipped_too_old > 0 {
+        parts.push(format!(
+            "{} file(s) skipped as older than watermark - lookback{}",
+            d.skipped_too_old,
+            recent(&d.recent_too_old)
+        ));
+    }
+    if d.skipped_symlinks > 0 {
+        parts.push(format!(
+            "{} path(s) reached through a symlink not read{}",
+            d.skipped_symlinks,
+            recent(&d.recent_symlinks)
+        ));
+    }
+    if d.bad_entries > 0 {
+        parts.push(format!(
+            "{} listing entr{} that cannot be listed{}",
+            d.bad_entries,
+            if d.bad_entries == 1 { "y" } else { "ies" },
+            recent(&d.recent_bad_entries)
+        ));
+    }
+    if d.listing_failures > 0 {
+        parts.push(format!(
+            "listing failed {} time(s), {} in a row{}",
+            d.listing_failures,
+            d.failed_scans_in_a_row,
+            d.last_listing_error
+                .as_deref()
+                .map(|e| format!(" (last: {e})"))
+                .unwrap_or_default()
+        ));
+    }
+    if parts.is_empty() {
+        "every listed file accounted for".to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 #[cfg(test)]
@@ -324,6 +389,7 @@ mod tests {
             "1234",
             "dt=1/bad.parquet (1970-01-01T00:00:00Z): bad magic",
             "last checkpoint: none yet",
+            "discovery:       every listed file accounted for",
         ] {
             assert!(text.contains(want), "{want:?} in\n{text}");
         }

@@ -134,6 +134,9 @@ pub struct Prepare {
     /// File records to drop (done and older than the lookback window).
     pub file_removals: Vec<String>,
     pub watermark_ms: Option<i64>,
+    /// Records below this mtime are pruned, now or before (see
+    /// [`StateStore::pruned_below_ms`]).
+    pub pruned_below_ms: Option<i64>,
     pub now_ms: i64,
     /// Tables whose output schema is new or changed with this epoch's
     /// files: (table, schema JSON). Recorded with the files that have it.
@@ -180,6 +183,10 @@ pub struct StateStore {
 const K_VERSION: &str = "meta:version";
 const K_NEXT_EPOCH: &str = "meta:next_epoch";
 const K_WATERMARK: &str = "meta:watermark";
+/// Records of finished files with an mtime below this were pruned (i64::MIN:
+/// none yet; absent: a state from before it was kept, see
+/// `discover::pruned_horizon`).
+const K_PRUNED_BELOW: &str = "meta:pruned_below";
 const K_SCHEMA: &str = "meta:schema";
 
 fn file_key(path: &str) -> String {
@@ -289,6 +296,14 @@ impl StateStore {
         }
     }
 
+    /// The mtime below which file records were pruned, when recorded.
+    pub fn pruned_below_ms(&self) -> Result<Option<i64>, StateError> {
+        match self.db.get(K_PRUNED_BELOW)? {
+            Some(v) => Ok(Some(decode(K_PRUNED_BELOW.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The stored source schema description (see `read::schema_to_json`).
     pub fn schema(&self) -> Result<Option<String>, StateError> {
         Ok(self
@@ -387,6 +402,9 @@ impl StateStore {
             tx.insert(K_NEXT_EPOCH, encode(&(p.epoch + 1)))?;
             if let Some(w) = p.watermark_ms {
                 tx.insert(K_WATERMARK, encode(&w))?;
+            }
+            if let Some(w) = p.pruned_below_ms {
+                tx.insert(K_PRUNED_BELOW, encode(&w))?;
             }
             for (k, v) in &updates {
                 tx.insert(k.as_bytes(), v.as_slice())?;

@@ -21,8 +21,8 @@
 //! rolls them forward first, as the next start would.
 
 use super::{
-    FileRecord, FileStatus, K_VERSION, K_WATERMARK, STATE_VERSION, StateError, StateStore, decode,
-    encode, file_key,
+    FileRecord, FileStatus, K_PRUNED_BELOW, K_VERSION, K_WATERMARK, STATE_VERSION, StateError,
+    StateStore, decode, encode, file_key,
 };
 use crate::discover::{self, Listed};
 use serde::{Deserialize, Serialize};
@@ -162,6 +162,9 @@ impl StateStore {
         if let Some(w) = plan.watermark_after {
             batch.insert(K_WATERMARK, encode(&w));
         }
+        // The files the lower floor exposes are pinned above: the pruning
+        // horizon falls back to the new floor (`discover::pruned_horizon`).
+        batch.remove(K_PRUNED_BELOW);
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())

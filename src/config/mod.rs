@@ -1,6 +1,7 @@
 //! Configuration: owns the TOML file format (raw serde structs with unknown
 //! keys rejected), its validation, and the typed [`Config`] the rest of the
-//! daemon uses. Loading does the only I/O here (reading the file); the
+//! daemon uses. Loading does the only I/O here (reading the file, then
+//! resolving the configured folders' symlinks in [`paths::check`]); the
 //! checks in [`Config::from_raw`] are pure.
 //!
 //! Relative paths in a config file are resolved against the file's folder,
@@ -8,6 +9,7 @@
 
 pub mod dimension;
 pub mod partition_commit;
+pub mod paths;
 pub mod reload;
 pub mod units;
 
@@ -86,9 +88,15 @@ struct RawSource {
     /// How often a full listing runs (notify events trigger earlier ones).
     #[serde(default = "default_scan_interval")]
     scan_interval: HumanDuration,
-    /// Files this much older than the watermark are ignored.
+    /// Files this much older than the watermark are below the floor.
     #[serde(default = "default_lookback")]
     lookback: HumanDuration,
+    /// "skip" files below the floor (reported), or "take" them (records kept forever).
+    #[serde(default = "default_older_than_lookback")]
+    older_than_lookback: String,
+    /// Read files reached through symlinks (each file once).
+    #[serde(default)]
+    follow_symlinks: bool,
     /// Hive path keys that become string columns (inferred when absent).
     partition_columns: Option<Vec<String>>,
 }
@@ -218,6 +226,9 @@ fn default_scan_interval() -> HumanDuration {
 fn default_lookback() -> HumanDuration {
     HumanDuration(Duration::from_secs(3600))
 }
+fn default_older_than_lookback() -> String {
+    "skip".into()
+}
 fn default_checkpoint_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
 }
@@ -278,6 +289,18 @@ pub enum Visibility {
     Marker { name: String },
 }
 
+/// What discovery does with a file whose mtime is more than `lookback`
+/// below the watermark (see `configs/sluice.toml` for the trade-off).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OlderThanLookback {
+    /// Not read; logged, counted and shown by `sluice status`. Records of
+    /// finished files are pruned below the floor: the state stays small.
+    #[default]
+    Skip,
+    /// Read: records are never pruned, so every file not in them is new.
+    Take,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceFormat {
     Parquet,
@@ -309,6 +332,10 @@ pub struct SourceConfig {
     pub pattern: String,
     pub scan_interval: Duration,
     pub lookback: Duration,
+    pub older_than_lookback: OlderThanLookback,
+    /// Follow symlinks (also out of the root), each file read once; when
+    /// false, a path reached through a symlink is not read (reported).
+    pub follow_symlinks: bool,
     pub partition_columns: Option<Vec<String>>,
 }
 
@@ -360,7 +387,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        let cfg = Self::parse(&text, path)?;
+        paths::check(&cfg)?;
+        Ok(cfg)
     }
 
     /// Parses and validates config text; `path` names it in errors and anchors
@@ -434,6 +463,16 @@ impl Config {
                 "must be a file-name glob such as \"*.parquet\"".into(),
             ));
         }
+        let older_than_lookback = match s.older_than_lookback.as_str() {
+            "skip" => OlderThanLookback::Skip,
+            "take" => OlderThanLookback::Take,
+            other => {
+                return Err(invalid(
+                    "source.older_than_lookback",
+                    format!("unknown value {other:?}; expected \"skip\" or \"take\""),
+                ));
+            }
+        };
         if s.scan_interval.0.is_zero() {
             return Err(invalid(
                 "source.scan_interval",
@@ -551,6 +590,8 @@ impl Config {
                 pattern: s.pattern,
                 scan_interval: s.scan_interval.0,
                 lookback: s.lookback.0,
+                older_than_lookback,
+                follow_symlinks: s.follow_symlinks,
                 partition_columns: s.partition_columns,
             },
             state_dir,
@@ -833,6 +874,11 @@ min_rows = 1000
                 "unknown mode",
             ),
             ("version = 1", "version = 2", "config version 1"),
+            (
+                "visibility = \"settled\"",
+                "visibility = \"settled\"\nolder_than_lookback = \"keep\"",
+                "source.older_than_lookback: unknown value \"keep\"",
+            ),
             (
                 "name = \"ods_events\"",
                 "name = \"ods-events\"",

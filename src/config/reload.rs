@@ -111,6 +111,16 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         dur(&new.source.lookback),
     );
     unsafe_key(
+        "source.older_than_lookback",
+        s(&old.source.older_than_lookback),
+        s(&new.source.older_than_lookback),
+    );
+    unsafe_key(
+        "source.follow_symlinks",
+        s(&old.source.follow_symlinks),
+        s(&new.source.follow_symlinks),
+    );
+    unsafe_key(
         "source.partition_columns",
         s(&old.source.partition_columns),
         s(&new.source.partition_columns),

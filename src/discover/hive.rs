@@ -71,10 +71,12 @@ pub fn unescape(v: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&v[i + 1..i + 3], 16)
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16)),
+                bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16)),
+            )
         {
-            out.push(b);
+            out.push((h * 16 + l) as u8);
             i += 3;
             continue;
         }
@@ -102,6 +104,20 @@ mod tests {
             vec![("k".into(), "a/b".into())]
         );
         assert!(parse_path("f=1.parquet").is_empty());
+        // Hive-escaped source directories, and text that only looks escaped.
+        assert_eq!(
+            parse_path("hour=07%3A00/日志 #1.parquet"),
+            vec![("hour".into(), "07:00".into())]
+        );
+        for (raw, want) in [
+            ("%中", "%中"),
+            ("a%", "a%"),
+            ("%4", "%4"),
+            ("%zz", "%zz"),
+            ("%41", "A"),
+        ] {
+            assert_eq!(unescape(raw), want, "{raw:?}");
+        }
     }
 
     #[test]

@@ -3,26 +3,37 @@
 //! decision, and the notify watcher that triggers early scans.
 //!
 //! The decision ([`select`]) is pure: given a listing, the clock and what was
-//! already taken, it returns the files to take now and the files that changed
-//! after they were taken. A file older than `watermark - lookback` is ignored;
-//! inside the window it is taken unless already known, so files sharing an
-//! mtime with one already handled, or landing slightly out of order, are
-//! never lost.
+//! already taken, it returns the files to take now, the files that changed
+//! after they were taken, and the files below the floor. In `skip` mode
+//! (`source.older_than_lookback`) the floor is `watermark - lookback`, the
+//! watermark never counted past the present; inside the window a file is
+//! taken unless already known, so files sharing an mtime with one already
+//! handled, or landing slightly out of order, are never lost. Below the
+//! floor nothing is read, and [`skipped`] tells apart the files skipped
+//! (reported once each) from those taken long ago. Records are never pruned
+//! in `take` mode, so every file not in them is new, down to the horizon
+//! below which an earlier `skip` run pruned records.
 
 pub mod hive;
+pub mod listing;
+pub mod skipped;
 
-use crate::config::Visibility;
-use futures::TryStreamExt;
-use object_store::ObjectStore;
+pub use listing::{LinkSkip, LinkSkipped, Listing, list};
+
+use crate::config::{OlderThanLookback, Visibility};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
-    #[error("cannot list source: {0}")]
-    List(#[from] object_store::Error),
+    #[error("cannot list the source root {path}: {source}")]
+    Root {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot list the source: the listing thread panicked")]
+    ListingThread,
     #[error("cannot watch {path}: {source}")]
     Watch { path: String, source: notify::Error },
 }
@@ -54,6 +65,10 @@ pub struct Selection {
     pub waiting: usize,
     /// The paths of those files (partition commit keeps their partitions open).
     pub waiting_paths: Vec<String>,
+    /// Matching files not taken because their mtime is below `floor_ms`.
+    pub too_old: Vec<Listed>,
+    /// The floor this pass used (None: no floor yet).
+    pub floor_ms: Option<i64>,
 }
 
 /// Suffixes producers use while a file is still being written.
@@ -83,7 +98,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     rec(&p, &n)
 }
 
-fn dir_of(path: &str) -> &str {
+pub(crate) fn dir_of(path: &str) -> &str {
     path.rfind('/').map(|i| &path[..i]).unwrap_or("")
 }
 
@@ -98,6 +113,11 @@ pub struct SelectParams<'a> {
     pub now_ms: i64,
     pub watermark_ms: Option<i64>,
     pub lookback: Duration,
+    /// `source.older_than_lookback`: whether the lookback floor applies.
+    pub older_than_lookback: OlderThanLookback,
+    /// Records of files below this mtime may have been pruned: such a file
+    /// is never taken as new (see [`pruned_horizon`]).
+    pub pruned_below_ms: Option<i64>,
     /// Every file taken (from state and from this run, not yet checkpointed).
     pub taken: &'a HashMap<String, Taken>,
     /// Files already reported as changed (report once).
@@ -114,10 +134,20 @@ pub fn select(listing: &[Listed], p: &SelectParams<'_>) -> Selection {
             .collect(),
         Visibility::Settled { .. } => HashSet::new(),
     };
-    let floor = p
-        .watermark_ms
-        .map(|w| w.saturating_sub(p.lookback.as_millis() as i64));
-    let mut out = Selection::default();
+    // A watermark in the future (a file stamped ahead of the clock) must
+    // not push the floor past files landing now.
+    let window = p.watermark_ms.map(|w| {
+        w.min(p.now_ms)
+            .saturating_sub(p.lookback.as_millis() as i64)
+    });
+    let floor = match p.older_than_lookback {
+        OlderThanLookback::Skip => window.max(p.pruned_below_ms),
+        OlderThanLookback::Take => p.pruned_below_ms,
+    };
+    let mut out = Selection {
+        floor_ms: floor,
+        ..Selection::default()
+    };
     for o in listing {
         if is_hidden_or_in_progress(&o.path) || !glob_match(p.pattern, file_name(&o.path)) {
             continue;
@@ -129,6 +159,7 @@ pub fn select(listing: &[Listed], p: &SelectParams<'_>) -> Selection {
             continue;
         }
         if floor.is_some_and(|f| o.mtime_ms < f) {
+            out.too_old.push(o.clone());
             continue;
         }
         let visible = match p.visibility {
@@ -144,20 +175,27 @@ pub fn select(listing: &[Listed], p: &SelectParams<'_>) -> Selection {
     }
     out.new
         .sort_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
+    out.too_old
+        .sort_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
     out
 }
 
-/// Lists every object under the store's root.
-pub async fn list(store: &Arc<dyn ObjectStore>) -> Result<Vec<Listed>, DiscoverError> {
-    let metas: Vec<object_store::ObjectMeta> = store.list(None).try_collect().await?;
-    Ok(metas
-        .into_iter()
-        .map(|m| Listed {
-            path: m.location.to_string(),
-            size: m.size,
-            mtime_ms: m.last_modified.timestamp_millis(),
-        })
-        .collect())
+/// The watermark a checkpoint records: the highest mtime taken, never past
+/// `now_ms` (a file stamped in the future must not raise the floor above
+/// the files landing now).
+pub fn watermark(mtimes: impl Iterator<Item = i64>, now_ms: i64) -> Option<i64> {
+    mtimes.max().map(|w| w.min(now_ms))
+}
+
+/// The mtime below which file records may have been pruned, as kept in the
+/// state; a state written before it was kept pruned below its watermark
+/// minus the lookback.
+pub fn pruned_horizon(
+    recorded: Option<i64>,
+    watermark_ms: Option<i64>,
+    lookback: Duration,
+) -> Option<i64> {
+    recorded.or_else(|| watermark_ms.map(|w| w.saturating_sub(lookback.as_millis() as i64)))
 }
 
 /// Watches the source root; every filesystem event sends a (lossy) wake-up.
@@ -210,6 +248,17 @@ mod tests {
         wm: Option<i64>,
         taken: &HashMap<String, Taken>,
     ) -> Selection {
+        run_mode(listing, wm, OlderThanLookback::Skip, None, vis, taken)
+    }
+
+    fn run_mode(
+        listing: &[Listed],
+        wm: Option<i64>,
+        mode: OlderThanLookback,
+        pruned_below_ms: Option<i64>,
+        vis: &Visibility,
+        taken: &HashMap<String, Taken>,
+    ) -> Selection {
         select(
             listing,
             &SelectParams {
@@ -218,10 +267,99 @@ mod tests {
                 now_ms: 100_000,
                 watermark_ms: wm,
                 lookback: Duration::from_secs(10),
+                older_than_lookback: mode,
+                pruned_below_ms,
                 taken,
                 reported: &HashSet::new(),
             },
         )
+    }
+
+    #[test]
+    fn a_future_mtime_does_not_hide_the_next_file() {
+        // A file stamped a day ahead was taken: the watermark a checkpoint
+        // records stays at the present, and so does the floor of a state
+        // that recorded a future watermark before.
+        assert_eq!(
+            watermark([99_000, 86_500_000].into_iter(), 100_000),
+            Some(100_000)
+        );
+        assert_eq!(watermark(std::iter::empty(), 100_000), None);
+        let listing = [l("next.parquet", 1, 99_000)];
+        for wm in [Some(100_000), Some(86_500_000)] {
+            let s = run(&listing, &settled(), wm, &HashMap::new());
+            assert_eq!(paths(&s), vec!["next.parquet"], "watermark {wm:?}");
+            assert!(s.too_old.is_empty());
+        }
+    }
+
+    #[test]
+    fn too_old_files_are_reported_under_skip_and_taken_under_take() {
+        let listing = [
+            l("late.parquet", 1, 50_000 - 9_000),
+            l("ancient.parquet", 1, 50_000 - 11_000),
+            l("_hidden.parquet", 1, 1),
+        ];
+        let none = HashMap::new();
+        let s = run_mode(
+            &listing,
+            Some(50_000),
+            OlderThanLookback::Skip,
+            None,
+            &settled(),
+            &none,
+        );
+        assert_eq!(paths(&s), vec!["late.parquet"]);
+        assert_eq!(s.too_old, vec![l("ancient.parquet", 1, 39_000)]);
+        assert_eq!(s.floor_ms, Some(40_000));
+        // take: records are never pruned, so a file not in them is new.
+        let s = run_mode(
+            &listing,
+            Some(50_000),
+            OlderThanLookback::Take,
+            None,
+            &settled(),
+            &none,
+        );
+        assert_eq!(paths(&s), vec!["ancient.parquet", "late.parquet"]);
+        assert!(s.too_old.is_empty() && s.floor_ms.is_none());
+        // ...down to where an earlier skip run pruned records.
+        let s = run_mode(
+            &listing,
+            Some(50_000),
+            OlderThanLookback::Take,
+            Some(39_500),
+            &settled(),
+            &none,
+        );
+        assert_eq!(paths(&s), vec!["late.parquet"]);
+        assert_eq!(s.too_old, vec![l("ancient.parquet", 1, 39_000)]);
+    }
+
+    #[test]
+    fn pruned_records_are_never_taken_again() {
+        // A state that recorded a future watermark pruned records up to
+        // 95_000; the clamped window reaches lower, the horizon holds.
+        let listing = [l("pruned.parquet", 1, 94_000), l("new.parquet", 1, 96_000)];
+        let s = run_mode(
+            &listing,
+            Some(10_000_000),
+            OlderThanLookback::Skip,
+            Some(95_000),
+            &settled(),
+            &HashMap::new(),
+        );
+        assert_eq!(paths(&s), vec!["new.parquet"]);
+        assert_eq!(s.too_old.len(), 1);
+        assert_eq!(
+            pruned_horizon(None, Some(50_000), Duration::from_secs(10)),
+            Some(40_000)
+        );
+        assert_eq!(
+            pruned_horizon(Some(7), Some(50_000), Duration::from_secs(10)),
+            Some(7)
+        );
+        assert_eq!(pruned_horizon(None, None, Duration::from_secs(10)), None);
     }
 
     fn settled() -> Visibility {

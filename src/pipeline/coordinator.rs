@@ -8,7 +8,7 @@ use super::reader::{self, ReaderCtx, SplitInfo};
 use super::startup::{load_checked, local_store, now_ms, recover, source_schema, taken_of};
 use super::writer::{EpochReport, WriterCtx, WriterPool};
 use crate::checkpoint::{EpochState, FileRecord, FileStatus, Prepare, STATE_VERSION, StateStore};
-use crate::config::Config;
+use crate::config::{Config, OlderThanLookback};
 use crate::crashpoint;
 use crate::discover::{self, Listed, SelectParams};
 use crate::enrich::{EnrichOptions, Enricher};
@@ -29,6 +29,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
+mod discovery;
 mod upkeep;
 
 /// How long the pipeline runs.
@@ -87,6 +88,8 @@ struct Coordinator {
     waiting_paths: Vec<String>,
     /// `[partition_commit]`, when configured.
     pcommit: Option<PartitionCommitter>,
+    /// Discovery's memory between scans (reports, pruning horizon).
+    discovery: discovery::DiscoveryBook,
 }
 
 /// Runs the pipeline until `mode` says stop.
@@ -243,7 +246,9 @@ pub fn run(
         }
         None => None,
     };
+    let book = discovery::DiscoveryBook::start(&state, cfg)?;
     let mut c = Coordinator {
+        discovery: book,
         cfg: cfg.clone(),
         handle: handle.clone(),
         files: state.files()?,
@@ -338,7 +343,8 @@ impl Coordinator {
             },
             RunMode::Once => None,
         };
-        self.discover()?;
+        // `run --once` that cannot list the source has not done its job.
+        self.discover(matches!(mode, RunMode::Once))?;
         let mut last_scan = Instant::now();
         let mut last_checkpoint = Instant::now();
         let mut last_ping = Instant::now();
@@ -385,7 +391,7 @@ impl Coordinator {
                         std::thread::sleep(Duration::from_millis(20));
                         while wake_rx.try_recv().is_ok() {}
                     }
-                    self.discover()?;
+                    self.discover(false)?;
                     last_scan = Instant::now();
                 }
             } else {
@@ -460,48 +466,6 @@ impl Coordinator {
             };
         }
         self.dirty.insert(path.to_string());
-    }
-
-    fn discover(&mut self) -> Result<(), PipelineError> {
-        let _span = tracing::debug_span!("discover").entered();
-        let listing = match self.handle.block_on(discover::list(&self.source)) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "listing the source failed; will retry at the next scan");
-                return Ok(());
-            }
-        };
-        let taken = taken_of(&self.files);
-        let sel = discover::select(
-            &listing,
-            &SelectParams {
-                pattern: &self.cfg.source.pattern,
-                visibility: &self.cfg.source.visibility,
-                now_ms: now_ms(),
-                watermark_ms: self.state.watermark_ms()?,
-                lookback: self.cfg.source.lookback,
-                taken: &taken,
-                reported: &self.reported,
-            },
-        );
-        self.waiting = sel.waiting;
-        self.waiting_paths = sel.waiting_paths;
-        for (now, was) in sel.changed {
-            tracing::warn!(file = %now.path, size_was = was.size, size_now = now.size, mtime_was = was.mtime_ms, mtime_now = now.mtime_ms,
-                "file changed after it was taken; it is not re-read (use `sluice state rewind` to replay it)");
-            self.metrics
-                .files_changed_after_taken
-                .fetch_add(1, Ordering::Relaxed);
-            self.reported.insert(now.path.clone());
-            if let Some(r) = self.files.get_mut(&now.path) {
-                r.changed_reported = true;
-                self.dirty.insert(now.path.clone());
-            }
-        }
-        for f in sel.new {
-            self.take(f);
-        }
-        Ok(())
     }
 
     fn take(&mut self, f: Listed) {
@@ -600,14 +564,31 @@ impl Coordinator {
         if report.files.is_empty() && self.dirty.is_empty() {
             return Ok(());
         }
-        let watermark = self.files.values().map(|r| r.mtime_ms).max();
+        // Never past the present: a file stamped in the future must not
+        // push the floor above the files landing now.
+        let watermark = discover::watermark(self.files.values().map(|r| r.mtime_ms), now_ms());
         let floor = watermark.map(|w| w - self.cfg.source.lookback.as_millis() as i64);
-        let removals: Vec<String> = self
-            .files
+        // `take` keeps every record: a file not in them is then always new.
+        let removals: Vec<String> = match self.cfg.source.older_than_lookback {
+            OlderThanLookback::Take => Vec::new(),
+            OlderThanLookback::Skip => self
+                .files
+                .iter()
+                .filter(|(_, r)| {
+                    r.status == FileStatus::Done && floor.is_some_and(|f| r.mtime_ms < f)
+                })
+                .map(|(p, _)| p.clone())
+                .collect(),
+        };
+        // Always recorded (i64::MIN: nothing pruned yet), so a state
+        // written from now on is never taken for one that pruned unrecorded.
+        let pruned_below = removals
             .iter()
-            .filter(|(_, r)| r.status == FileStatus::Done && floor.is_some_and(|f| r.mtime_ms < f))
-            .map(|(p, _)| p.clone())
-            .collect();
+            .filter_map(|p| self.files.get(p))
+            .map(|r| r.mtime_ms + 1)
+            .max()
+            .max(self.discovery.pruned_below)
+            .or(Some(i64::MIN));
         let updates: Vec<(String, FileRecord)> = self
             .dirty
             .iter()
@@ -627,6 +608,7 @@ impl Coordinator {
             file_updates: updates,
             file_removals: removals.clone(),
             watermark_ms: watermark,
+            pruned_below_ms: pruned_below,
             now_ms: now_ms(),
             table_schemas: table_schemas.clone(),
             track_partitions: self
@@ -651,6 +633,7 @@ impl Coordinator {
         for r in &removals {
             self.files.remove(r);
         }
+        self.discovery.pruned(&removals, pruned_below);
         {
             let mut map = self.splits.write().unwrap_or_else(|p| p.into_inner());
             for p in &newly_done {

@@ -85,8 +85,11 @@ pub fn source_schema(
     if let Some(s) = state.map(|s| s.schema()).transpose()?.flatten() {
         return Ok(Some(SourceSchema::from_json(&s)?));
     }
-    let listing = handle.block_on(discover::list(store))?;
+    let listing = discover::list(store, &cfg.source.root, cfg.source.follow_symlinks, &|_| {
+        false
+    })?;
     let mut candidates: Vec<&Listed> = listing
+        .files
         .iter()
         .filter(|o| {
             !discover::is_hidden_or_in_progress(&o.path)

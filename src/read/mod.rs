@@ -147,8 +147,7 @@ pub async fn open(
     schema: &SourceSchema,
 ) -> Result<OpenedFile, ReadError> {
     #[allow(deprecated)]
-    let mut reader =
-        ParquetObjectReader::new(store.clone(), ObjPath::from(path)).with_file_size(size);
+    let mut reader = ParquetObjectReader::new(store.clone(), location(path)?).with_file_size(size);
     let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
     let projection = match_schema(meta.schema(), &schema.file)?;
     Ok(OpenedFile {
@@ -166,10 +165,19 @@ pub async fn file_schema(
     size: u64,
 ) -> Result<SchemaRef, ReadError> {
     #[allow(deprecated)]
-    let mut reader =
-        ParquetObjectReader::new(store.clone(), ObjPath::from(path)).with_file_size(size);
+    let mut reader = ParquetObjectReader::new(store.clone(), location(path)?).with_file_size(size);
     let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
     Ok(meta.schema().clone())
+}
+
+/// The object a listed path names. Listed paths are already in
+/// `object_store`'s form: parsed as they are, never encoded again (which
+/// would turn `%`, `#`, non-ASCII names into other names).
+fn location(path: &str) -> Result<ObjPath, ReadError> {
+    ObjPath::parse(path).map_err(|e| ReadError::Fetch {
+        path: path.to_string(),
+        source: e.into(),
+    })
 }
 
 /// For each expected column, its index among the file's root columns. Extra
@@ -222,7 +230,7 @@ pub async fn fetch(
             }
         }
     }
-    let path = ObjPath::from(r.file.path.as_str());
+    let path = location(&r.file.path)?;
     let ranges = sparse::merge(ranges);
     let chunks = store
         .get_ranges(&path, &ranges)

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub reader_wait_us: AtomicU64,
     /// Phase, last epoch, quarantine, tables today: what `/status` adds.
     pub status: super::status::StatusBoard,
+    /// Files skipped, bad listing entries, failed listings.
+    pub discovery: super::discovery::DiscoveryStats,
     pub rows_routed: Mutex<BTreeMap<String, u64>>,
     /// Rows a rule failed on, by table.
     pub rule_error_rows: Mutex<BTreeMap<String, u64>>,
@@ -129,10 +131,14 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// Why the process is unhealthy, if it is: the main loop stopped
-    /// ticking, or work is pending and no row was read, for longer than
-    /// the stall timeout.
+    /// Why the process is unhealthy, if it is: the source could not be
+    /// listed several scans in a row, or the main loop stopped ticking, or
+    /// work is pending and no row was read, for longer than the stall
+    /// timeout.
     pub fn stalled(&self, now_ms: i64) -> Option<String> {
+        if let Some(why) = self.discovery.unhealthy() {
+            return Some(why);
+        }
         stall_reason(
             now_ms,
             self.loop_tick_ms.load(Ordering::Relaxed),
@@ -322,6 +328,7 @@ impl Metrics {
         }
         self.render_dimensions(&mut out);
         self.render_partition_commit(&mut out);
+        self.discovery.render(&mut out);
         out
     }
 

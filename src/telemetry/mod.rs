@@ -1,8 +1,9 @@
 //! Telemetry: owns logging setup (human or JSON `tracing` output), the
 //! metrics registry, the HTTP endpoints (`/metrics`, `/healthz`,
-//! `/readyz`, `/status`), the status board behind `sluice status`, and
-//! systemd notifications.
+//! `/readyz`, `/status`), the status board behind `sluice status`,
+//! discovery's reports of what it does not read, and systemd notifications.
 
+pub mod discovery;
 pub mod http;
 pub mod metrics;
 pub mod sdnotify;

@@ -185,6 +185,9 @@ pub struct StatusSnapshot {
     pub disk: Vec<DiskInfo>,
     /// `/healthz`'s reason, when unhealthy.
     pub stalled: Option<String>,
+    /// What discovery did not read, and failed listings.
+    #[serde(default)]
+    pub discovery: super::discovery::DiscoveryStatus,
     pub diagnosis: Diagnosis,
 }
 
@@ -543,6 +546,7 @@ impl StatusBoard {
             }),
             disk: disks(&b.sink_root, &b.state_dir),
             stalled: m.stalled(now_ms),
+            discovery: m.discovery.status(),
             diagnosis: Diagnosis::default(),
         };
         s.diagnosis = diagnose(&s, &b.thresholds);

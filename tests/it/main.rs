@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod crash_rules;
 mod dimension;
+mod discovery;
 mod engine;
 mod errors;
 mod ops;
