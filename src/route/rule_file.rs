@@ -62,18 +62,25 @@ struct Scanner<'a> {
     i: usize,
 }
 
+/// The position of a byte offset of `text`, the column counted in
+/// characters. An offset past the end is the end; one inside a character
+/// is that character.
+pub fn pos_at(text: &str, byte: usize) -> Pos {
+    let mut byte = byte.min(text.len());
+    while !text.is_char_boundary(byte) {
+        byte -= 1;
+    }
+    let before = text.get(..byte).unwrap_or(text);
+    let line_start = before.rfind('\n').map(|n| n + 1).unwrap_or(0);
+    Pos {
+        line: before.matches('\n').count() as u64 + 1,
+        column: before.get(line_start..).unwrap_or("").chars().count() as u64 + 1,
+    }
+}
+
 impl<'a> Scanner<'a> {
     fn pos_at(&self, byte: usize) -> Pos {
-        let before = &self.text[..byte];
-        let line = before.matches('\n').count() as u64 + 1;
-        let col = before
-            .rfind('\n')
-            .map(|n| before[n + 1..].chars().count())
-            .unwrap_or(before.chars().count());
-        Pos {
-            line,
-            column: col as u64 + 1,
-        }
+        pos_at(self.text, byte)
     }
 
     fn skip_ws_and_comments(&mut self) {
@@ -267,5 +274,23 @@ mod tests {
         assert_eq!(e.pos, Pos { line: 1, column: 1 });
         let e = parse_header("CREATE TABLE t SELECT 1").unwrap_err();
         assert!(e.message.contains("expected AS"), "{}", e.message);
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        let text = "-- 中文\nCREATE TABLE 表 AS SELECT 1";
+        let e = parse_header(text).unwrap_err();
+        assert_eq!(
+            e.pos,
+            Pos {
+                line: 2,
+                column: 14
+            },
+            "{}",
+            e.message
+        );
+        assert_eq!(pos_at("中é\nab", 5), Pos { line: 1, column: 3 });
+        assert_eq!(pos_at("中é\nab", 1), Pos { line: 1, column: 1 });
+        assert_eq!(pos_at("中é\nab", 99), Pos { line: 2, column: 3 });
     }
 }
