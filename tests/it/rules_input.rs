@@ -4,6 +4,7 @@
 //! that readers of the output would hide.
 
 use crate::support::*;
+use std::path::Path;
 use std::process::Output;
 
 fn check(env: &Env) -> Output {
@@ -19,6 +20,57 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+#[test]
+fn check_needs_no_source_file_when_the_schema_is_declared() {
+    let env = Env::new("");
+    // No state, no source file, no declaration: refused, saying what to add.
+    let out = check(&env);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("_source.toml; declare the source columns there"),
+        "{t}"
+    );
+
+    // The declaration rule tests use, listing a dimension column as they may.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/rules/tests/_source.toml");
+    let declared = std::fs::read_to_string(shipped).unwrap() + "dept = \"string\"\n";
+    std::fs::create_dir_all(env.path().join("rules/tests")).unwrap();
+    std::fs::write(env.path().join("rules/tests/_source.toml"), declared).unwrap();
+    let out = check(&env);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("source schema: rules/tests/_source.toml"), "{t}");
+    assert!(t.contains("note: no readable source file under"), "{t}");
+    assert!(t.contains("5 rules"), "{t}");
+
+    // A rule naming an unknown column is still refused, located.
+    std::fs::write(
+        env.path().join("rules/t_bad.sql"),
+        "CREATE TABLE t_bad PARTITIONED BY (dt)\nAS SELECT event_id, dt\nFROM ods_events\nWHERE evnt_type = 'click';\n",
+    )
+    .unwrap();
+    let out = check(&env);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("rules/t_bad.sql:4:7: "), "{t}");
+    assert!(t.contains("evnt_type"), "{t}");
+
+    // So is a table readers of the output would never see.
+    std::fs::write(
+        env.path().join("rules/t_bad.sql"),
+        "-- 错误表\nCREATE TABLE _errors AS SELECT event_id FROM ods_events;\n",
+    )
+    .unwrap();
+    let out = check(&env);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("rules/t_bad.sql:2:14: table name _errors starts with `_`"),
+        "{t}"
+    );
 }
 
 /// The table's user_id was first written as a string; the new rule, with a
