@@ -94,6 +94,7 @@ impl Default for Functions {
             }
             scalars.insert(f.name().to_string(), f);
         }
+        super::bounds::wrap(&mut scalars);
         let planners: Vec<Arc<dyn ExprPlanner>> = vec![
             Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
@@ -326,6 +327,8 @@ pub fn compile(
         .map_err(|e| plan_error(e, sql, start, &err))?;
 
     let (proj_exprs, out_dfschema, predicate, scan_schema) = shape(&plan, sql, start, &err)?;
+    super::bounds::check_constants(proj_exprs.iter().chain(predicate.iter()), sql)
+        .map_err(|(pos, m)| err(pos, m))?;
 
     // Partition columns must be in the select list.
     let out_fields: Vec<Field> = out_dfschema
