@@ -213,6 +213,7 @@ fn tune_allocator() {
 
 fn main() -> ExitCode {
     tune_allocator();
+    sluice::crashpoint::init();
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Run { config, once } => cmd_run(&config, once),
