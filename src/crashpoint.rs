@@ -2,8 +2,19 @@
 //! `phase:N`, the N-th time the phase is reached) the process sends itself
 //! SIGKILL at that point: no destructor, no flush, exactly like a power cut
 //! of the process. Unset, a crash point costs one atomic load.
+//!
+//! Only builds with the `crash-points` cargo feature have them: test builds
+//! turn it on (the dev-dependency of the package on itself, Cargo.toml), so
+//! `cargo test` runs the crash tests against a binary that has them. In a
+//! plain `cargo build` [`hit`] is an empty inline function and
+//! `SLUICE_CRASH_AT` is ignored, with one warning from [`init`].
 
+/// Whether this build has crash points (the `crash-points` feature).
+pub const ENABLED: bool = cfg!(feature = "crash-points");
+
+#[cfg(feature = "crash-points")]
 use std::sync::OnceLock;
+#[cfg(feature = "crash-points")]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The phases a crash test can name.
@@ -18,12 +29,14 @@ pub const PHASES: [&str; 6] = [
     "after_partition_notify",
 ];
 
+#[cfg(feature = "crash-points")]
 struct Target {
     phase: String,
     nth: u64,
     seen: AtomicU64,
 }
 
+#[cfg(feature = "crash-points")]
 fn target() -> &'static Option<Target> {
     static T: OnceLock<Option<Target>> = OnceLock::new();
     T.get_or_init(|| {
@@ -46,7 +59,28 @@ fn target() -> &'static Option<Target> {
     })
 }
 
+/// Checks `SLUICE_CRASH_AT` at start: with crash points, that it names
+/// one (exit 70 otherwise, so a misspelled crash test cannot pass without
+/// crashing); without, says it is ignored.
+pub fn init() {
+    #[cfg(feature = "crash-points")]
+    let _ = target();
+    #[cfg(not(feature = "crash-points"))]
+    if let Some(v) = std::env::var_os("SLUICE_CRASH_AT") {
+        eprintln!(
+            "sluice: SLUICE_CRASH_AT={} ignored: this build has no crash points (they need the crash-points cargo feature, which test builds turn on)",
+            v.to_string_lossy()
+        );
+    }
+}
+
+/// Without the `crash-points` feature: nothing, inlined away.
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub fn hit(_phase: &str) {}
+
 /// Kills the process if the configured crash point is reached.
+#[cfg(feature = "crash-points")]
 pub fn hit(phase: &str) {
     if let Some(t) = target()
         && t.phase == phase
@@ -57,5 +91,18 @@ pub fn hit(phase: &str) {
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Test builds have crash points: the dev-dependency on this package
+    /// with the feature is what turns them on (see Cargo.toml).
+    #[test]
+    fn test_builds_have_crash_points() {
+        assert!(
+            std::hint::black_box(super::ENABLED),
+            "built without crash-points"
+        );
     }
 }

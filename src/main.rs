@@ -213,6 +213,7 @@ fn tune_allocator() {
 
 fn main() -> ExitCode {
     tune_allocator();
+    sluice::crashpoint::init();
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Run { config, once } => cmd_run(&config, once),
@@ -388,9 +389,8 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let rt = runtime()?;
-    let source = pipeline::local_store(&cfg.source.root, false).context("opening source.root")?;
     // Read-only: use the stored schemas when the state exists and no daemon
-    // holds it (sled locks it while the daemon runs), else infer.
+    // holds it (sled locks it while the daemon runs).
     let state = match rules_cli::open_state_if_free(&cfg) {
         Ok(s) => s,
         Err(note) => {
@@ -398,16 +398,18 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
             None
         }
     };
-    let schema = match pipeline::source_schema(&cfg, state.as_ref(), false, &source, rt.handle())? {
-        Some(s) => s,
-        None => {
-            eprintln!(
-                "error: no readable source file under {} to take the schema from; rules cannot be checked yet",
-                cfg.source.root.display()
-            );
-            return Ok(ExitCode::from(2));
-        }
-    };
+    // The state's schema, else the first source file's, else the declared
+    // `<rules.dir>/tests/_source.toml` (CI, before the first data arrives).
+    let resolved =
+        match rules_cli::resolve_source_schema(&cfg, state.as_ref(), Vec::new(), rt.handle()) {
+            Ok(r) => r,
+            Err(e) => return Ok(rules_cli_error(&e)),
+        };
+    for n in &resolved.notes {
+        println!("note: {n}");
+    }
+    println!("source schema: {}", resolved.origin);
+    let schema = rules_cli::for_enrichment(&cfg, resolved);
     // Rules are checked against the enriched rows: load each dimension once.
     let metrics = sluice::telemetry::Metrics::default();
     let enricher = match sluice::enrich::Enricher::start(

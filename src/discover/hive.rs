@@ -64,24 +64,30 @@ pub fn escape(value: Option<&str>) -> String {
     out
 }
 
-/// Reverses [`escape`] (and Hive's own escaping of source paths).
+/// Reverses [`escape`] (and Hive's own escaping of source paths). A `%`
+/// not followed by two hex digits is kept as it is. Works on bytes, never
+/// slicing the text, so any path (multi-byte characters after a `%`, a `%`
+/// at the end) is safe.
 pub fn unescape(v: &str) -> String {
     let bytes = v.as_bytes();
+    let hex = |at: usize| {
+        bytes
+            .get(at)
+            .and_then(|b| char::from(*b).to_digit(16))
+            .map(|d| d as u8)
+    };
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16)),
-                bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16)),
-            )
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%'
+            && let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2))
         {
-            out.push((h * 16 + l) as u8);
+            out.push(hi << 4 | lo);
             i += 3;
-            continue;
+        } else {
+            out.push(b);
+            i += 1;
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -134,5 +140,47 @@ mod tests {
         assert_eq!(escape(Some("")), DEFAULT_PARTITION);
         assert_eq!(escape(Some("2026-11-20")), "2026-11-20");
         assert_eq!(escape(Some("a/b")), "a%2Fb");
+    }
+
+    #[test]
+    fn unescape_takes_any_text() {
+        for (v, want) in [
+            ("%1中", "%1中"),
+            ("%", "%"),
+            ("%4", "%4"),
+            ("a%41", "aA"),
+            ("%41%42", "AB"),
+            ("%e4%B8%AD", "中"),
+            ("%中1", "%中1"),
+            ("%+1", "%+1"),
+            ("%%41", "%A"),
+            ("中%", "中%"),
+        ] {
+            assert_eq!(unescape(v), want, "{v:?}");
+        }
+        assert_eq!(
+            parse_path("dt=2026-11-20/hour=%1中/f.parquet"),
+            vec![
+                ("dt".into(), "2026-11-20".into()),
+                ("hour".into(), "%1中".into())
+            ]
+        );
+        // Random text over an alphabet of escapes, hex digits and
+        // multi-byte characters: never a panic; escaping round-trips.
+        let alphabet = ['%', '4', '1', 'a', 'F', '中', 'é', '😀', '/', '.', 'z'];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..2000 {
+            let mut v = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for k in 0..(x % 9) {
+                v.push(alphabet[((x >> (3 * k + 8)) % alphabet.len() as u64) as usize]);
+            }
+            let _ = unescape(&v);
+            if !v.is_empty() {
+                assert_eq!(unescape(&escape(Some(&v))), v, "{v:?}");
+            }
+        }
     }
 }

@@ -94,6 +94,7 @@ impl Default for Functions {
             }
             scalars.insert(f.name().to_string(), f);
         }
+        super::bounds::wrap(&mut scalars);
         let planners: Vec<Arc<dyn ExprPlanner>> = vec![
             Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
@@ -201,26 +202,26 @@ fn pos_in_message(msg: &str) -> Option<Pos> {
 /// Position just after the last non-blank character.
 fn end_of(text: &str) -> Pos {
     let t = text.trim_end();
-    let line = t.matches('\n').count() as u64 + 1;
-    let column = t.rfind('\n').map(|n| t.len() - n).unwrap_or(t.len() + 1) as u64;
-    Pos { line, column }
+    rule_file::pos_at(t, t.len())
 }
 
 /// Position of the first case-insensitive occurrence of `word` as a word.
 fn find_word(text: &str, word: &str) -> Option<Pos> {
+    word_at(text, word).map(|at| rule_file::pos_at(text, at))
+}
+
+/// Byte offset of the first case-insensitive occurrence of `word` as a word.
+fn word_at(text: &str, word: &str) -> Option<usize> {
     let lower = text.to_ascii_lowercase();
     let w = word.to_ascii_lowercase();
     let mut from = 0;
-    while let Some(i) = lower[from..].find(&w) {
+    while let Some(i) = lower.get(from..)?.find(&w) {
         let at = from + i;
         let before_ok = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
         let end = at + w.len();
         let after_ok = end >= lower.len() || !lower.as_bytes()[end].is_ascii_alphanumeric();
         if before_ok && after_ok {
-            let before = &text[..at];
-            let line = before.matches('\n').count() as u64 + 1;
-            let column = before.rfind('\n').map(|n| at - n).unwrap_or(at + 1) as u64;
-            return Some(Pos { line, column });
+            return Some(at);
         }
         from = end;
     }
@@ -326,6 +327,8 @@ pub fn compile(
         .map_err(|e| plan_error(e, sql, start, &err))?;
 
     let (proj_exprs, out_dfschema, predicate, scan_schema) = shape(&plan, sql, start, &err)?;
+    super::bounds::check_constants(proj_exprs.iter().chain(predicate.iter()), sql)
+        .map_err(|(pos, m)| err(pos, m))?;
 
     // Partition columns must be in the select list.
     let out_fields: Vec<Field> = out_dfschema
@@ -521,26 +524,9 @@ fn plan_input_schema(plan: &LogicalPlan) -> Option<DFSchema> {
 }
 
 fn second_select(sql: &str) -> Option<Pos> {
-    let first = sql.to_ascii_lowercase().find("select")?;
-    let rest = &sql[first + 6..];
-    let p = find_word(rest, "select")?;
-    let before = &sql[..first + 6];
-    let line_off = before.matches('\n').count() as u64;
-    if p.line == 1 {
-        let col0 = before
-            .rfind('\n')
-            .map(|n| first + 6 - n)
-            .unwrap_or(first + 7) as u64;
-        Some(Pos {
-            line: line_off + 1,
-            column: col0 + p.column - 1,
-        })
-    } else {
-        Some(Pos {
-            line: line_off + p.line,
-            column: p.column,
-        })
-    }
+    let after = sql.to_ascii_lowercase().find("select")? + "select".len();
+    let k = word_at(sql.get(after..)?, "select")?;
+    Some(rule_file::pos_at(sql, after + k))
 }
 
 use datafusion_common::tree_node::TreeNode;

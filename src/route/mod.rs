@@ -10,6 +10,7 @@
 //! rules. A rule whose WHERE is nothing but such pins, all satisfied by
 //! every row it is given, skips its predicate (see `index::Pins`).
 
+pub mod bounds;
 pub mod compile;
 mod index;
 pub mod isolate;

@@ -62,18 +62,25 @@ struct Scanner<'a> {
     i: usize,
 }
 
+/// The position of a byte offset of `text`, the column counted in
+/// characters. An offset past the end is the end; one inside a character
+/// is that character.
+pub fn pos_at(text: &str, byte: usize) -> Pos {
+    let mut byte = byte.min(text.len());
+    while !text.is_char_boundary(byte) {
+        byte -= 1;
+    }
+    let before = text.get(..byte).unwrap_or(text);
+    let line_start = before.rfind('\n').map(|n| n + 1).unwrap_or(0);
+    Pos {
+        line: before.matches('\n').count() as u64 + 1,
+        column: before.get(line_start..).unwrap_or("").chars().count() as u64 + 1,
+    }
+}
+
 impl<'a> Scanner<'a> {
     fn pos_at(&self, byte: usize) -> Pos {
-        let before = &self.text[..byte];
-        let line = before.matches('\n').count() as u64 + 1;
-        let col = before
-            .rfind('\n')
-            .map(|n| before[n + 1..].chars().count())
-            .unwrap_or(before.chars().count());
-        Pos {
-            line,
-            column: col as u64 + 1,
-        }
+        pos_at(self.text, byte)
     }
 
     fn skip_ws_and_comments(&mut self) {
@@ -153,6 +160,14 @@ pub fn parse_header(text: &str) -> Result<RuleHeader, HeaderError> {
     )?;
     s.expect_kw("TABLE", "TABLE after CREATE")?;
     let (table, table_pos) = s.ident("a table name")?;
+    if table.starts_with('_') {
+        return Err(HeaderError {
+            pos: table_pos,
+            message: format!(
+                "table name {table} starts with `_`: readers of the output (Hive, Spark, Trino, DataFusion) skip paths starting with `_` or `.`, so its files would be invisible, and `_errors` holds the rules' error rows; start the name with a letter"
+            ),
+        });
+    }
     let mut partition_by = Vec::new();
     let save = s.i;
     match s.word() {
@@ -160,7 +175,17 @@ pub fn parse_header(text: &str) -> Result<RuleHeader, HeaderError> {
             s.expect_kw("BY", "BY after PARTITIONED")?;
             s.expect_kw("(", "( after PARTITIONED BY")?;
             loop {
-                partition_by.push(s.ident("a partition column name")?);
+                let (col, pos) = s.ident("a partition column name")?;
+                if col.starts_with('_') {
+                    return Err(HeaderError {
+                        pos,
+                        message: format!(
+                            "partition column {col} starts with `_`: its directories `{col}=...` would be hidden from readers of the output, which skip paths starting with `_` or `.`; name it without the `_` in the select list and here (`... AS {}`)",
+                            col.trim_start_matches('_')
+                        ),
+                    });
+                }
+                partition_by.push((col, pos));
                 match s.word() {
                     Some((_, ",")) => continue,
                     Some((_, ")")) => break,
@@ -267,5 +292,54 @@ mod tests {
         assert_eq!(e.pos, Pos { line: 1, column: 1 });
         let e = parse_header("CREATE TABLE t SELECT 1").unwrap_err();
         assert!(e.message.contains("expected AS"), "{}", e.message);
+    }
+
+    #[test]
+    fn names_that_readers_would_hide_are_refused() {
+        for (text, pos, what) in [
+            (
+                "CREATE TABLE _errors AS SELECT 1",
+                (1, 14),
+                "table name _errors starts with `_`",
+            ),
+            (
+                "-- 错误\nCREATE TABLE\n  `_x` AS SELECT 1",
+                (3, 3),
+                "table name _x starts with `_`",
+            ),
+            (
+                "CREATE TABLE t PARTITIONED BY (dt, _h) AS SELECT 1",
+                (1, 36),
+                "partition column _h starts with `_`",
+            ),
+        ] {
+            let e = parse_header(text).unwrap_err();
+            assert_eq!((e.pos.line, e.pos.column), pos, "{text}: {}", e.message);
+            assert!(e.message.contains(what), "{text}: {}", e.message);
+            assert!(
+                e.message.contains("skip paths starting with `_` or `.`"),
+                "{}",
+                e.message
+            );
+        }
+        assert!(parse_header("CREATE TABLE t_1 PARTITIONED BY (d_t) AS SELECT 1").is_ok());
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        let text = "-- 中文\nCREATE TABLE 表 AS SELECT 1";
+        let e = parse_header(text).unwrap_err();
+        assert_eq!(
+            e.pos,
+            Pos {
+                line: 2,
+                column: 14
+            },
+            "{}",
+            e.message
+        );
+        assert_eq!(pos_at("中é\nab", 5), Pos { line: 1, column: 3 });
+        assert_eq!(pos_at("中é\nab", 1), Pos { line: 1, column: 1 });
+        assert_eq!(pos_at("中é\nab", 99), Pos { line: 2, column: 3 });
     }
 }

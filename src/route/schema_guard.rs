@@ -94,8 +94,11 @@ fn column_pos(sql: &str, column: &str) -> Pos {
     let mut from = start;
     while let Some(at) = word_offset(sql, column, from) {
         first.get_or_insert(at);
+        // `get`, not slicing: the text before the name may end in a
+        // multi-byte character (a comment in Chinese, say).
         let before = sql[..at].trim_end();
-        if before.len() >= 2 && before[before.len() - 2..].eq_ignore_ascii_case("as") {
+        let tail = before.len().checked_sub(2).and_then(|i| before.get(i..));
+        if tail.is_some_and(|t| t.eq_ignore_ascii_case("as")) {
             aliased = Some(at);
             break;
         }
@@ -184,6 +187,42 @@ mod tests {
         assert!(check(&set(dropped), &existing).is_empty());
         // A table never written has nothing to protect.
         assert!(check(&set(added), &BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn multi_byte_text_before_the_column_is_located_not_a_panic() {
+        // Recorded as a string; the new rule, with a Chinese comment right
+        // before the name, makes it a BIGINT again.
+        let existing = recorded(
+            "CREATE TABLE t PARTITIONED BY (dt)\nAS SELECT CAST(user_id AS VARCHAR) AS user_id, dt FROM ods_events;\n",
+        );
+        let new = "CREATE TABLE t PARTITIONED BY (dt)\nAS SELECT -- 用户编号\n  user_id, /* 日期 */ dt FROM ods_events;\n";
+        let e = check(&set(new), &existing);
+        assert_eq!(e.len(), 1, "{e:?}");
+        let e = e[0].to_string();
+        assert!(
+            e.starts_with("rules/t.sql:3:3: column user_id of table t would change type from Utf8View to Int64;"),
+            "{e}"
+        );
+        // The position itself, on text ending in a multi-byte character.
+        assert_eq!(
+            column_pos("select 中 x", "x"),
+            Pos {
+                line: 1,
+                column: 10
+            }
+        );
+        assert_eq!(
+            column_pos("select 中as x", "x"),
+            Pos {
+                line: 1,
+                column: 12
+            }
+        );
+        assert_eq!(
+            column_pos("select y as\n中 x", "x"),
+            Pos { line: 2, column: 3 }
+        );
     }
 
     #[test]

@@ -121,6 +121,21 @@ fn syntax_error_is_located() {
 }
 
 #[test]
+fn positions_after_multi_byte_text_count_characters() {
+    let e = refused(
+        "CREATE TABLE t AS SELECT event_id FROM ods_events\nWHERE '中文中文' = mid AND mid IN (SELECT mid FROM ods_events)",
+    );
+    assert!(
+        e.starts_with("r.sql:2:32: subqueries are not allowed"),
+        "{e}"
+    );
+    let e = refused(
+        "CREATE TABLE t\nAS SELECT '中文' AS c, event_id FROM ods_events ORDER BY event_id",
+    );
+    assert!(e.starts_with("r.sql:2:47: ORDER BY is not allowed"), "{e}");
+}
+
+#[test]
 fn duplicate_tables_are_refused() {
     let files = rule_files(&[
         ("a.sql", "CREATE TABLE t AS SELECT event_id FROM ods_events"),

@@ -50,7 +50,7 @@ pub enum RulesCliError {
     #[error("cannot read {}: {message}", path.display())]
     Input { path: PathBuf, message: String },
     #[error(
-        "no source schema to compile the rules against: no readable state or source file, and no {}; pass --input FILE or declare the columns there",
+        "no source schema to compile the rules against: no readable state or source file, and no {}; declare the source columns there (`rules test` also takes --input FILE)",
         .0.display()
     )]
     NoSchema(PathBuf),
@@ -100,6 +100,35 @@ pub struct ResolvedSchema {
     pub origin: String,
     /// Why earlier candidates were skipped.
     pub notes: Vec<String>,
+    /// It is `tests/_source.toml`'s, which may list dimension columns (see
+    /// [`for_enrichment`]).
+    pub declared: bool,
+}
+
+/// The source schema the dimensions are joined onto. A declared schema
+/// may list the dimensions' columns (rule tests set them as input
+/// columns); the daemon's rows get them from the join, so they go.
+pub fn for_enrichment(cfg: &Config, resolved: ResolvedSchema) -> SourceSchema {
+    let schema = resolved.schema;
+    if !resolved.declared {
+        return schema;
+    }
+    let added: Vec<&str> = cfg
+        .dimensions
+        .iter()
+        .flat_map(|d| d.columns.iter().map(|c| c.to.as_str()))
+        .collect();
+    let file: Vec<arrow::datatypes::FieldRef> = schema
+        .file
+        .fields()
+        .iter()
+        .filter(|f| !added.contains(&f.name().as_str()))
+        .cloned()
+        .collect();
+    SourceSchema::new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(file)),
+        schema.partition_columns,
+    )
 }
 
 /// Opens the state read-only-in-spirit when it exists and no daemon holds
@@ -212,7 +241,20 @@ pub(crate) fn source_schema_without_input(
             None
         }
     };
-    if let Some(st) = &state {
+    resolve_source_schema(cfg, state.as_ref(), notes, handle)
+}
+
+/// The source schema without a sample file, first found wins (see the
+/// module doc), given the state the caller opened (`sluice check` keeps it
+/// open to read the table schemas too). `notes` says why candidates before
+/// the one used were skipped.
+pub fn resolve_source_schema(
+    cfg: &Config,
+    state: Option<&StateStore>,
+    mut notes: Vec<String>,
+    handle: &Handle,
+) -> Result<ResolvedSchema, RulesCliError> {
+    if let Some(st) = state {
         match st.schema() {
             Ok(Some(json)) => match SourceSchema::from_json(&json) {
                 Ok(schema) => {
@@ -220,6 +262,7 @@ pub(crate) fn source_schema_without_input(
                         schema,
                         origin: format!("the state in {}", shown(&cfg.state_dir)),
                         notes,
+                        declared: false,
                     });
                 }
                 Err(e) => notes.push(format!("stored schema not used: {e}")),
@@ -228,7 +271,6 @@ pub(crate) fn source_schema_without_input(
             Err(e) => notes.push(format!("stored schema not used: {e}")),
         }
     }
-    drop(state);
     if cfg.source.root.is_dir() {
         let found = crate::pipeline::local_store(&cfg.source.root, false)
             .and_then(|store| crate::pipeline::source_schema(cfg, None, false, &store, handle));
@@ -238,6 +280,7 @@ pub(crate) fn source_schema_without_input(
                     schema,
                     origin: format!("the first source file under {}", shown(&cfg.source.root)),
                     notes,
+                    declared: false,
                 });
             }
             Ok(None) => notes.push(format!(
@@ -246,6 +289,8 @@ pub(crate) fn source_schema_without_input(
             )),
             Err(e) => notes.push(format!("source not used: {e}")),
         }
+    } else {
+        notes.push(format!("no source folder {}", cfg.source.root.display()));
     }
     let declared = cfg.rules_dir.join(TESTS_DIR).join(DECLARED_SCHEMA);
     if declared.is_file() {
@@ -258,6 +303,7 @@ pub(crate) fn source_schema_without_input(
             schema,
             origin: shown(&declared),
             notes,
+            declared: true,
         });
     }
     Err(RulesCliError::NoSchema(declared))

@@ -140,3 +140,53 @@ fn sigterm_takes_a_final_checkpoint_and_exits_zero() {
     let out = env.run_once();
     assert!(String::from_utf8_lossy(&out.stderr).contains("files_taken=0"));
 }
+
+/// The binary these tests kill has crash points (the `crash-points`
+/// feature, turned on for test builds): a phase it does not know is refused
+/// with exit 70 before anything runs. Without the feature the variable
+/// would be ignored and every crash test above would pass without crashing.
+#[test]
+fn the_spawned_binary_has_crash_points() {
+    let out = std::process::Command::new(bin())
+        .arg("functions")
+        .env("SLUICE_CRASH_AT", "no_such_phase")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{err}");
+    assert!(err.contains("no_such_phase is not a crash point"), "{err}");
+}
+
+/// `cargo build` (no dev-dependencies) resolves sluice without the
+/// `crash-points` feature, and `cargo test` with it: `cargo tree` shows the
+/// features each resolution turns on.
+#[test]
+fn only_test_builds_turn_on_crash_points() {
+    let features = |edges: &str| {
+        let out = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"))
+            .args([
+                "tree",
+                "--offline",
+                "--locked",
+                "-p",
+                "sluice",
+                "--depth",
+                "0",
+            ])
+            .args(["-e", edges, "-f", "{p} [{f}]"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && text.starts_with("sluice v"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let plain = features("normal,build");
+    assert!(!plain.contains("crash-points"), "{plain}");
+    let test = features("normal,build,dev");
+    assert!(test.contains("crash-points"), "{test}");
+}

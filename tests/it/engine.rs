@@ -1,9 +1,82 @@
 //! The output is readable by another engine: Apache DataFusion (its Python
-//! package, installed by .ci/run) registers a table as a Hive-partitioned
-//! listing table and must see the same counts and partition values.
+//! package) registers a table as a Hive-partitioned listing table and must
+//! see the same counts and partition values. The test brings its own
+//! Python environment (see [`python_with_datafusion`]), so `cargo test`
+//! needs nothing but `python3` and a way to PyPI the first time.
 
 use crate::support::*;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Whether `python` imports DataFusion's and Arrow's packages.
+fn has_datafusion(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import datafusion, pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `cmd`; its output when it fails.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// A Python with `datafusion` and `pyarrow`: a virtual environment of the
+/// tests' own, `<target dir>/python-datafusion`, made with `python3 -m
+/// venv` and filled with `pip install datafusion pyarrow` the first time,
+/// reused after. A lock file keeps two test processes from building it at
+/// once. Falls back to `python3` itself when that has both packages and
+/// the environment cannot be built (offline).
+fn python_with_datafusion() -> PathBuf {
+    // <target>/debug/sluice -> <target>
+    let bin = Path::new(bin());
+    let target = bin
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("no target dir above {}", bin.display()));
+    let venv = target.join("python-datafusion");
+    let python = venv.join("bin").join("python");
+    let lock = std::fs::File::create(target.join("python-datafusion.lock")).unwrap();
+    lock.lock().unwrap();
+    if has_datafusion(&python) {
+        return python;
+    }
+    let built = (|| {
+        let _ = std::fs::remove_dir_all(&venv);
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "datafusion",
+            "pyarrow",
+        ]))
+    })();
+    match built {
+        Ok(()) if has_datafusion(&python) => python,
+        _ if has_datafusion(Path::new("python3")) => PathBuf::from("python3"),
+        Ok(()) => panic!(
+            "pip installed datafusion and pyarrow into {}, but they do not import",
+            venv.display()
+        ),
+        Err(e) => panic!(
+            "cannot build the Python environment of this test in {}: {e}",
+            venv.display()
+        ),
+    }
+}
 
 #[test]
 fn datafusion_reads_a_table_as_a_hive_partitioned_listing_table() {
@@ -26,15 +99,15 @@ for p in parts: print("PART", p["dt"], p["hour"], p["n"])
 "#,
         env.sink().join("t_click").display()
     );
-    let out = Command::new("python3")
+    let out = Command::new(python_with_datafusion())
         .arg("-c")
         .arg(&script)
         .output()
-        .expect("python3");
+        .expect("python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "python datafusion failed (is `pip install datafusion pyarrow` done? .ci/run does it):\n{}",
+        "python datafusion failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(&format!("TOTAL {want_click}")), "{stdout}");

@@ -16,4 +16,5 @@ mod partition_commit_crash;
 mod quarantine;
 mod receiver;
 mod rules;
+mod rules_input;
 mod support;
