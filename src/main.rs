@@ -39,6 +39,11 @@ enum Cmd {
         /// Process every file visible now, commit, and exit.
         #[arg(long)]
         once: bool,
+        /// Start even though the state has never committed anything and
+        /// the sink already holds output: every visible source file is
+        /// read again and its rows are added beside the existing ones.
+        #[arg(long)]
+        allow_existing_output: bool,
     },
     /// Validate the config and every rule; exit 2 on any error.
     Check {
@@ -215,7 +220,17 @@ fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Run { config, once } => cmd_run(&config, once),
+        Cmd::Run {
+            config,
+            once,
+            allow_existing_output,
+        } => cmd_run(
+            &config,
+            once,
+            &pipeline::RunOptions {
+                allow_existing_output,
+            },
+        ),
         Cmd::Check { config } => cmd_check(&config),
         Cmd::Demo {
             dir,
@@ -305,7 +320,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the I/O runtime")
 }
 
-fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
+fn cmd_run(config: &Path, once: bool, opts: &pipeline::RunOptions) -> Result<ExitCode> {
     let cfg = match load_config(config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -362,7 +377,7 @@ fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
         });
         RunMode::Daemon { shutdown, reload }
     };
-    match pipeline::run(&cfg, mode, metrics, rt.handle().clone()) {
+    match pipeline::run_with(&cfg, mode, opts, metrics, rt.handle().clone()) {
         Ok(s) => {
             tracing::info!(
                 epochs = s.epochs,
@@ -376,6 +391,10 @@ fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
         }
         Err(pipeline::PipelineError::Rules(msg)) => {
             eprintln!("error: rules refused:\n{msg}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e @ pipeline::PipelineError::ExistingOutput { .. }) => {
+            eprintln!("error: {e}");
             Ok(ExitCode::from(2))
         }
         Err(e) => Err(e).context("pipeline failed"),
@@ -628,6 +647,7 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
         wm.map(|w| w.to_string()).unwrap_or_else(|| "none".into())
     );
     println!("next epoch: {}", state.next_epoch()?);
+    println!("state id: {} (in output file names)", state.state_id()?);
     let mut by_status = std::collections::BTreeMap::new();
     for r in files.values() {
         let k = match &r.status {

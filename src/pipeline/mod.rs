@@ -20,8 +20,10 @@ mod reader;
 mod startup;
 mod writer;
 
-pub use coordinator::{RunMode, RunSummary, run};
-pub use startup::{local_store, recover, source_schema, taken_of};
+pub use coordinator::{RunMode, RunSummary, run, run_with};
+pub use startup::{
+    ExistingOutput, RunOptions, existing_output, local_store, recover, source_schema, taken_of,
+};
 
 use crate::checkpoint::StateError;
 use crate::discover::DiscoverError;
@@ -48,4 +50,17 @@ pub enum PipelineError {
     Store { root: String, message: String },
     #[error("a pipeline thread stopped unexpectedly: {0}")]
     Thread(String),
+    #[error(
+        "the state at {state_dir} has never committed anything, but the sink {sink_root} already holds {files} output file(s) in {table_count} table(s): {tables}\n\
+         starting here would read every visible source file again and add its rows a second time next to the existing ones (nothing existing is overwritten)\n\
+         if this deployment's state was lost or replaced, restore it with `sluice state import`; for a new output, point sink.root elsewhere; \
+         to write beside the existing files anyway, run again with --allow-existing-output"
+    )]
+    ExistingOutput {
+        state_dir: String,
+        sink_root: String,
+        files: u64,
+        table_count: usize,
+        tables: String,
+    },
 }

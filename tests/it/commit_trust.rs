@@ -1,0 +1,95 @@
+//! Committed output is never overwritten or doubled by operator actions, odd
+//! partition values or a commit that cannot succeed: a wiped state is
+//! refused over existing output, a partly committed quarantined file
+//! resumes where it stopped, long partition values get bounded directory
+//! names, and an epoch that can never commit is resolved explicitly.
+
+use crate::support::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every file under the sink outside its staging folder: path -> bytes.
+fn sink_snapshot(sink: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![sink.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap() == ".sluice-staging" {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn run_args(env: &Env, extra: &[&str]) -> std::process::Output {
+    let cfg = env.config();
+    let mut args = vec!["run", "--config", cfg.to_str().unwrap(), "--once"];
+    args.extend_from_slice(extra);
+    env.cmd(&args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn a_wiped_state_over_existing_output_is_refused_and_nothing_is_overwritten() {
+    let mut env = Env::new("");
+    for h in 0..3 {
+        env.add_file(h, 1500);
+    }
+    let first = env.run_once();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let before = sink_snapshot(&env.sink());
+    assert!(before.len() > 5, "{}", before.len());
+    let want = expected_tables(&env.ods(), &[]);
+
+    // The state is lost; the sink is not.
+    std::fs::remove_dir_all(env.path().join("state")).unwrap();
+    let out = env.run_once();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let tables = std::fs::read_dir(env.sink()).unwrap().count() - 1; // and staging
+    for what in [
+        "has never committed anything",
+        &format!(
+            "already holds {} output file(s) in {tables} table(s)",
+            before.len()
+        ),
+        "t_click",
+        "read every visible source file again",
+        "nothing existing is overwritten",
+        "sluice state import",
+        "point sink.root elsewhere",
+        "--allow-existing-output",
+    ] {
+        assert!(stderr.contains(what), "{what:?} not in:\n{stderr}");
+    }
+    assert_eq!(sink_snapshot(&env.sink()), before, "the refused run wrote");
+    // Refused again: nothing about the state changed that.
+    assert_eq!(env.run_once().status.code(), Some(2));
+
+    // The operator decides to write beside the existing files.
+    let out = run_args(&env, &["--allow-existing-output"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after = sink_snapshot(&env.sink());
+    for (p, bytes) in &before {
+        assert_eq!(after.get(p), Some(bytes), "{} changed", p.display());
+    }
+    assert!(after.len() > before.len());
+    // Every row is there twice now, as the refusal said.
+    let actual = actual_tables(&env.sink());
+    for (table, ids) in &want {
+        for id in ids.keys() {
+            assert_eq!(actual[table].get(id), Some(&2), "{table} {id}");
+        }
+    }
+}
+
