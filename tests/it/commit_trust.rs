@@ -93,3 +93,38 @@ fn a_wiped_state_over_existing_output_is_refused_and_nothing_is_overwritten() {
     }
 }
 
+
+#[test]
+fn long_partition_values_land_in_bounded_directories_with_every_row() {
+    let mut env = Env::new("");
+    std::fs::write(
+        env.path().join("rules/t_long.sql"),
+        "CREATE TABLE t_long PARTITIONED BY (k)\nAS SELECT event_id, concat(repeat('x', 300), event_type) AS k FROM ods_events\nWHERE event_type = 'click';\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path().join("rules/t_cjk.sql"),
+        "CREATE TABLE t_cjk PARTITIONED BY (k)\nAS SELECT event_id, concat(repeat('分区', 60), event_type) AS k FROM ods_events\nWHERE event_type = 'click';\n",
+    )
+    .unwrap();
+    env.add_file(0, 1500);
+    env.add_file(1, 1500);
+    let out = env.run_once();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let actual = actual_tables(&env.sink());
+    let want = expected_tables(&env.ods(), &[]);
+    for table in ["t_long", "t_cjk"] {
+        let dirs: Vec<String> = std::fs::read_dir(env.sink().join(table))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(dirs.len(), 1, "{table}: {dirs:?}");
+        for d in &dirs {
+            assert!(d.len() <= 128, "{table}: {} bytes: {d}", d.len());
+            assert!(d.starts_with("k="), "{d}");
+        }
+        // Every click, once.
+        assert_eq!(actual[table], want["t_click"], "{table}");
+    }
+}
+
