@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod bench;
 mod ops_cli;
+mod repair_cli;
 
 #[derive(Parser)]
 #[command(
@@ -131,6 +132,10 @@ enum QuarantineCmd {
         /// Every quarantined file.
         #[arg(long)]
         all: bool,
+        /// Read a file from its first row even though rows from it are
+        /// already committed (it changed since): those rows land twice.
+        #[arg(long)]
+        reread: bool,
         /// Paths as `sluice state show` prints them.
         files: Vec<String>,
     },
@@ -273,9 +278,17 @@ fn main() -> ExitCode {
         Cmd::State {
             cmd:
                 StateCmd::Quarantine {
-                    cmd: QuarantineCmd::Retry { config, all, files },
+                    cmd:
+                        QuarantineCmd::Retry {
+                            config,
+                            all,
+                            reread,
+                            files,
+                        },
                 },
-        } => cmd_quarantine_retry(&config, all, &files),
+        } => with_config(&config, |cfg| {
+            repair_cli::cmd_quarantine_retry(cfg, all, &files, reread)
+        }),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Functions => {
             for (name, sig, doc) in sluice_udf::docs() {
@@ -693,74 +706,5 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
             println!("quarantined {p}: {reason}");
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_quarantine_retry(config: &Path, all: bool, files: &[String]) -> Result<ExitCode> {
-    use sluice::checkpoint::FileStatus;
-    let cfg = match load_config(config) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    if all != files.is_empty() {
-        eprintln!("error: name the files to retry, or pass --all (not both)");
-        return Ok(ExitCode::from(2));
-    }
-    let state = sluice::checkpoint::StateStore::open(&cfg.state_dir)
-        .context("opening state (is the daemon running? stop it first)")?;
-    let rt = runtime()?;
-    let source = pipeline::local_store(&cfg.source.root, false)?;
-    let recs = state.files()?;
-    let targets: Vec<String> = if all {
-        recs.iter()
-            .filter(|(_, r)| matches!(r.status, FileStatus::Quarantined { .. }))
-            .map(|(p, _)| p.clone())
-            .collect()
-    } else {
-        files.to_vec()
-    };
-    let mut released = 0;
-    for path in &targets {
-        let Some(rec) = recs.get(path) else {
-            eprintln!("error: {path} is not in the state (see `sluice state show`)");
-            return Ok(ExitCode::from(2));
-        };
-        if !matches!(rec.status, FileStatus::Quarantined { .. }) {
-            eprintln!("error: {path} is not quarantined");
-            return Ok(ExitCode::from(2));
-        }
-        let mut rec = rec.clone();
-        let loc =
-            object_store::path::Path::parse(path).with_context(|| format!("bad path {path}"))?;
-        let head =
-            rt.block_on(async { object_store::ObjectStoreExt::head(source.as_ref(), &loc).await });
-        match head {
-            Ok(meta) => {
-                let mtime = meta.last_modified.timestamp_millis();
-                if meta.size != rec.size || mtime != rec.mtime_ms {
-                    println!(
-                        "{path}: changed since it was quarantined; it will be read from the start"
-                    );
-                    rec.size = meta.size;
-                    rec.mtime_ms = mtime;
-                    rec.splits.clear();
-                } else if rec.rows_committed() > 0 {
-                    println!(
-                        "{path}: resumes after the {} rows already committed",
-                        rec.rows_committed()
-                    );
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {path}: {e}");
-                return Ok(ExitCode::from(1));
-            }
-        }
-        rec.status = FileStatus::Active;
-        rec.changed_reported = false;
-        state.put_file(path, &rec)?;
-        released += 1;
-    }
-    println!("{released} file(s) released from quarantine; the next `sluice run` reads them");
     Ok(ExitCode::SUCCESS)
 }

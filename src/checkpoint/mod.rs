@@ -23,10 +23,12 @@
 //! be swapped.
 //!
 //! [`tools`] holds the operator tools that work on a stopped daemon's state
-//! (rewind, export, import); [`identity`] the state id and whether the
-//! state has ever committed anything.
+//! (rewind, export, import); [`retry`] the plan for releasing quarantined
+//! files; [`identity`] the state id and whether the state has ever
+//! committed anything.
 
 pub mod identity;
+pub mod retry;
 pub mod tools;
 
 use serde::{Deserialize, Serialize};

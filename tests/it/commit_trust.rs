@@ -93,6 +93,145 @@ fn a_wiped_state_over_existing_output_is_refused_and_nothing_is_overwritten() {
     }
 }
 
+/// Overwrites the column chunks of the file's last row group in place
+/// (same size, footer intact): reading that row group fails.
+fn corrupt_last_row_group(f: &Path) -> Vec<u8> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let good = std::fs::read(f).unwrap();
+    let r = SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap();
+    let meta = r.metadata();
+    assert!(meta.num_row_groups() >= 4, "{}", meta.num_row_groups());
+    let last = meta.row_group(meta.num_row_groups() - 1);
+    let mut bad = good.clone();
+    for c in last.columns() {
+        let (start, len) = c.byte_range();
+        for b in &mut bad[start as usize..(start + len) as usize] {
+            *b = 0;
+        }
+    }
+    std::fs::write(f, &bad).unwrap();
+    good
+}
+
+fn set_mtime(f: &Path, t: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(f)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// A file whose last row group cannot be read: its other splits commit,
+/// then it is quarantined. Returns (file, its good bytes, its mtime as taken).
+fn partly_committed_quarantine(env: &mut Env) -> (PathBuf, Vec<u8>, std::time::SystemTime) {
+    env.add_file(0, 1000);
+    let f = env.add_file(1, 4000);
+    let good = corrupt_last_row_group(&f);
+    let taken = std::fs::metadata(&f).unwrap().modified().unwrap();
+    let out = env.run_once();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("files_quarantined=1"), "{stderr}");
+    assert!(env.state_show().contains("quarantined dt="));
+    // Some of its rows are committed already.
+    let actual = actual_tables(&env.sink());
+    let all_rows: usize = actual["t_all"].len();
+    assert!(all_rows > 1000 && all_rows < 5000, "{all_rows}");
+    (f, good, taken)
+}
+
+fn retry(env: &Env, extra: &[&str]) -> std::process::Output {
+    let cfg = env.config();
+    let mut args = vec![
+        "state",
+        "quarantine",
+        "retry",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--all",
+    ];
+    args.extend_from_slice(extra);
+    env.cmd(&args).output().unwrap()
+}
+
+#[test]
+fn a_partly_committed_quarantined_file_resumes_and_every_row_lands_once() {
+    let mut env = Env::new("");
+    let (f, good, taken) = partly_committed_quarantine(&mut env);
+    // The read error was transient: the file is back as it was taken.
+    std::fs::write(&f, &good).unwrap();
+    set_mtime(&f, taken);
+    let out = retry(&env, &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("unchanged; resumes at its recorded offsets"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(": 0 row(s) already committed"), "{stdout}");
+    assert!(stdout.contains("1 file(s) released"), "{stdout}");
+    let out = env.run_once();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let diffs = diff_tables(
+        &expected_tables(&env.ods(), &[]),
+        &actual_tables(&env.sink()),
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+/// The number just before `marker` in `s`.
+fn number_before(s: &str, marker: &str) -> u64 {
+    let head = &s[..s
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in {s}"))];
+    let digits: String = head
+        .chars()
+        .rev()
+        .skip_while(|c| c.is_whitespace())
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.chars().rev().collect::<String>().parse().unwrap()
+}
+
+#[test]
+fn a_changed_partly_committed_file_is_reread_only_when_asked() {
+    let mut env = Env::new("");
+    let (f, good, _) = partly_committed_quarantine(&mut env);
+    // The producer rewrote it: same rows, a new mtime.
+    std::fs::write(&f, &good).unwrap();
+    set_mtime(&f, std::time::SystemTime::now());
+    let out = retry(&env, &[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("changed since it was quarantined"),
+        "{stdout}"
+    );
+    let committed = number_before(&stdout, "row(s) from it are already committed");
+    assert!(committed > 0, "{stdout}");
+    assert!(stderr.contains("nothing released") && stderr.contains("--reread"));
+    assert!(
+        env.state_show().contains("quarantined dt="),
+        "released anyway"
+    );
+
+    let out = retry(&env, &["--reread"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "the {committed} row(s) already committed from it land in the output a second time"
+        )),
+        "{stdout}"
+    );
+    assert!(env.run_once().status.success());
+    // Exactly the rows it said are doubled; every other row is there once.
+    let all = &actual_tables(&env.sink())["t_all"];
+    assert_eq!(all.values().filter(|n| **n == 2).count() as u64, committed);
+    assert!(all.values().all(|n| *n <= 2));
+    assert_eq!(all.len(), 5000);
+}
 
 #[test]
 fn long_partition_values_land_in_bounded_directories_with_every_row() {
