@@ -174,6 +174,16 @@ enum StateCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// An epoch that cannot commit (recovery fails on it at every start):
+    /// list its files and what is wrong with each, commit what can be, say
+    /// which rows are left out, ask, and mark it committed.
+    ResolveEpoch {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Do not ask (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Load a dump written by `state export` into state.dir (must be empty).
     Import {
         #[arg(long, short)]
@@ -289,6 +299,9 @@ fn main() -> ExitCode {
         } => with_config(&config, |cfg| {
             repair_cli::cmd_quarantine_retry(cfg, all, &files, reread)
         }),
+        Cmd::State {
+            cmd: StateCmd::ResolveEpoch { config, yes },
+        } => with_config(&config, |cfg| repair_cli::cmd_resolve_epoch(cfg, yes)),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Functions => {
             for (name, sig, doc) in sluice_udf::docs() {

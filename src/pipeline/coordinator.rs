@@ -660,7 +660,8 @@ impl Coordinator {
         self.state.prepare(&prepare)?;
         crashpoint::hit("after_prepare");
         self.handle
-            .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))?;
+            .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))
+            .map_err(|source| PipelineError::Uncommittable { epoch, source })?;
         sink::commit::sync_local(Some(&self.cfg.sink.root))?;
         self.state.mark_committed(epoch, 20)?;
         if let Err(e) = sink::commit::drop_epoch_staging(Some(&self.cfg.sink.root), epoch) {

@@ -17,6 +17,7 @@
 mod coordinator;
 pub mod queue;
 mod reader;
+pub mod resolve;
 mod startup;
 mod writer;
 
@@ -50,6 +51,11 @@ pub enum PipelineError {
     Store { root: String, message: String },
     #[error("a pipeline thread stopped unexpectedly: {0}")]
     Thread(String),
+    #[error(
+        "epoch {epoch} is prepared but cannot be committed, and nothing else is read until it is: {source}\n\
+         stop the daemon and run `sluice state resolve-epoch --config <config>`: it lists the epoch's files with what is wrong with each and resolves it"
+    )]
+    Uncommittable { epoch: u64, source: SinkError },
     #[error(
         "the state at {state_dir} has never committed anything, but the sink {sink_root} already holds {files} output file(s) in {table_count} table(s): {tables}\n\
          starting here would read every visible source file again and add its rows a second time next to the existing ones (nothing existing is overwritten)\n\

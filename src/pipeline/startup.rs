@@ -57,7 +57,12 @@ pub fn recover(
                 files = e.files.len(),
                 "rolling forward a prepared epoch"
             );
-            handle.block_on(sink::commit::commit_files(sink, e.epoch, &e.files))?;
+            handle
+                .block_on(sink::commit::commit_files(sink, e.epoch, &e.files))
+                .map_err(|source| PipelineError::Uncommittable {
+                    epoch: e.epoch,
+                    source,
+                })?;
             crashpoint::hit("during_recovery");
             sink::commit::sync_local(sink_root)?;
             state.mark_committed(e.epoch, 20)?;

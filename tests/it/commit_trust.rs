@@ -267,3 +267,117 @@ fn long_partition_values_land_in_bounded_directories_with_every_row() {
     }
 }
 
+#[test]
+fn an_epoch_whose_staged_file_is_missing_is_resolved_and_the_pipeline_goes_on() {
+    let mut env = Env::new("");
+    env.add_file(0, 1500);
+    env.add_file(1, 1500);
+    // One checkpoint, when everything is read: its epoch has files.
+    let text_cfg = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(
+        env.config(),
+        text_cfg.replace(
+            "checkpoint_interval = \"300ms\"",
+            "checkpoint_interval = \"1h\"",
+        ),
+    )
+    .unwrap();
+    let cfg = env.config();
+    let cfg = cfg.to_str().unwrap();
+    // Dies after the first epoch is prepared, before any file is moved.
+    let out = env
+        .cmd(&["run", "--config", cfg, "--once"])
+        .env("SLUICE_CRASH_AT", "after_prepare")
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("crash point after_prepare reached"),
+        "{}",
+        text(&out.stderr)
+    );
+    // One staged file goes missing.
+    let staging = env.sink().join(".sluice-staging");
+    let epoch_dir = std::fs::read_dir(&staging)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut staged: Vec<PathBuf> = std::fs::read_dir(&epoch_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    staged.sort();
+    let lost = staged.first().unwrap().clone();
+    let lost_rows = {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let r = SerializedFileReader::new(std::fs::File::open(&lost).unwrap()).unwrap();
+        r.metadata().file_metadata().num_rows() as u64
+    };
+    std::fs::remove_file(&lost).unwrap();
+
+    // Every start fails on it, and says what to do.
+    for _ in 0..2 {
+        let out = env.run_once();
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("cannot be committed") && stderr.contains("sluice state resolve-epoch"),
+            "{stderr}"
+        );
+    }
+
+    // Without a terminal and without --yes it only shows.
+    let out = env
+        .cmd(&["state", "resolve-epoch", "--config", cfg])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("LEFT OUT"), "{stdout}");
+    assert!(
+        stdout.contains("staged file missing, final file absent"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{lost_rows} row(s): its staged file is missing")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("NOT read again"), "{stdout}");
+    // The failed starts moved the other files already, or this will.
+    assert!(
+        stdout.contains("  commit   ") || stdout.contains("  done     "),
+        "{stdout}"
+    );
+
+    let out = env
+        .cmd(&["state", "resolve-epoch", "--config", cfg, "--yes"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("committed:") && stdout.contains("1 left out"),
+        "{stdout}"
+    );
+
+    // The pipeline makes progress again: the rest of the input, and new files.
+    let out = env.run_once();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    env.add_file(2, 1000);
+    let out = env.run_once();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = expected_tables(&env.ods(), &[]);
+    let actual = actual_tables(&env.sink());
+    let mut missing = 0u64;
+    for (table, want) in &expected {
+        let got = actual.get(table).cloned().unwrap_or_default();
+        assert!(got.values().all(|n| *n == 1), "{table} has duplicates");
+        assert!(
+            got.keys().all(|k| want.contains_key(k)),
+            "{table} has extra rows"
+        );
+        missing += want.keys().filter(|k| !got.contains_key(*k)).count() as u64;
+    }
+    assert_eq!(missing, lost_rows, "only the lost file's rows are missing");
+}
