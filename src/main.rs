@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod bench;
 mod ops_cli;
+mod repair_cli;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,11 @@ enum Cmd {
         /// Process every file visible now, commit, and exit.
         #[arg(long)]
         once: bool,
+        /// Start even though the state has never committed anything and
+        /// the sink already holds output: every visible source file is
+        /// read again and its rows are added beside the existing ones.
+        #[arg(long)]
+        allow_existing_output: bool,
     },
     /// Validate the config and every rule; exit 2 on any error.
     Check {
@@ -126,6 +132,10 @@ enum QuarantineCmd {
         /// Every quarantined file.
         #[arg(long)]
         all: bool,
+        /// Read a file from its first row even though rows from it are
+        /// already committed (it changed since): those rows land twice.
+        #[arg(long)]
+        reread: bool,
         /// Paths as `sluice state show` prints them.
         files: Vec<String>,
     },
@@ -163,6 +173,16 @@ enum StateCmd {
         /// Write here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// An epoch that cannot commit (recovery fails on it at every start):
+    /// list its files and what is wrong with each, commit what can be, say
+    /// which rows are left out, ask, and mark it committed.
+    ResolveEpoch {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Do not ask (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Load a dump written by `state export` into state.dir (must be empty).
     Import {
@@ -216,7 +236,17 @@ fn main() -> ExitCode {
     sluice::crashpoint::init();
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Run { config, once } => cmd_run(&config, once),
+        Cmd::Run {
+            config,
+            once,
+            allow_existing_output,
+        } => cmd_run(
+            &config,
+            once,
+            &pipeline::RunOptions {
+                allow_existing_output,
+            },
+        ),
         Cmd::Check { config } => cmd_check(&config),
         Cmd::Demo {
             dir,
@@ -259,9 +289,20 @@ fn main() -> ExitCode {
         Cmd::State {
             cmd:
                 StateCmd::Quarantine {
-                    cmd: QuarantineCmd::Retry { config, all, files },
+                    cmd:
+                        QuarantineCmd::Retry {
+                            config,
+                            all,
+                            reread,
+                            files,
+                        },
                 },
-        } => cmd_quarantine_retry(&config, all, &files),
+        } => with_config(&config, |cfg| {
+            repair_cli::cmd_quarantine_retry(cfg, all, &files, reread)
+        }),
+        Cmd::State {
+            cmd: StateCmd::ResolveEpoch { config, yes },
+        } => with_config(&config, |cfg| repair_cli::cmd_resolve_epoch(cfg, yes)),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Functions => {
             for (name, sig, doc) in sluice_udf::docs() {
@@ -306,7 +347,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the I/O runtime")
 }
 
-fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
+fn cmd_run(config: &Path, once: bool, opts: &pipeline::RunOptions) -> Result<ExitCode> {
     let cfg = match load_config(config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -363,7 +404,7 @@ fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
         });
         RunMode::Daemon { shutdown, reload }
     };
-    match pipeline::run(&cfg, mode, metrics, rt.handle().clone()) {
+    match pipeline::run_with(&cfg, mode, opts, metrics, rt.handle().clone()) {
         Ok(s) => {
             tracing::info!(
                 epochs = s.epochs,
@@ -377,6 +418,10 @@ fn cmd_run(config: &Path, once: bool) -> Result<ExitCode> {
         }
         Err(pipeline::PipelineError::Rules(msg)) => {
             eprintln!("error: rules refused:\n{msg}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e @ pipeline::PipelineError::ExistingOutput { .. }) => {
+            eprintln!("error: {e}");
             Ok(ExitCode::from(2))
         }
         Err(e) => Err(e).context("pipeline failed"),
@@ -630,6 +675,7 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
         wm.map(|w| w.to_string()).unwrap_or_else(|| "none".into())
     );
     println!("next epoch: {}", state.next_epoch()?);
+    println!("state id: {} (in output file names)", state.state_id()?);
     let mut by_status = std::collections::BTreeMap::new();
     for r in files.values() {
         let k = match &r.status {
@@ -675,74 +721,5 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
             println!("quarantined {p}: {reason}");
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_quarantine_retry(config: &Path, all: bool, files: &[String]) -> Result<ExitCode> {
-    use sluice::checkpoint::FileStatus;
-    let cfg = match load_config(config) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    if all != files.is_empty() {
-        eprintln!("error: name the files to retry, or pass --all (not both)");
-        return Ok(ExitCode::from(2));
-    }
-    let state = sluice::checkpoint::StateStore::open(&cfg.state_dir)
-        .context("opening state (is the daemon running? stop it first)")?;
-    let rt = runtime()?;
-    let source = pipeline::local_store(&cfg.source.root, false)?;
-    let recs = state.files()?;
-    let targets: Vec<String> = if all {
-        recs.iter()
-            .filter(|(_, r)| matches!(r.status, FileStatus::Quarantined { .. }))
-            .map(|(p, _)| p.clone())
-            .collect()
-    } else {
-        files.to_vec()
-    };
-    let mut released = 0;
-    for path in &targets {
-        let Some(rec) = recs.get(path) else {
-            eprintln!("error: {path} is not in the state (see `sluice state show`)");
-            return Ok(ExitCode::from(2));
-        };
-        if !matches!(rec.status, FileStatus::Quarantined { .. }) {
-            eprintln!("error: {path} is not quarantined");
-            return Ok(ExitCode::from(2));
-        }
-        let mut rec = rec.clone();
-        let loc =
-            object_store::path::Path::parse(path).with_context(|| format!("bad path {path}"))?;
-        let head =
-            rt.block_on(async { object_store::ObjectStoreExt::head(source.as_ref(), &loc).await });
-        match head {
-            Ok(meta) => {
-                let mtime = meta.last_modified.timestamp_millis();
-                if meta.size != rec.size || mtime != rec.mtime_ms {
-                    println!(
-                        "{path}: changed since it was quarantined; it will be read from the start"
-                    );
-                    rec.size = meta.size;
-                    rec.mtime_ms = mtime;
-                    rec.splits.clear();
-                } else if rec.rows_committed() > 0 {
-                    println!(
-                        "{path}: resumes after the {} rows already committed",
-                        rec.rows_committed()
-                    );
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {path}: {e}");
-                return Ok(ExitCode::from(1));
-            }
-        }
-        rec.status = FileStatus::Active;
-        rec.changed_reported = false;
-        state.put_file(path, &rec)?;
-        released += 1;
-    }
-    println!("{released} file(s) released from quarantine; the next `sluice run` reads them");
     Ok(ExitCode::SUCCESS)
 }

@@ -20,14 +20,14 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// Opens the state of a stopped daemon; the lock error already says "stop
 /// the daemon first".
-fn open_state(cfg: &Config) -> Result<StateStore> {
+pub(crate) fn open_state(cfg: &Config) -> Result<StateStore> {
     if !cfg.state_dir.exists() {
         anyhow::bail!(
             "no state at {} (state.dir): nothing has run with this config",
@@ -125,7 +125,7 @@ fn split_offset(s: &str) -> (&str, i64) {
 }
 
 /// Asks on a terminal; `None` when there is no terminal to ask on.
-fn confirm(question: &str) -> Option<bool> {
+pub(crate) fn confirm(question: &str) -> Option<bool> {
     if !std::io::stdin().is_terminal() {
         return None;
     }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! meta:version        state format version (refuse newer)
+//! meta:state_id       random id of this state, in every output file name
 //! meta:next_epoch     the next epoch number to use
 //! meta:watermark      discovery watermark (ms since epoch, highest mtime taken)
 //! meta:schema         the source schema the rules were checked against
@@ -22,8 +23,12 @@
 //! be swapped.
 //!
 //! [`tools`] holds the operator tools that work on a stopped daemon's state
-//! (rewind, export, import).
+//! (rewind, export, import); [`retry`] the plan for releasing quarantined
+//! files; [`identity`] the state id and whether the state has ever
+//! committed anything.
 
+pub mod identity;
+pub mod retry;
 pub mod tools;
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +55,8 @@ pub enum StateError {
     TooNew { dir: String, found: u32 },
     #[error("corrupt state value under {key}: {message}")]
     Corrupt { key: String, message: String },
+    #[error("cannot make a random state id: {0}")]
+    Random(String),
 }
 
 /// What happened to a source file.
@@ -279,6 +286,7 @@ impl StateStore {
                 store.db.flush()?;
             }
         }
+        store.ensure_state_id()?;
         Ok(store)
     }
 

@@ -20,6 +20,7 @@
 //! and the offsets they cover are already in the records), so the caller
 //! rolls them forward first, as the next start would.
 
+use super::identity::K_STATE_ID;
 use super::{
     FileRecord, FileStatus, K_PRUNED_BELOW, K_VERSION, K_WATERMARK, STATE_VERSION, StateError,
     StateStore, decode, encode, file_key,
@@ -266,12 +267,17 @@ impl StateStore {
         }
     }
 
-    /// Keys other than the format version (a fresh state has none).
+    /// Keys other than the format version and the state id (a fresh state
+    /// has none).
     pub fn entries_besides_version(&self) -> usize {
         self.db
             .iter()
             .keys()
-            .filter(|k| k.as_ref().is_ok_and(|k| k.as_ref() != K_VERSION.as_bytes()))
+            .filter(|k| {
+                k.as_ref().is_ok_and(|k| {
+                    k.as_ref() != K_VERSION.as_bytes() && k.as_ref() != K_STATE_ID.as_bytes()
+                })
+            })
             .count()
     }
 }

@@ -1,6 +1,7 @@
 //! Hive-style `key=value` path segments: parsing source paths into partition
 //! values, and escaping output partition values so that no value, whatever
-//! the data holds, can leave its table's directory.
+//! the data holds, can leave its table's directory or make a directory name
+//! longer than [`MAX_SEGMENT_BYTES`] (see [`segment`]).
 
 /// The directory name Hive uses for NULL and empty partition values.
 pub const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
@@ -62,6 +63,44 @@ pub fn escape(value: Option<&str>) -> String {
         }
     }
     out
+}
+
+/// The longest output partition directory name (`key=value`, escaped) in
+/// bytes. Filesystems refuse names over 255 bytes; a longer name would make
+/// every commit of its epoch fail.
+pub const MAX_SEGMENT_BYTES: usize = 128;
+
+/// The output directory `key=value` of a partition value, escaped (see
+/// [`escape`]). When that is longer than [`MAX_SEGMENT_BYTES`], the escaped
+/// value is cut at a character boundary (never inside a `%XX` escape) and
+/// `~` plus 16 hex digits of a hash of the whole value are appended, so the
+/// name fits and distinct values keep distinct directories. The hash is
+/// `sluice_udf::hash`'s (fmix64 of FNV-1a 64 of the value's UTF-8 bytes):
+/// the same on every run, machine and version.
+pub fn segment(key: &str, value: Option<&str>) -> String {
+    let escaped = escape(value);
+    if key.len() + 1 + escaped.len() <= MAX_SEGMENT_BYTES {
+        return format!("{key}={escaped}");
+    }
+    let h = sluice_udf::hash::fmix64(sluice_udf::hash::fnv1a64(
+        value.unwrap_or_default().as_bytes(),
+    ));
+    let tail = format!("~{h:016x}");
+    let room = MAX_SEGMENT_BYTES.saturating_sub(key.len() + 1 + tail.len());
+    let mut prefix = String::with_capacity(room);
+    let mut chars = escaped.chars();
+    while let Some(c) = chars.next() {
+        let mut unit = String::from(c);
+        if c == '%' {
+            // `escape` writes `%` only as the start of a `%XX` escape.
+            unit.extend(chars.by_ref().take(2));
+        }
+        if prefix.len() + unit.len() > room {
+            break;
+        }
+        prefix.push_str(&unit);
+    }
+    format!("{key}={prefix}{tail}")
 }
 
 /// Reverses [`escape`] (and Hive's own escaping of source paths). A `%`
@@ -182,5 +221,41 @@ mod tests {
                 assert_eq!(unescape(&escape(Some(&v))), v, "{v:?}");
             }
         }
+    }
+
+    #[test]
+    fn long_values_get_a_bounded_stable_distinct_segment() {
+        assert_eq!(segment("dt", Some("2026-11-20")), "dt=2026-11-20");
+        assert_eq!(segment("k", None), format!("k={DEFAULT_PARTITION}"));
+        let exact = "v".repeat(MAX_SEGMENT_BYTES - 2);
+        assert_eq!(segment("k", Some(&exact)), format!("k={exact}"));
+        let cjk = "分区值".repeat(40); // 360 bytes
+        let slashes = "a/".repeat(150); // 450 bytes escaped
+        let long = "x".repeat(300);
+        let mut seen = std::collections::HashSet::new();
+        for v in [long.as_str(), &format!("{long}y"), &cjk, &slashes] {
+            let s = segment("key", Some(v));
+            assert!(s.len() <= MAX_SEGMENT_BYTES, "{} bytes: {s}", s.len());
+            assert!(s.len() > MAX_SEGMENT_BYTES - 4, "{s}");
+            assert_eq!(s, segment("key", Some(v)), "deterministic");
+            assert!(seen.insert(s.clone()), "two values share {s}");
+            assert!(!s.contains('/'), "{s}");
+            let (k, rest) = s.split_once('=').unwrap();
+            assert_eq!(k, "key");
+            let (prefix, hash) = rest.rsplit_once('~').unwrap();
+            assert_eq!(hash.len(), 16, "{s}");
+            // A prefix of the escaped value, cut between whole escapes and
+            // characters: it reads back as a prefix of the value.
+            assert!(escape(Some(v)).starts_with(prefix), "{s}");
+            assert!(v.starts_with(&unescape(prefix)), "{s}");
+        }
+        // Pinned: the name of a partition must not change across versions.
+        assert_eq!(
+            segment("key", Some(&long)).rsplit_once('~').unwrap().1,
+            format!(
+                "{:016x}",
+                sluice_udf::hash::fmix64(sluice_udf::hash::fnv1a64(long.as_bytes()))
+            )
+        );
     }
 }

@@ -5,7 +5,10 @@
 use super::PipelineError;
 use super::queue::{WorkItem, WorkQueue};
 use super::reader::{self, ReaderCtx, SplitInfo};
-use super::startup::{load_checked, local_store, now_ms, recover, source_schema, taken_of};
+use super::startup::{
+    RunOptions, load_checked, local_store, now_ms, recover, refuse_existing_output, source_schema,
+    taken_of,
+};
 use super::writer::{EpochReport, WriterCtx, WriterPool};
 use crate::checkpoint::{EpochState, FileRecord, FileStatus, Prepare, STATE_VERSION, StateStore};
 use crate::config::{Config, OlderThanLookback};
@@ -92,10 +95,21 @@ struct Coordinator {
     discovery: discovery::DiscoveryBook,
 }
 
-/// Runs the pipeline until `mode` says stop.
+/// Runs the pipeline until `mode` says stop, with default [`RunOptions`].
 pub fn run(
     cfg: &Config,
     mode: RunMode,
+    metrics: Arc<Metrics>,
+    handle: Handle,
+) -> Result<RunSummary, PipelineError> {
+    run_with(cfg, mode, &RunOptions::default(), metrics, handle)
+}
+
+/// Runs the pipeline until `mode` says stop.
+pub fn run_with(
+    cfg: &Config,
+    mode: RunMode,
+    opts: &RunOptions,
     metrics: Arc<Metrics>,
     handle: Handle,
 ) -> Result<RunSummary, PipelineError> {
@@ -113,6 +127,11 @@ pub fn run(
     });
     let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     let state = StateStore::open(&cfg.state_dir)?;
+    // Before recovery, which empties the staging folder: a state restored
+    // afterwards may still need what is staged there.
+    if !opts.allow_existing_output {
+        refuse_existing_output(cfg, &state, &sink, &handle)?;
+    }
     let recovered = recover(&state, &sink, Some(&cfg.sink.root), &handle)?;
     if let Some(e) = state
         .epochs()?
@@ -191,6 +210,7 @@ pub fn run(
         store: sink.clone(),
         handle: handle.clone(),
         settings: SinkSettings {
+            state_id: state.state_id()?,
             target_file_size: cfg.sink.target_file_size,
             row_group_rows: cfg.sink.row_group_rows,
             zstd_level: cfg.sink.zstd_level,
@@ -622,7 +642,8 @@ impl Coordinator {
         self.state.prepare(&prepare)?;
         crashpoint::hit("after_prepare");
         self.handle
-            .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))?;
+            .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))
+            .map_err(|source| PipelineError::Uncommittable { epoch, source })?;
         sink::commit::sync_local(Some(&self.cfg.sink.root))?;
         self.state.mark_committed(epoch, 20)?;
         if let Err(e) = sink::commit::drop_epoch_staging(Some(&self.cfg.sink.root), epoch) {

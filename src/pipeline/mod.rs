@@ -17,11 +17,14 @@
 mod coordinator;
 pub mod queue;
 mod reader;
+pub mod resolve;
 mod startup;
 mod writer;
 
-pub use coordinator::{RunMode, RunSummary, run};
-pub use startup::{local_store, recover, source_schema, taken_of};
+pub use coordinator::{RunMode, RunSummary, run, run_with};
+pub use startup::{
+    ExistingOutput, RunOptions, existing_output, local_store, recover, source_schema, taken_of,
+};
 
 use crate::checkpoint::StateError;
 use crate::discover::DiscoverError;
@@ -48,4 +51,22 @@ pub enum PipelineError {
     Store { root: String, message: String },
     #[error("a pipeline thread stopped unexpectedly: {0}")]
     Thread(String),
+    #[error(
+        "epoch {epoch} is prepared but cannot be committed, and nothing else is read until it is: {source}\n\
+         stop the daemon and run `sluice state resolve-epoch --config <config>`: it lists the epoch's files with what is wrong with each and resolves it"
+    )]
+    Uncommittable { epoch: u64, source: SinkError },
+    #[error(
+        "the state at {state_dir} has never committed anything, but the sink {sink_root} already holds {files} output file(s) in {table_count} table(s): {tables}\n\
+         starting here would read every visible source file again and add its rows a second time next to the existing ones (nothing existing is overwritten)\n\
+         if this deployment's state was lost or replaced, restore it with `sluice state import`; for a new output, point sink.root elsewhere; \
+         to write beside the existing files anyway, run again with --allow-existing-output"
+    )]
+    ExistingOutput {
+        state_dir: String,
+        sink_root: String,
+        files: u64,
+        table_count: usize,
+        tables: String,
+    },
 }

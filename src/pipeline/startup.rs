@@ -1,7 +1,8 @@
-//! Starting a run: opening stores, recovery (step 4 of the checkpoint
-//! protocol), finding the source schema, compiling the rules against what
-//! they will see, and the discovery view of the files in state. Used by
-//! the coordinator and by the commands that read state (`check`, `status`).
+//! Starting a run: opening stores, the refusal to start an empty state over
+//! existing output, recovery (step 4 of the checkpoint protocol), finding
+//! the source schema, compiling the rules against what they will see, and
+//! the discovery view of the files in state. Used by the coordinator and by
+//! the commands that read state (`check`, `status`).
 
 use super::PipelineError;
 use crate::checkpoint::{EpochState, FileRecord, StateStore};
@@ -56,7 +57,12 @@ pub fn recover(
                 files = e.files.len(),
                 "rolling forward a prepared epoch"
             );
-            handle.block_on(sink::commit::commit_files(sink, e.epoch, &e.files))?;
+            handle
+                .block_on(sink::commit::commit_files(sink, e.epoch, &e.files))
+                .map_err(|source| PipelineError::Uncommittable {
+                    epoch: e.epoch,
+                    source,
+                })?;
             crashpoint::hit("during_recovery");
             sink::commit::sync_local(sink_root)?;
             state.mark_committed(e.epoch, 20)?;
@@ -71,6 +77,88 @@ pub fn recover(
         );
     }
     Ok(n)
+}
+
+/// Operator decisions for one run (command-line flags, not config).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Start a state that has never committed anything even though the
+    /// sink already holds output (`sluice run --allow-existing-output`).
+    pub allow_existing_output: bool,
+}
+
+/// What a sink holds outside its staging folder: output files, and the
+/// tables (first path segment; `_errors/<table>` for error outputs) they
+/// are in.
+#[derive(Debug, Default)]
+pub struct ExistingOutput {
+    pub files: u64,
+    pub tables: std::collections::BTreeSet<String>,
+}
+
+/// Lists the sink's output files (everything outside the staging folder).
+pub fn existing_output(
+    sink: &Arc<dyn ObjectStore>,
+    handle: &Handle,
+) -> Result<ExistingOutput, PipelineError> {
+    use futures::TryStreamExt;
+    let listing: Vec<object_store::ObjectMeta> = handle
+        .block_on(sink.list(None).try_collect())
+        .map_err(|e| PipelineError::Store {
+            root: "sink".to_string(),
+            message: e.to_string(),
+        })?;
+    let mut out = ExistingOutput::default();
+    for o in &listing {
+        let path = o.location.to_string();
+        let mut segs = path.split('/');
+        let first = segs.next().unwrap_or_default();
+        if first == sink::STAGING_DIR {
+            continue;
+        }
+        out.files += 1;
+        let table = match (first, segs.next()) {
+            (crate::route::ERRORS_DIR, Some(t)) => format!("{first}/{t}"),
+            _ => first.to_string(),
+        };
+        out.tables.insert(table);
+    }
+    Ok(out)
+}
+
+/// Refuses to start a state that has never committed anything over a sink
+/// that already holds output: every visible source file would be read
+/// again and its rows added a second time beside the existing ones.
+pub(super) fn refuse_existing_output(
+    cfg: &Config,
+    state: &StateStore,
+    sink: &Arc<dyn ObjectStore>,
+    handle: &Handle,
+) -> Result<(), PipelineError> {
+    if !state.never_committed()? {
+        return Ok(());
+    }
+    let found = existing_output(sink, handle)?;
+    if found.files == 0 {
+        return Ok(());
+    }
+    const SHOWN: usize = 8;
+    let mut tables: Vec<&str> = found
+        .tables
+        .iter()
+        .map(String::as_str)
+        .take(SHOWN)
+        .collect();
+    if found.tables.len() > SHOWN {
+        tables.push("...");
+    }
+    Err(PipelineError::ExistingOutput {
+        state_dir: cfg.state_dir.display().to_string(),
+        sink_root: cfg.sink.root.display().to_string(),
+        files: found.files,
+        table_count: found.tables.len(),
+        tables: tables.join(", "),
+    })
 }
 
 /// Finds the source schema: from state, else from the first visible file

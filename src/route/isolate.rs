@@ -121,7 +121,7 @@ pub fn error_pieces(
             Some(_) => None,
             None => Some(today),
         };
-        format!("dt={}", hive::escape(v))
+        hive::segment("dt", v)
     })
 }
 

@@ -427,7 +427,7 @@ fn split_partitions(
                 } else {
                     Some(k.value(row))
                 };
-                format!("{name}={}", hive::escape(v))
+                hive::segment(name, v)
             })
             .collect::<Vec<_>>()
             .join("/")

@@ -1,8 +1,11 @@
 //! Step 3 of the checkpoint protocol, and recovery. Moving a staged file to
-//! its final name is idempotent: a final file already there with its staged
-//! file gone means the move happened before a crash. Recovery rolls every
-//! prepared epoch forward with the same code, then deletes whatever is left
-//! in staging (files no prepared epoch names).
+//! its final name is create-only and idempotent: it never replaces a file
+//! it did not stage, and a final file already there that is the staged
+//! file (or has its recorded size, the staged file gone) means the move
+//! happened before a crash. Recovery rolls every prepared epoch forward
+//! with the same code, then deletes whatever is left in staging (files no
+//! prepared epoch names). [`inspect`] tells where one file stands, for the
+//! operator's `sluice state resolve-epoch`.
 
 use super::{STAGING_DIR, SinkError, parse_path, path_of};
 use crate::checkpoint::StagedFile;
@@ -64,8 +67,64 @@ pub async fn commit_files(
     Ok(())
 }
 
-/// Moves one staged file; a final file already there with its staged file
-/// gone means an earlier attempt moved it.
+/// Where one staged file of a prepared epoch stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileState {
+    /// Staged, its final name free: the move is still to do.
+    Staged,
+    /// The final name is a link to the staged file, whose own name is still
+    /// there (a crash between link and unlink): only the unlink is left.
+    Linked,
+    /// Moved: the final file has the recorded size, the staged one is gone.
+    Committed,
+    /// The final name holds a file this epoch did not stage (another size,
+    /// or another file of the same size). Never overwritten.
+    Occupied {
+        staged_present: bool,
+        final_bytes: u64,
+    },
+    /// Neither the staged file nor the final file exists.
+    Lost,
+}
+
+/// An object's metadata, `None` when it does not exist.
+pub async fn head_of(
+    store: &Arc<dyn ObjectStore>,
+    raw: &str,
+) -> Result<Option<object_store::ObjectMeta>, SinkError> {
+    match store.head(&parse_path(raw)?).await {
+        Ok(m) => Ok(Some(m)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(source) => Err(SinkError::Store {
+            op: "head",
+            path: raw.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Looks at a staged file and its final name (two `head`s).
+pub async fn inspect(store: &Arc<dyn ObjectStore>, f: &StagedFile) -> Result<FileState, SinkError> {
+    let staged = head_of(store, &f.staged).await?;
+    let fin = head_of(store, &f.final_path).await?;
+    Ok(match (staged, fin) {
+        (Some(_), None) => FileState::Staged,
+        (None, None) => FileState::Lost,
+        // A hard link shares the inode: same size, same e-tag (which a
+        // local store derives from inode, mtime and size).
+        (Some(s), Some(t)) if s.size == t.size && s.e_tag == t.e_tag => FileState::Linked,
+        (None, Some(t)) if t.size == f.bytes => FileState::Committed,
+        (s, Some(t)) => FileState::Occupied {
+            staged_present: s.is_some(),
+            final_bytes: t.size,
+        },
+    })
+}
+
+/// Moves one staged file to its final name, never replacing a file: a
+/// create-only move (on a local disk a hard link to the final name, then
+/// an unlink of the staged name; atomic, no bytes copied). After a crash
+/// at any point, running it again finishes the move: see [`FileState`].
 async fn commit_one(
     store: &Arc<dyn ObjectStore>,
     epoch: u64,
@@ -73,25 +132,49 @@ async fn commit_one(
 ) -> Result<(), SinkError> {
     let staged = parse_path(&f.staged)?;
     let final_path = parse_path(&f.final_path)?;
-    match store.rename(&staged, &final_path).await {
-        Ok(()) => Ok(()),
-        Err(object_store::Error::NotFound { .. }) => match store.head(&final_path).await {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => Err(SinkError::Lost {
-                epoch,
-                staged: f.staged.clone(),
-                final_path: f.final_path.clone(),
-            }),
+    match store.rename_if_not_exists(&staged, &final_path).await {
+        Ok(()) => return Ok(()),
+        // The final name is taken, or the staged file is gone: find out why.
+        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::NotFound { .. }) => {}
+        Err(source) => {
+            return Err(SinkError::Store {
+                op: "rename",
+                path: f.staged.clone(),
+                source,
+            });
+        }
+    }
+    match inspect(store, f).await? {
+        FileState::Committed => Ok(()),
+        FileState::Linked => match store.delete(&staged).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(SinkError::Store {
-                op: "head",
-                path: f.final_path.clone(),
+                op: "delete",
+                path: f.staged.clone(),
                 source,
             }),
         },
-        Err(source) => Err(SinkError::Store {
+        FileState::Occupied { final_bytes, .. } => Err(SinkError::Occupied {
+            epoch,
+            staged: f.staged.clone(),
+            final_path: f.final_path.clone(),
+            final_bytes,
+            bytes: f.bytes,
+        }),
+        FileState::Lost => Err(SinkError::Lost {
+            epoch,
+            staged: f.staged.clone(),
+            final_path: f.final_path.clone(),
+        }),
+        // The final name was taken a moment ago and is free now: a file
+        // that is not ours came and went. Leave it to the next attempt.
+        FileState::Staged => Err(SinkError::Store {
             op: "rename",
             path: f.staged.clone(),
-            source,
+            source: object_store::Error::Generic {
+                store: "sink",
+                source: format!("{} appeared and vanished during the move", f.final_path).into(),
+            },
         }),
     }
 }
@@ -174,3 +257,5 @@ pub async fn clean_staging(
     }
     Ok(objs.len())
 }
+#[cfg(test)]
+mod tests;

@@ -4,13 +4,17 @@
 //! (staged -> final by rename, idempotent, also used by recovery).
 //!
 //! ```text
-//! <sink>/.sluice-staging/e<epoch>/part-<epoch>-<writer>-<seq>.zstd.parquet   (staged)
-//! <sink>/<table>/<k=v>/.../part-<epoch>-<writer>-<seq>.zstd.parquet           (final)
+//! <sink>/.sluice-staging/e<epoch>/part-<state>-<epoch>-<writer>-<seq>.zstd.parquet   (staged)
+//! <sink>/<table>/<k=v>/.../part-<state>-<epoch>-<writer>-<seq>.zstd.parquet           (final)
 //! ```
-//! Final names are unique: an epoch number is recorded at prepare and never
-//! reused, and (writer, seq) are unique within the epoch. So staged names
-//! are too, and staging is flat: on a local disk each directory level of a
-//! new partition costs a `mkdir`, and one epoch may open thousands.
+//! Final names are unique: `<state>` is the state's random id (16 hex
+//! digits, see `checkpoint::identity`), so a wiped or replaced state that
+//! counts epochs from 1 again never repeats a name; an epoch number is
+//! recorded at prepare and never reused by a state; and (writer, seq) are
+//! unique within the epoch. So staged names are too, and staging is flat:
+//! on a local disk each directory level of a new partition costs a `mkdir`,
+//! and one epoch may open thousands. The commit never replaces a file it
+//! did not stage (see [`commit`]).
 
 pub mod commit;
 mod upload;
@@ -58,11 +62,23 @@ pub enum SinkError {
         staged: String,
         final_path: String,
     },
+    #[error(
+        "final name {final_path} is taken by a file this epoch did not stage ({final_bytes} bytes; ours, {staged}, has {bytes}): epoch {epoch} cannot be committed without overwriting it, and sluice never overwrites"
+    )]
+    Occupied {
+        epoch: u64,
+        staged: String,
+        final_path: String,
+        final_bytes: u64,
+        bytes: u64,
+    },
 }
 
 /// Writer settings.
 #[derive(Clone, Debug)]
 pub struct SinkSettings {
+    /// The state's id, first in every file name (see the module doc).
+    pub state_id: String,
     pub target_file_size: u64,
     pub row_group_rows: usize,
     pub zstd_level: i32,
@@ -97,8 +113,8 @@ fn epoch_dir(epoch: u64) -> String {
     format!("e{epoch:010}")
 }
 
-fn file_name(epoch: u64, writer: u32, seq: u32) -> String {
-    format!("part-{epoch:010}-{writer:05}-{seq:04}.zstd.parquet")
+fn file_name(state_id: &str, epoch: u64, writer: u32, seq: u32) -> String {
+    format!("part-{state_id}-{epoch:010}-{writer:05}-{seq:04}.zstd.parquet")
 }
 
 struct OpenFile {
@@ -406,7 +422,7 @@ fn open_file(
     epoch: u64,
     w: &mut PartitionWriter,
 ) -> Result<OpenFile, SinkError> {
-    let name = file_name(epoch, w.writer_id, w.seq);
+    let name = file_name(&s.state_id, epoch, w.writer_id, w.seq);
     w.seq += 1;
     let epoch_dir = epoch_dir(epoch);
     let parts: Vec<&str> = w.partition.split('/').collect();

@@ -22,6 +22,7 @@ fn setup() -> (
 
 fn settings() -> SinkSettings {
     SinkSettings {
+        state_id: "0123456789abcdef".into(),
         target_file_size: 128 << 20,
         row_group_rows: 1 << 20,
         zstd_level: 3,

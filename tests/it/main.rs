@@ -2,6 +2,7 @@
 //! `sluice` binary or the library over real files on a temporary directory.
 
 mod cli;
+mod commit_trust;
 mod crash;
 mod crash_rules;
 mod dimension;
