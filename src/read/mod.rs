@@ -54,12 +54,16 @@ pub struct SourceSchema {
 }
 
 impl SourceSchema {
+    /// Every column is nullable whatever `file` declares: the first file's
+    /// NOT NULL flags say nothing about later files, and a batch with a NULL
+    /// in a non-nullable column would fail mid-file. (A state written by an
+    /// older version may record `nullable: false`; it is read the same way.)
     pub fn new(file: SchemaRef, partition_columns: Vec<String>) -> SourceSchema {
         let mut fields: Vec<Field> = file
             .fields()
             .iter()
             .filter(|f| !partition_columns.contains(f.name()))
-            .map(|f| f.as_ref().clone())
+            .map(|f| f.as_ref().clone().with_nullable(true))
             .collect();
         let file = Arc::new(Schema::new(fields.clone()));
         fields.extend(
@@ -321,6 +325,18 @@ mod tests {
         let back = SourceSchema::from_json(&s.to_json()).unwrap();
         assert_eq!(back.full, s.full);
         assert_eq!(back.partition_columns, vec!["dt".to_string()]);
+    }
+
+    #[test]
+    fn every_source_column_is_nullable() {
+        let file = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+        let s = SourceSchema::new(file, vec![]);
+        assert!(s.full.field(0).is_nullable());
+        // A state written by an older version recorded the first file's flag.
+        let old = r#"{"v":1,"columns":[{"name":"a","type":"Int64","nullable":false}],"partition_columns":["dt"]}"#;
+        let back = SourceSchema::from_json(old).unwrap();
+        assert!(back.file.field(0).is_nullable());
+        assert!(back.full.fields().iter().all(|f| f.is_nullable()));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod ops_tools;
 mod partition_commit;
 mod partition_commit_crash;
 mod quarantine;
+mod reading;
 mod receiver;
 mod rules;
 mod support;
