@@ -1,17 +1,22 @@
 //! A reader thread: pulls a split, fetches its column chunks on the I/O
 //! runtime, decodes and routes on this thread, and hands routed pieces to
 //! the writer through a bounded channel (a slow writer slows the readers).
+//!
+//! Nothing a file holds may kill a reader: a panic while reading a split is
+//! caught, the split reported failed (its file quarantined) and the queue's
+//! accounting kept, so a barrier never waits for a dead thread.
 
 use super::queue::{WorkItem, WorkQueue};
 use super::writer::WriterPool;
 use crate::crashpoint;
 use crate::enrich::Enricher;
-use crate::read::{self, OpenedFile, SourceSchema, SplitRead};
+use crate::read::{self, OpenedFile, ReadError, SourceSchema, SplitRead};
 use crate::route::RuleSet;
 use crate::split::SplitId;
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use tokio::runtime::Handle;
@@ -42,7 +47,13 @@ pub fn run(ctx: Arc<ReaderCtx>) {
         let _span = tracing::debug_span!("read", file = %item.split.file, split = item.split.index)
             .entered();
         ctx.metrics.splits_in_flight.fetch_add(1, Ordering::Relaxed);
-        process(&ctx, item);
+        let split = item.split.clone();
+        if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| process(&ctx, item))) {
+            let msg = read::footer::panic_message(p.as_ref());
+            tracing::error!(file = %split.file, split = split.index, panic = %msg, "reader panicked on a split; its file is quarantined");
+            ctx.writers
+                .failed(split, ReadError::Panicked(msg).to_string());
+        }
         ctx.metrics.splits_in_flight.fetch_sub(1, Ordering::Relaxed);
         ctx.queue.done();
     }

@@ -4,7 +4,10 @@
 //! row groups through `object_store`, and decodes them on the calling
 //! (blocking) thread, resuming at the split's committed row offset. Hive
 //! `key=value` segments of the file's path are appended as string columns.
+//! A footer's numbers are checked before they are used (`footer`), and a
+//! panic while opening one is an error.
 
+pub mod footer;
 pub mod sparse;
 
 use crate::discover::hive;
@@ -20,8 +23,10 @@ use parquet::arrow::arrow_reader::{
 };
 // ParquetObjectReader is deprecated in parquet 59 in favour of a hand-written
 // AsyncFileReader; it still works and is the only footer reader used here.
+use futures::FutureExt;
 #[allow(deprecated)]
 use parquet::arrow::async_reader::ParquetObjectReader;
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -40,6 +45,10 @@ pub enum ReadError {
     Schema(String),
     #[error("bad schema description: {0}")]
     SchemaJson(String),
+    #[error("bad footer: {0}")]
+    BadFooter(String),
+    #[error("reader panicked: {0}")]
+    Panicked(String),
 }
 
 /// The source's columns: file columns, then Hive partition columns (strings).
@@ -143,17 +152,16 @@ impl OpenedFile {
     }
 }
 
-/// Reads the footer of `path` and checks its schema against `schema`.
+/// Reads the footer of `path` and checks its numbers against the file's
+/// size and its schema against `schema`.
 pub async fn open(
     store: &Arc<dyn ObjectStore>,
     path: &str,
     size: u64,
     schema: &SourceSchema,
 ) -> Result<OpenedFile, ReadError> {
-    #[allow(deprecated)]
-    let mut reader =
-        ParquetObjectReader::new(store.clone(), ObjPath::from(path)).with_file_size(size);
-    let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+    let meta = load_footer(store, path, size).await?;
+    footer::validate(meta.metadata(), size)?;
     let projection = match_schema(meta.schema(), &schema.file)?;
     Ok(OpenedFile {
         path: path.to_string(),
@@ -169,11 +177,27 @@ pub async fn file_schema(
     path: &str,
     size: u64,
 ) -> Result<SchemaRef, ReadError> {
-    #[allow(deprecated)]
-    let mut reader =
-        ParquetObjectReader::new(store.clone(), ObjPath::from(path)).with_file_size(size);
-    let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+    let meta = load_footer(store, path, size).await?;
+    footer::validate(meta.metadata(), size)?;
     Ok(meta.schema().clone())
+}
+
+/// Loads and decodes a footer; a panic of the decoder is an error.
+async fn load_footer(
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+    size: u64,
+) -> Result<ArrowReaderMetadata, ReadError> {
+    let load = async {
+        #[allow(deprecated)]
+        let mut reader =
+            ParquetObjectReader::new(store.clone(), ObjPath::from(path)).with_file_size(size);
+        ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await
+    };
+    match AssertUnwindSafe(load).catch_unwind().await {
+        Ok(r) => Ok(r?),
+        Err(p) => Err(ReadError::Panicked(footer::panic_message(p.as_ref()))),
+    }
 }
 
 /// For each expected column, its index among the file's root columns. Extra
@@ -218,11 +242,23 @@ pub async fn fetch(
     let md = r.file.meta.metadata();
     let mut ranges = Vec::new();
     for rg in r.row_groups.0..r.row_groups.1 {
-        let rgm = md.row_group(rg);
+        let Some(rgm) = md.row_groups().get(rg) else {
+            return Err(ReadError::BadFooter(format!(
+                "the split names row group {rg} but the file has {}",
+                md.num_row_groups()
+            )));
+        };
         for &c in &r.file.projection {
             for leaf in leaves_of_root(r.file.meta.parquet_schema(), c) {
-                let (start, len) = rgm.column(leaf).byte_range();
-                ranges.push(start..start + len);
+                let range = rgm
+                    .columns()
+                    .get(leaf)
+                    .ok_or_else(|| format!("no column chunk {leaf}"))
+                    .and_then(|chunk| footer::chunk_range(chunk, r.file.size))
+                    .map_err(|m| {
+                        ReadError::BadFooter(format!("row group {rg} column {leaf}: {m}"))
+                    })?;
+                ranges.push(range);
             }
         }
     }
@@ -302,6 +338,12 @@ pub fn decode(
             return Ok(());
         }
         first += n as u64;
+    }
+    if first < r.rows {
+        return Err(ReadError::BadFooter(format!(
+            "the split's row groups hold {first} rows where the footer says {}",
+            r.rows
+        )));
     }
     Ok(())
 }
