@@ -4,9 +4,11 @@
 //! row groups through `object_store`, and decodes them on the calling
 //! (blocking) thread, resuming at the split's committed row offset. Hive
 //! `key=value` segments of the file's path are appended as string columns.
-//! A footer's numbers are checked before they are used (`footer`), and a
-//! panic while opening one is an error.
+//! A footer's numbers are checked before they are used (`footer`), a panic
+//! while opening one is an error, and every error says whose fault it is
+//! (`fault`: retry an I/O error, quarantine a bad file).
 
+pub mod fault;
 pub mod footer;
 pub mod sparse;
 
