@@ -148,6 +148,14 @@ struct RawRead {
     /// Parquet files are cut into splits of about this many bytes of row groups.
     #[serde(default = "default_split_size")]
     split_size: ByteSize,
+    /// First wait before reading a file again after an I/O error (EMFILE,
+    /// EIO, timeouts, HTTP 5xx/429); it doubles per failure.
+    #[serde(default = "default_io_retry_min")]
+    io_retry_min: HumanDuration,
+    /// The longest wait between such attempts. A file is never quarantined
+    /// for I/O errors: it is retried at this pace for as long as they last.
+    #[serde(default = "default_io_retry_max")]
+    io_retry_max: HumanDuration,
 }
 
 impl Default for RawRead {
@@ -156,6 +164,8 @@ impl Default for RawRead {
             readers: default_readers(),
             batch_rows: default_batch_rows(),
             split_size: default_split_size(),
+            io_retry_min: default_io_retry_min(),
+            io_retry_max: default_io_retry_max(),
         }
     }
 }
@@ -259,6 +269,12 @@ fn default_batch_rows() -> usize {
 fn default_split_size() -> ByteSize {
     ByteSize(128 << 20)
 }
+fn default_io_retry_min() -> HumanDuration {
+    HumanDuration(Duration::from_millis(500))
+}
+fn default_io_retry_max() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
 fn default_listen() -> String {
     "127.0.0.1:9108".into()
 }
@@ -355,6 +371,8 @@ pub struct ReadConfig {
     pub readers: usize,
     pub batch_rows: usize,
     pub split_size: u64,
+    /// `io_retry_min` .. `io_retry_max`: the pace of retries after I/O errors.
+    pub io_retry: crate::read::fault::Backoff,
 }
 
 /// The validated configuration.
@@ -521,6 +539,12 @@ impl Config {
         if raw.read.batch_rows == 0 {
             return Err(invalid("read.batch_rows", "must be greater than 0".into()));
         }
+        if raw.read.io_retry_min.0.is_zero() || raw.read.io_retry_max.0 < raw.read.io_retry_min.0 {
+            return Err(invalid(
+                "read.io_retry_min",
+                "must be greater than 0 and at most read.io_retry_max".into(),
+            ));
+        }
         let http_listen = if raw.http.enabled {
             Some(raw.http.listen.parse::<SocketAddr>().map_err(|e| {
                 invalid(
@@ -610,6 +634,10 @@ impl Config {
                 readers: raw.read.readers,
                 batch_rows: raw.read.batch_rows,
                 split_size: raw.read.split_size.0.max(1),
+                io_retry: crate::read::fault::Backoff {
+                    min: raw.read.io_retry_min.0,
+                    max: raw.read.io_retry_max.0,
+                },
             },
             http_listen,
             stall_timeout: raw.http.stall_timeout.0,

@@ -166,6 +166,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         s(&old.read.split_size),
         s(&new.read.split_size),
     );
+    unsafe_key(
+        "read.io_retry",
+        s(&old.read.io_retry),
+        s(&new.read.io_retry),
+    );
     unsafe_key("http.listen", s(&old.http_listen), s(&new.http_listen));
     unsafe_key("log.format", s(&old.log_format), s(&new.log_format));
     unsafe_key(

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 mod discovery;
+mod retry;
 mod upkeep;
 
 /// How long the pipeline runs.
@@ -93,6 +94,10 @@ struct Coordinator {
     pcommit: Option<PartitionCommitter>,
     /// Discovery's memory between scans (reports, pruning horizon).
     discovery: discovery::DiscoveryBook,
+    /// Files whose footer failed to open with an I/O error (see `retry`).
+    pending_opens: BTreeMap<String, retry::PendingOpen>,
+    /// `run --once`: I/O failures after which a file is left for the next run.
+    io_give_up: Option<u32>,
 }
 
 /// Runs the pipeline until `mode` says stop, with default [`RunOptions`].
@@ -114,6 +119,18 @@ pub fn run_with(
     handle: Handle,
 ) -> Result<RunSummary, PipelineError> {
     let source = local_store(&cfg.source.root, false)?;
+    run_with_source(cfg, mode, opts, metrics, handle, source)
+}
+
+/// [`run`] over a given source store (tests inject faults through it).
+pub(crate) fn run_with_source(
+    cfg: &Config,
+    mode: RunMode,
+    opts: &RunOptions,
+    metrics: Arc<Metrics>,
+    handle: Handle,
+    source: Arc<dyn ObjectStore>,
+) -> Result<RunSummary, PipelineError> {
     let sink = local_store(&cfg.sink.root, true)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| PipelineError::Store {
         root: cfg.state_dir.display().to_string(),
@@ -227,6 +244,7 @@ pub fn run_with(
 
     let queue = Arc::new(WorkQueue::default());
     let splits = Arc::new(RwLock::new(HashMap::new()));
+    let io_give_up = shutdown.is_none().then_some(retry::ONCE_IO_ATTEMPTS);
     let reader_ctx = Arc::new(ReaderCtx {
         queue: queue.clone(),
         splits: splits.clone(),
@@ -238,6 +256,9 @@ pub fn run_with(
         writers: writers.clone(),
         metrics: metrics.clone(),
         batch_rows: cfg.read.batch_rows,
+        io_retry: cfg.read.io_retry,
+        io_give_up,
+        io_failures: Default::default(),
     });
     let mut readers = Vec::new();
     for i in 0..cfg.read.readers {
@@ -297,6 +318,8 @@ pub fn run_with(
         waiting: 0,
         waiting_paths: Vec::new(),
         pcommit,
+        pending_opens: BTreeMap::new(),
+        io_give_up,
     };
     c.reported = c
         .files
@@ -378,8 +401,9 @@ impl Coordinator {
                 last_ping = Instant::now();
             }
             self.note_progress();
+            self.retry_opens();
             let stop = match mode {
-                RunMode::Once => self.queue.is_idle(),
+                RunMode::Once => self.queue.is_idle() && self.opens_settled(),
                 RunMode::Daemon { shutdown, .. } => shutdown.load(Ordering::SeqCst),
             };
             // SIGHUP: new safe config keys now, the rules at a checkpoint taken now.
@@ -400,6 +424,7 @@ impl Coordinator {
                 last_pcommit = Instant::now();
             }
             if stop {
+                self.report_left_behind();
                 return Ok(());
             }
             self.update_gauges();
@@ -442,7 +467,7 @@ impl Coordinator {
                     }
                     self.enqueue(&path, Arc::new(opened), &rec)
                 }
-                Err(e) => self.quarantine(&path, format!("cannot reopen to resume: {e}")),
+                Err(e) => self.open_failed(&path, e, "cannot reopen to resume: "),
             }
         }
         Ok(())
@@ -515,7 +540,7 @@ impl Coordinator {
             }
             Err(e) => {
                 self.files.insert(f.path.clone(), rec);
-                self.quarantine(&f.path, e.to_string());
+                self.open_failed(&f.path, e, "");
             }
         }
         self.dirty.insert(f.path);
@@ -573,7 +598,8 @@ impl Coordinator {
         }
         let mut newly_done = Vec::new();
         for path in &self.dirty {
-            if let Some(r) = self.files.get_mut(path)
+            if !self.pending_opens.contains_key(path)
+                && let Some(r) = self.files.get_mut(path)
                 && r.status == FileStatus::Active
                 && r.splits.iter().all(|s| s.offset >= s.rows)
             {

@@ -15,6 +15,8 @@
 //! those files become visible only after that transaction is flushed.
 
 mod coordinator;
+#[cfg(test)]
+mod io_retry_tests;
 pub mod queue;
 mod reader;
 pub mod resolve;

@@ -2,12 +2,15 @@
 //! the next split; nothing is pushed to a busy reader. For a checkpoint the
 //! coordinator raises `stop`: readers finish the batch in hand, put the rest
 //! of their split back at the front of the queue, and go idle; the barrier is
-//! reached when no reader is busy.
+//! reached when no reader is busy. A split put back after an I/O error
+//! waits here until its retry time, taken by no reader and holding no
+//! barrier.
 
 use crate::split::SplitId;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 /// A split to read from `offset` on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +22,8 @@ pub struct WorkItem {
 #[derive(Default)]
 struct Inner {
     items: VecDeque<WorkItem>,
+    /// Splits to retry after an I/O error, each not before its time.
+    later: Vec<(Instant, WorkItem)>,
     stop: bool,
     closed: bool,
     busy: usize,
@@ -49,6 +54,12 @@ impl WorkQueue {
         self.cv.notify_all();
     }
 
+    /// Puts a split back after an I/O error: no reader takes it before `at`.
+    pub fn push_at(&self, item: WorkItem, at: Instant) {
+        self.lock().later.push((at, item));
+        self.cv.notify_all();
+    }
+
     /// Blocks until an item can be taken; `None` once closed. Marks the caller busy.
     pub fn pop(&self) -> Option<WorkItem> {
         let mut g = self.lock();
@@ -56,13 +67,28 @@ impl WorkQueue {
             if g.closed {
                 return None;
             }
-            if !g.stop
-                && let Some(item) = g.items.pop_front()
-            {
-                g.busy += 1;
-                return Some(item);
+            if !g.stop {
+                let now = Instant::now();
+                while let Some(i) = g.later.iter().position(|(at, _)| *at <= now) {
+                    let (_, item) = g.later.swap_remove(i);
+                    g.items.push_back(item);
+                }
+                if let Some(item) = g.items.pop_front() {
+                    g.busy += 1;
+                    return Some(item);
+                }
             }
-            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            let next = g.later.iter().map(|(at, _)| *at).min();
+            g = match next {
+                Some(at) if !g.stop => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    self.cv
+                        .wait_timeout(g, wait)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+                _ => self.cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+            };
         }
     }
 
@@ -105,7 +131,14 @@ impl WorkQueue {
 
     /// Drops queued splits of `file` (it was quarantined).
     pub fn remove_file(&self, file: &str) {
-        self.lock().items.retain(|i| i.split.file != file);
+        let mut g = self.lock();
+        g.items.retain(|i| i.split.file != file);
+        g.later.retain(|(_, i)| i.split.file != file);
+    }
+
+    /// Splits waiting to retry after an I/O error.
+    pub fn retrying(&self) -> usize {
+        self.lock().later.len()
     }
 
     /// (queued, busy)
@@ -114,10 +147,10 @@ impl WorkQueue {
         (g.items.len(), g.busy)
     }
 
-    /// True when nothing is queued and no reader is busy.
+    /// True when nothing is queued or waiting to retry and no reader is busy.
     pub fn is_idle(&self) -> bool {
         let g = self.lock();
-        g.items.is_empty() && g.busy == 0
+        g.items.is_empty() && g.later.is_empty() && g.busy == 0
     }
 }
 
@@ -161,5 +194,25 @@ mod tests {
         q.done();
         q.close();
         assert!(q.pop().is_none());
+    }
+
+    #[test]
+    fn a_split_waiting_to_retry_is_taken_at_its_time_and_never_holds_a_barrier() {
+        let q = Arc::new(WorkQueue::default());
+        let t0 = Instant::now();
+        q.push_at(item(3), t0 + std::time::Duration::from_millis(150));
+        assert!(!q.is_idle());
+        assert_eq!(q.retrying(), 1);
+        // Nobody holds it: the barrier passes at once.
+        q.barrier();
+        q.resume();
+        let got = q.pop().unwrap();
+        assert_eq!(got, item(3));
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(150));
+        q.done();
+        assert!(q.is_idle());
+        q.push_at(item(4), Instant::now() + std::time::Duration::from_secs(60));
+        q.remove_file("f");
+        assert!(q.is_idle());
     }
 }

@@ -1,19 +1,27 @@
 //! A reader thread: pulls a split, fetches its column chunks on the I/O
 //! runtime, decodes and routes on this thread, and hands routed pieces to
 //! the writer through a bounded channel (a slow writer slows the readers).
+//!
+//! Nothing a file holds may kill a reader: a panic while reading a split is
+//! caught, the split reported failed (its file quarantined) and the queue's
+//! accounting kept, so a barrier never waits for a dead thread. A fetch that
+//! fails with an I/O error puts the split back with a retry time instead.
 
 use super::queue::{WorkItem, WorkQueue};
 use super::writer::WriterPool;
 use crate::crashpoint;
 use crate::enrich::Enricher;
-use crate::read::{self, OpenedFile, SourceSchema, SplitRead};
+use crate::read::fault::{Backoff, Fault};
+use crate::read::{self, OpenedFile, ReadError, SourceSchema, SplitRead};
 use crate::route::RuleSet;
 use crate::split::SplitId;
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 use tokio::runtime::Handle;
 
 /// What a split needs from its file: the footer and the split's extent.
@@ -35,6 +43,13 @@ pub struct ReaderCtx {
     pub writers: WriterPool,
     pub metrics: Arc<Metrics>,
     pub batch_rows: usize,
+    /// The pace of retries after I/O errors.
+    pub io_retry: Backoff,
+    /// After this many I/O failures of a split, leave it for the next run
+    /// (`run --once`); `None`: retry for as long as they last (the daemon).
+    pub io_give_up: Option<u32>,
+    /// I/O failures of each split since it last fetched.
+    pub io_failures: Mutex<HashMap<SplitId, u32>>,
 }
 
 pub fn run(ctx: Arc<ReaderCtx>) {
@@ -42,10 +57,38 @@ pub fn run(ctx: Arc<ReaderCtx>) {
         let _span = tracing::debug_span!("read", file = %item.split.file, split = item.split.index)
             .entered();
         ctx.metrics.splits_in_flight.fetch_add(1, Ordering::Relaxed);
-        process(&ctx, item);
+        let split = item.split.clone();
+        if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| process(&ctx, item))) {
+            let msg = read::footer::panic_message(p.as_ref());
+            tracing::error!(file = %split.file, split = split.index, panic = %msg, "reader panicked on a split; its file is quarantined");
+            ctx.writers
+                .failed(split, ReadError::Panicked(msg).to_string());
+        }
         ctx.metrics.splits_in_flight.fetch_sub(1, Ordering::Relaxed);
         ctx.queue.done();
     }
+}
+
+/// A fetch failed with an I/O error: the split goes back on the queue with
+/// a retry time (never held by this thread, so a barrier passes), or, past
+/// `io_give_up`, is left for the next run. Its file stays active either way.
+fn retry_later(ctx: &ReaderCtx, item: WorkItem, e: &ReadError) {
+    let failures = {
+        let mut m = ctx.io_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(item.split.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    ctx.metrics.read_io_retries.fetch_add(1, Ordering::Relaxed);
+    if ctx.io_give_up.is_some_and(|g| failures >= g) {
+        tracing::warn!(file = %item.split.file, split = item.split.index, failures, error = %e,
+            "I/O errors keep failing this split; left for the next run (the file stays active, not quarantined)");
+        return;
+    }
+    let wait = ctx.io_retry.delay(failures);
+    tracing::warn!(file = %item.split.file, split = item.split.index, failures, retry_in_ms = wait.as_millis() as u64, error = %e,
+        "I/O error reading a split; it is read again later (the file is not quarantined)");
+    ctx.queue.push_at(item, Instant::now() + wait);
 }
 
 fn process(ctx: &ReaderCtx, item: WorkItem) {
@@ -69,8 +112,18 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
     let fail = |reason: String| ctx.writers.failed(item.split.clone(), reason);
     let data = match ctx.handle.block_on(read::fetch(&ctx.store, &r)) {
         Ok(d) => d,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => {
+            return match e.fault() {
+                Fault::Io => retry_later(ctx, item.clone(), &e),
+                Fault::Vanished => fail(format!("vanished after it was listed: {e}")),
+                Fault::File => fail(e.to_string()),
+            };
+        }
     };
+    ctx.io_failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&item.split);
     ctx.metrics
         .bytes_read
         .fetch_add(data_len(&data), Ordering::Relaxed);

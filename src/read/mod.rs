@@ -4,7 +4,12 @@
 //! row groups through `object_store`, and decodes them on the calling
 //! (blocking) thread, resuming at the split's committed row offset. Hive
 //! `key=value` segments of the file's path are appended as string columns.
+//! A footer's numbers are checked before they are used (`footer`), a panic
+//! while opening one is an error, and every error says whose fault it is
+//! (`fault`: retry an I/O error, quarantine a bad file).
 
+pub mod fault;
+pub mod footer;
 pub mod sparse;
 
 use crate::discover::hive;
@@ -20,8 +25,10 @@ use parquet::arrow::arrow_reader::{
 };
 // ParquetObjectReader is deprecated in parquet 59 in favour of a hand-written
 // AsyncFileReader; it still works and is the only footer reader used here.
+use futures::FutureExt;
 #[allow(deprecated)]
 use parquet::arrow::async_reader::ParquetObjectReader;
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -40,6 +47,10 @@ pub enum ReadError {
     Schema(String),
     #[error("bad schema description: {0}")]
     SchemaJson(String),
+    #[error("bad footer: {0}")]
+    BadFooter(String),
+    #[error("reader panicked: {0}")]
+    Panicked(String),
 }
 
 /// The source's columns: file columns, then Hive partition columns (strings).
@@ -54,12 +65,16 @@ pub struct SourceSchema {
 }
 
 impl SourceSchema {
+    /// Every column is nullable whatever `file` declares: the first file's
+    /// NOT NULL flags say nothing about later files, and a batch with a NULL
+    /// in a non-nullable column would fail mid-file. (A state written by an
+    /// older version may record `nullable: false`; it is read the same way.)
     pub fn new(file: SchemaRef, partition_columns: Vec<String>) -> SourceSchema {
         let mut fields: Vec<Field> = file
             .fields()
             .iter()
             .filter(|f| !partition_columns.contains(f.name()))
-            .map(|f| f.as_ref().clone())
+            .map(|f| f.as_ref().clone().with_nullable(true))
             .collect();
         let file = Arc::new(Schema::new(fields.clone()));
         fields.extend(
@@ -139,16 +154,16 @@ impl OpenedFile {
     }
 }
 
-/// Reads the footer of `path` and checks its schema against `schema`.
+/// Reads the footer of `path` and checks its numbers against the file's
+/// size and its schema against `schema`.
 pub async fn open(
     store: &Arc<dyn ObjectStore>,
     path: &str,
     size: u64,
     schema: &SourceSchema,
 ) -> Result<OpenedFile, ReadError> {
-    #[allow(deprecated)]
-    let mut reader = ParquetObjectReader::new(store.clone(), location(path)?).with_file_size(size);
-    let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+    let meta = load_footer(store, path, size).await?;
+    footer::validate(meta.metadata(), size)?;
     let projection = match_schema(meta.schema(), &schema.file)?;
     Ok(OpenedFile {
         path: path.to_string(),
@@ -164,10 +179,27 @@ pub async fn file_schema(
     path: &str,
     size: u64,
 ) -> Result<SchemaRef, ReadError> {
-    #[allow(deprecated)]
-    let mut reader = ParquetObjectReader::new(store.clone(), location(path)?).with_file_size(size);
-    let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+    let meta = load_footer(store, path, size).await?;
+    footer::validate(meta.metadata(), size)?;
     Ok(meta.schema().clone())
+}
+
+/// Loads and decodes a footer; a panic of the decoder is an error.
+async fn load_footer(
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+    size: u64,
+) -> Result<ArrowReaderMetadata, ReadError> {
+    let location = location(path)?;
+    let load = async {
+        #[allow(deprecated)]
+        let mut reader = ParquetObjectReader::new(store.clone(), location).with_file_size(size);
+        ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await
+    };
+    match AssertUnwindSafe(load).catch_unwind().await {
+        Ok(r) => Ok(r?),
+        Err(p) => Err(ReadError::Panicked(footer::panic_message(p.as_ref()))),
+    }
 }
 
 /// The object a listed path names. Listed paths are already in
@@ -222,11 +254,23 @@ pub async fn fetch(
     let md = r.file.meta.metadata();
     let mut ranges = Vec::new();
     for rg in r.row_groups.0..r.row_groups.1 {
-        let rgm = md.row_group(rg);
+        let Some(rgm) = md.row_groups().get(rg) else {
+            return Err(ReadError::BadFooter(format!(
+                "the split names row group {rg} but the file has {}",
+                md.num_row_groups()
+            )));
+        };
         for &c in &r.file.projection {
             for leaf in leaves_of_root(r.file.meta.parquet_schema(), c) {
-                let (start, len) = rgm.column(leaf).byte_range();
-                ranges.push(start..start + len);
+                let range = rgm
+                    .columns()
+                    .get(leaf)
+                    .ok_or_else(|| format!("no column chunk {leaf}"))
+                    .and_then(|chunk| footer::chunk_range(chunk, r.file.size))
+                    .map_err(|m| {
+                        ReadError::BadFooter(format!("row group {rg} column {leaf}: {m}"))
+                    })?;
+                ranges.push(range);
             }
         }
     }
@@ -307,6 +351,12 @@ pub fn decode(
         }
         first += n as u64;
     }
+    if first < r.rows {
+        return Err(ReadError::BadFooter(format!(
+            "the split's row groups hold {first} rows where the footer says {}",
+            r.rows
+        )));
+    }
     Ok(())
 }
 
@@ -329,6 +379,18 @@ mod tests {
         let back = SourceSchema::from_json(&s.to_json()).unwrap();
         assert_eq!(back.full, s.full);
         assert_eq!(back.partition_columns, vec!["dt".to_string()]);
+    }
+
+    #[test]
+    fn every_source_column_is_nullable() {
+        let file = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+        let s = SourceSchema::new(file, vec![]);
+        assert!(s.full.field(0).is_nullable());
+        // A state written by an older version recorded the first file's flag.
+        let old = r#"{"v":1,"columns":[{"name":"a","type":"Int64","nullable":false}],"partition_columns":["dt"]}"#;
+        let back = SourceSchema::from_json(old).unwrap();
+        assert!(back.file.field(0).is_nullable());
+        assert!(back.full.fields().iter().all(|f| f.is_nullable()));
     }
 
     #[test]

@@ -226,6 +226,22 @@ mod tests {
     }
 
     #[test]
+    fn a_nullability_change_is_not_a_type_change() {
+        // Tables recorded while source columns kept the first file's NOT NULL.
+        let s = set(OLD);
+        let strict = Schema::new(
+            s.rules[0]
+                .output_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(false))
+                .collect::<Vec<_>>(),
+        );
+        let existing = BTreeMap::from([("t".to_string(), to_json(&strict))]);
+        assert!(check(&s, &existing).is_empty());
+    }
+
+    #[test]
     fn stored_form_round_trips() {
         let s = set(OLD);
         let schema = &s.rules[0].output_schema;

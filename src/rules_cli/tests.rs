@@ -185,7 +185,7 @@ fn explain_names_everything_an_analyst_asks_about() {
         "  dt: Utf8  (Hive partition of the source path)",
         "  event_type = 'click'\n  app_source = 'android'",
         "the rule set indexes event_type: this rule only sees rows whose event_type it pins",
-        "  event_time: Int64 not null\n",
+        "  event_time: Int64 nullable\n",
         "  hour: Utf8 nullable  (partition: in the path, not in the files)",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");

@@ -37,6 +37,10 @@ pub struct Metrics {
     pub stall_timeout_ms: AtomicI64,
     /// Microseconds readers spent blocked on the full writer channel.
     pub reader_wait_us: AtomicU64,
+    /// I/O errors opening or fetching a source file, each retried later.
+    pub read_io_retries: AtomicU64,
+    /// Files and splits waiting to retry after an I/O error.
+    pub read_io_waiting: AtomicI64,
     /// Phase, last epoch, quarantine, tables today: what `/status` adds.
     pub status: super::status::StatusBoard,
     /// Files skipped, bad listing entries, failed listings.
@@ -237,6 +241,18 @@ impl Metrics {
             "sluice_splits_in_flight",
             "Splits being read.",
             i(&self.splits_in_flight) as f64,
+        );
+        c(
+            &mut out,
+            "sluice_read_io_retries_total",
+            "I/O errors opening or reading a source file (EMFILE, EIO, timeouts, HTTP 5xx/429), each retried with backoff; never a quarantine.",
+            l(&self.read_io_retries),
+        );
+        g(
+            &mut out,
+            "sluice_read_io_waiting",
+            "Source files and splits waiting to retry after an I/O error.",
+            i(&self.read_io_waiting) as f64,
         );
         g(
             &mut out,

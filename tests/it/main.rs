@@ -15,6 +15,7 @@ mod ops_tools;
 mod partition_commit;
 mod partition_commit_crash;
 mod quarantine;
+mod reading;
 mod receiver;
 mod rules;
 mod rules_input;
