@@ -3,6 +3,7 @@
 //! `/readyz`, `/status`), the status board behind `sluice status`, and
 //! systemd notifications.
 
+pub mod commit_status;
 pub mod http;
 pub mod metrics;
 pub mod sdnotify;

@@ -11,6 +11,7 @@
 //! back-pressure from which the diagnosis is drawn.
 
 use super::Metrics;
+pub use super::commit_status::{PartitionCommitStatus, PendingCommit};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -186,6 +187,9 @@ pub struct StatusSnapshot {
     /// `/healthz`'s reason, when unhealthy.
     pub stalled: Option<String>,
     pub diagnosis: Diagnosis,
+    /// Pending and failing partition commits (`[partition_commit]` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_commit: Option<PartitionCommitStatus>,
 }
 
 // ---------------------------------------------------------------- diagnosis
@@ -419,6 +423,7 @@ struct Board {
     writer_wait: f64,
     /// Reader wait counter and time at the last checkpoint.
     wait_mark: (u64, i64),
+    partition_commit: Option<PartitionCommitStatus>,
 }
 
 /// Static facts of a run, set once at start.
@@ -463,6 +468,11 @@ impl StatusBoard {
     /// SLOT: the dimension code reports its snapshots here.
     pub fn set_dimensions(&self, dims: Vec<DimensionStatus>) {
         self.lock().dimensions = dims;
+    }
+
+    /// Partition commit's pending partitions, from its tick.
+    pub fn set_partition_commit(&self, p: PartitionCommitStatus) {
+        self.lock().partition_commit = Some(p);
     }
 
     /// A sample of the pipeline, from the coordinator's loop.
@@ -544,6 +554,7 @@ impl StatusBoard {
             disk: disks(&b.sink_root, &b.state_dir),
             stalled: m.stalled(now_ms),
             diagnosis: Diagnosis::default(),
+            partition_commit: b.partition_commit.clone(),
         };
         s.diagnosis = diagnose(&s, &b.thresholds);
         s
