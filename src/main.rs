@@ -357,7 +357,11 @@ fn cmd_run(config: &Path, once: bool, opts: &pipeline::RunOptions) -> Result<Exi
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = cfg.http_listen {
         let (bound, _task) = rt
-            .block_on(telemetry::http::serve(addr, metrics.clone()))
+            .block_on(telemetry::http::serve(
+                addr,
+                metrics.clone(),
+                telemetry::http::Limits::with_max_connections(cfg.http_max_connections),
+            ))
             .with_context(|| format!("binding the HTTP endpoint on {addr}"))?;
         tracing::info!(address = %bound, "serving /metrics, /healthz, /readyz");
     }
@@ -691,8 +695,12 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
         let committed = parts.iter().filter(|p| p.committed_before()).count();
         let unannounced = parts.iter().filter(|p| p.rows > p.committed_rows).count();
         let late: u64 = parts.iter().map(|p| p.late_count).sum();
+        let failing = parts
+            .iter()
+            .filter(|p| p.rows > p.committed_rows && p.failed_attempts > 0)
+            .count();
         println!(
-            "partition commit: {} partitions tracked, {committed} committed ({late} late re-commits), {unannounced} with rows not announced yet",
+            "partition commit: {} partitions tracked, {committed} committed ({late} late re-commits), {unannounced} with rows not announced yet, {failing} of them failing (see sluice status)",
             parts.len()
         );
     }

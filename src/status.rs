@@ -10,8 +10,8 @@ use crate::discover::{self, SelectParams};
 use crate::route::RuleSet;
 use crate::telemetry::discovery::DiscoveryStatus;
 use crate::telemetry::status::{
-    self, Backlog, LastCheckpoint, Phase, Quarantined, RulesInfo, STATUS_FORMAT, StatusSnapshot,
-    StatusSource, Thresholds, human_bytes,
+    self, Backlog, LastCheckpoint, PartitionCommitStatus, PendingCommit, Phase, Quarantined,
+    RulesInfo, STATUS_FORMAT, StatusSnapshot, StatusSource, Thresholds, human_bytes,
 };
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -95,6 +95,9 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
                 duration_ms: None,
             });
         s.tables = st.table_rows(&day)?;
+        if cfg.partition_commit.is_some() {
+            s.partition_commit = Some(failing_commits(st)?);
+        }
     }
     s.quarantined = files
         .iter()
@@ -178,6 +181,69 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
     s.disk = status::disks(&cfg.sink.root, &cfg.state_dir);
     s.diagnosis = status::diagnose(&s, &Thresholds::from_config(cfg));
     Ok(s)
+}
+
+/// Partitions whose last commit attempt failed, from their records: a
+/// stopped daemon cannot say which others are complete.
+fn failing_commits(st: &StateStore) -> Result<PartitionCommitStatus, StateError> {
+    let mut failing: Vec<PendingCommit> = st
+        .partitions()?
+        .into_iter()
+        .filter(|r| r.failed_attempts > 0 && r.rows > r.committed_rows)
+        .map(|r| PendingCommit {
+            since_ms: r.first_failed_ms.unwrap_or(0),
+            table: r.table,
+            partition: r.partition,
+            failed_attempts: r.failed_attempts,
+            next_attempt_ms: None,
+            last_error: r.last_error,
+        })
+        .collect();
+    failing.sort_by_key(|p| p.since_ms);
+    let n = failing.len() as u64;
+    let oldest = failing.first().map(|p| p.since_ms);
+    failing.truncate(20);
+    Ok(PartitionCommitStatus {
+        pending: n,
+        failing: n,
+        oldest_pending_since_ms: oldest,
+        failed_attempts_total: 0,
+        oldest_failing: failing,
+    })
+}
+
+/// The partition commit lines of the human rendering.
+fn render_partition_commit(o: &mut String, p: &PartitionCommitStatus, now_ms: i64) {
+    let oldest = p
+        .oldest_pending_since_ms
+        .map(|t| {
+            format!(
+                ", oldest waiting since {} ({} ago)",
+                time(t),
+                age((now_ms - t) as f64 / 1e3)
+            )
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "partition commit: {} pending, {} failing{oldest}",
+        p.pending, p.failing
+    );
+    for f in &p.oldest_failing {
+        let next = f
+            .next_attempt_ms
+            .map(|t| format!(", next attempt in {}", age((t - now_ms) as f64 / 1e3)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  {}/{}: {} failed attempt(s) since {}{next}; last error: {}",
+            f.table,
+            f.partition,
+            f.failed_attempts,
+            time(f.since_ms),
+            f.last_error.as_deref().unwrap_or("unknown")
+        );
+    }
 }
 
 fn age(seconds: f64) -> String {
@@ -299,6 +365,9 @@ pub fn render(s: &StatusSnapshot) -> String {
         );
     }
     let _ = writeln!(o, "discovery:       {}", render_discovery(&s.discovery));
+    if let Some(p) = &s.partition_commit {
+        render_partition_commit(&mut o, p, s.generated_at_ms);
+    }
     let _ = writeln!(o, "\nrows committed today ({} UTC):", s.day);
     if s.tables.is_empty() {
         let _ = writeln!(o, "  none");
@@ -381,6 +450,21 @@ mod tests {
             reason: "bad magic".into(),
             at_ms: 0,
         });
+        s.generated_at_ms = 120_000;
+        s.partition_commit = Some(PartitionCommitStatus {
+            pending: 2,
+            failing: 1,
+            oldest_pending_since_ms: Some(60_000),
+            failed_attempts_total: 4,
+            oldest_failing: vec![PendingCommit {
+                table: "t_click".into(),
+                partition: "dt=2026-11-20/hour=00".into(),
+                failed_attempts: 4,
+                since_ms: 60_000,
+                next_attempt_ms: Some(150_000),
+                last_error: Some("webhook answered HTTP 500".into()),
+            }],
+        });
         let text = render(&s);
         for want in [
             "no daemon answered",
@@ -390,6 +474,8 @@ mod tests {
             "dt=1/bad.parquet (1970-01-01T00:00:00Z): bad magic",
             "last checkpoint: none yet",
             "discovery:       every listed file accounted for",
+            "partition commit: 2 pending, 1 failing, oldest waiting since 1970-01-01T00:01:00Z (1m ago)",
+            "  t_click/dt=2026-11-20/hour=00: 4 failed attempt(s) since 1970-01-01T00:01:00Z, next attempt in 30s; last error: webhook answered HTTP 500",
         ] {
             assert!(text.contains(want), "{want:?} in\n{text}");
         }

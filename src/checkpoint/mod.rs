@@ -13,7 +13,8 @@
 //! table_schema:<T>    output schema of table T's files (route::schema_guard's JSON)
 //! pcommit:<T>\0<P>    PartitionRecord of table T's partition P: rows and files
 //!                     committed so far (added in the prepare transaction), and
-//!                     how many of them the last partition commit announced
+//!                     how many of them the last partition commit announced;
+//!                     failed commit attempts since (count, first, last error)
 //! ```
 //!
 //! A prepare is one sled transaction (file offsets + staged file list +
@@ -173,6 +174,16 @@ pub struct PartitionRecord {
     /// Commits after the first (late data re-committed the partition).
     #[serde(default)]
     pub late_count: u64,
+    /// Failed commit attempts since the last recorded commit (the
+    /// partition stays pending and is retried); cleared by a commit.
+    #[serde(default)]
+    pub failed_attempts: u32,
+    /// When the first of those attempts failed.
+    #[serde(default)]
+    pub first_failed_ms: Option<i64>,
+    /// Why the last one failed (no secrets: status codes and I/O errors).
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 impl PartitionRecord {
@@ -534,9 +545,35 @@ impl StateStore {
         }
         r.committed_rows = r.committed_rows.max(rows);
         r.committed_at_ms = Some(at_ms);
+        r.failed_attempts = 0;
+        r.first_failed_ms = None;
+        r.last_error = None;
         self.db.insert(key.as_bytes(), encode(&r))?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Records a failed commit attempt of `table`/`partition` at `at_ms`:
+    /// nothing is announced, the partition stays pending. Returns the
+    /// number of failed attempts since its last commit. Not flushed: losing
+    /// it in a crash only loses the count (the partition is retried anyway).
+    pub fn record_partition_failure(
+        &self,
+        table: &str,
+        partition: &str,
+        at_ms: i64,
+        error: &str,
+    ) -> Result<u32, StateError> {
+        let key = pcommit_key(table, partition);
+        let Some(v) = self.db.get(&key)? else {
+            return Ok(0);
+        };
+        let mut r: PartitionRecord = decode(key.as_bytes(), &v)?;
+        r.failed_attempts = r.failed_attempts.saturating_add(1);
+        r.first_failed_ms.get_or_insert(at_ms);
+        r.last_error = Some(error.to_string());
+        self.db.insert(key.as_bytes(), encode(&r))?;
+        Ok(r.failed_attempts)
     }
 
     /// Forgets partitions fully announced before `before_ms`.
@@ -763,11 +800,33 @@ mod tests {
         assert_eq!(p.len(), 1, "only the tracked partitions: {p:?}");
         assert_eq!((p[0].rows, p[0].files, p[0].committed_rows), (7, 2, 0));
         assert!(!p[0].committed_before());
+        // Failed attempts: still unannounced, counted, and kept across a reopen.
+        assert_eq!(
+            s.record_partition_failure("t", h0, 500, "HTTP 500")
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.record_partition_failure("t", h0, 900, "HTTP 503")
+                .unwrap(),
+            2
+        );
         // A crash before the commit is recorded: still unannounced after a reopen.
         drop(s);
         let s = reopen(dir.path());
-        assert_eq!(s.partitions().unwrap()[0].committed_rows, 0);
+        let p = &s.partitions().unwrap()[0];
+        assert_eq!(p.committed_rows, 0);
+        assert_eq!(
+            (
+                p.failed_attempts,
+                p.first_failed_ms,
+                p.last_error.as_deref()
+            ),
+            (2, Some(500), Some("HTTP 503"))
+        );
         s.record_partition_commit("t", h0, 7, 1000).unwrap();
+        let p = &s.partitions().unwrap()[0];
+        assert_eq!((p.failed_attempts, p.first_failed_ms), (0, None));
         // Late rows, then the late commit.
         s.prepare(&Prepare {
             epoch: 3,

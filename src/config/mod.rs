@@ -181,6 +181,10 @@ struct RawHttp {
     /// `/healthz` fails when work is pending and nothing moves for this long.
     #[serde(default = "default_stall_timeout")]
     stall_timeout: HumanDuration,
+    /// Connections held at once; past it, the oldest one still waiting for
+    /// its request is closed. Keep it well below the open-file limit.
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
 }
 
 impl Default for RawHttp {
@@ -189,6 +193,7 @@ impl Default for RawHttp {
             listen: default_listen(),
             enabled: true,
             stall_timeout: default_stall_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -283,6 +288,11 @@ fn default_true() -> bool {
 }
 fn default_stall_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(300))
+}
+/// Plenty for Prometheus, probes and `sluice status`; a small share of a
+/// 1024-file limit.
+fn default_max_connections() -> usize {
+    64
 }
 fn default_log_format() -> String {
     "human".into()
@@ -387,6 +397,8 @@ pub struct Config {
     pub rules_on_error: OnError,
     pub read: ReadConfig,
     pub http_listen: Option<SocketAddr>,
+    /// `[http] max_connections`: connections the HTTP server holds at once.
+    pub http_max_connections: usize,
     pub stall_timeout: Duration,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
@@ -558,6 +570,12 @@ impl Config {
         } else {
             None
         };
+        if !(1..=65_536).contains(&raw.http.max_connections) {
+            return Err(invalid(
+                "http.max_connections",
+                "must be between 1 and 65536".into(),
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
             return Err(invalid(
                 "log.level",
@@ -640,6 +658,7 @@ impl Config {
                 },
             },
             http_listen,
+            http_max_connections: raw.http.max_connections,
             stall_timeout: raw.http.stall_timeout.0,
             log_format,
             shutdown_grace: raw.log.shutdown_grace.0,
@@ -727,6 +746,7 @@ dir = "rules"
         );
         assert_eq!(c.rules_dir, PathBuf::from("/etc/sluice/rules"));
         assert_eq!(c.http_listen.unwrap().to_string(), "127.0.0.1:9108");
+        assert_eq!(c.http_max_connections, 64);
         assert_eq!(c.rules_on_error, OnError::ErrorTable);
         let c = Config::parse(
             &GOOD.replace("dir = \"rules\"", "dir = \"rules\"\non_error = \"drop\""),
@@ -861,10 +881,14 @@ min_rows = 1000
         assert_eq!(p.idle_close, None);
         let w = p.webhook.unwrap();
         assert_eq!(
-            (w.host.as_str(), w.port, w.path.as_str(), w.retries),
-            ("127.0.0.1", 8080, "/hook", 2)
+            (w.host.as_str(), w.port, w.path.as_str()),
+            ("127.0.0.1", 8080, "/hook")
         );
+        // `retries` is deprecated: accepted, ignored, named for a warning.
+        assert_eq!(w.ignored_keys, ["retries"]);
         assert_eq!(w.timeout, Duration::from_secs(10));
+        assert_eq!(p.retry_backoff, Duration::from_secs(1));
+        assert_eq!(p.retry_max_backoff, Duration::from_secs(300));
         let cases = [
             (
                 "webhook = { url = \"https://h/x\" }",
@@ -881,6 +905,11 @@ min_rows = 1000
             ("idle_close = \"soon\"", "partition_commit.idle_close"),
             ("idle_close = \"never\"", "or \"off\""),
             ("dealy = \"1m\"", "dealy"),
+            ("retry_backoff = \"0s\"", "partition_commit.retry_backoff"),
+            (
+                "retry_backoff = \"1m\"\nretry_max_backoff = \"10s\"",
+                "at least retry_backoff",
+            ),
         ];
         for (line, want) in cases {
             let e = Config::parse(

@@ -1,7 +1,8 @@
 //! The `[partition_commit]` section: how output partition values map to
 //! event time, the commit delay, when an idle source's newest partition
-//! closes (`idle_close`), and the commit policies (`_SUCCESS`,
-//! webhook, command). Raw serde structs here, checked into
+//! closes (`idle_close`), the commit policies (`_SUCCESS`, webhook,
+//! command) and how a failed commit is retried (`retry_backoff`,
+//! `retry_max_backoff`). Raw serde structs here, checked into
 //! [`PartitionCommitConfig`] by [`validate`] (pure: no I/O).
 
 use super::ConfigError;
@@ -35,6 +36,14 @@ pub(super) struct RawPartitionCommit {
     command: Option<Vec<String>>,
     #[serde(default = "default_command_timeout")]
     command_timeout: HumanDuration,
+    /// Wait after a partition's first failed commit (webhook, command or
+    /// `_SUCCESS`); doubled after each further failure.
+    #[serde(default = "default_retry_backoff")]
+    retry_backoff: HumanDuration,
+    /// The longest wait between two attempts: a failing partition is retried
+    /// at least this often, until it succeeds.
+    #[serde(default = "default_retry_max_backoff")]
+    retry_max_backoff: HumanDuration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,10 +52,12 @@ struct RawWebhook {
     url: String,
     #[serde(default = "default_webhook_timeout")]
     timeout: HumanDuration,
-    #[serde(default = "default_retries")]
-    retries: u32,
-    #[serde(default = "default_backoff")]
-    backoff: HumanDuration,
+    /// Deprecated and ignored: a failed webhook is retried until it
+    /// succeeds (`retry_backoff`, `retry_max_backoff`). Accepted so that
+    /// older configs still load; a warning says so at start.
+    retries: Option<u32>,
+    /// Deprecated and ignored, like `retries`.
+    backoff: Option<HumanDuration>,
 }
 
 fn default_time_columns() -> BTreeMap<String, String> {
@@ -76,11 +87,12 @@ fn default_command_timeout() -> HumanDuration {
 fn default_webhook_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
-fn default_retries() -> u32 {
-    5
-}
-fn default_backoff() -> HumanDuration {
+fn default_retry_backoff() -> HumanDuration {
     HumanDuration(Duration::from_secs(1))
+}
+/// Five minutes: a receiver that comes back is notified within that.
+fn default_retry_max_backoff() -> HumanDuration {
+    HumanDuration(Duration::from_secs(300))
 }
 
 /// One piece of a time format.
@@ -157,8 +169,20 @@ pub struct WebhookConfig {
     /// Path and query, starting with `/`.
     pub path: String,
     pub timeout: Duration,
-    pub retries: u32,
-    pub backoff: Duration,
+    /// The deprecated keys the file set (`retries`, `backoff`), warned
+    /// about at start.
+    pub ignored_keys: Vec<&'static str>,
+}
+
+impl WebhookConfig {
+    /// The URL for logs and `sluice status`: without its query, which may
+    /// carry a token.
+    pub fn redacted(&self) -> String {
+        match self.url.split_once('?') {
+            Some((u, _)) => format!("{u}?..."),
+            None => self.url.clone(),
+        }
+    }
 }
 
 /// The validated `[partition_commit]` section.
@@ -175,6 +199,9 @@ pub struct PartitionCommitConfig {
     pub webhook: Option<WebhookConfig>,
     pub command: Option<Vec<String>>,
     pub command_timeout: Duration,
+    /// First wait after a failed commit; doubles up to `retry_max_backoff`.
+    pub retry_backoff: Duration,
+    pub retry_max_backoff: Duration,
 }
 
 pub(super) fn validate(
@@ -236,11 +263,12 @@ pub(super) fn validate(
             if w.timeout.0.is_zero() {
                 return Err(invalid("webhook.timeout", "must be greater than 0".into()));
             }
-            if w.retries > 20 {
-                return Err(invalid(
-                    "webhook.retries",
-                    "must be at most 20 (each retry doubles the wait)".into(),
-                ));
+            let mut ignored_keys = Vec::new();
+            if w.retries.is_some() {
+                ignored_keys.push("retries");
+            }
+            if w.backoff.is_some() {
+                ignored_keys.push("backoff");
             }
             Some(WebhookConfig {
                 url: w.url,
@@ -248,8 +276,7 @@ pub(super) fn validate(
                 port,
                 path: p,
                 timeout: w.timeout.0,
-                retries: w.retries,
-                backoff: w.backoff.0,
+                ignored_keys,
             })
         }
     };
@@ -265,6 +292,15 @@ pub(super) fn validate(
     if raw.command_timeout.0.is_zero() {
         return Err(invalid("command_timeout", "must be greater than 0".into()));
     }
+    if raw.retry_backoff.0.is_zero() {
+        return Err(invalid("retry_backoff", "must be greater than 0".into()));
+    }
+    if raw.retry_max_backoff.0 < raw.retry_backoff.0 {
+        return Err(invalid(
+            "retry_max_backoff",
+            "must be at least retry_backoff".into(),
+        ));
+    }
     Ok(PartitionCommitConfig {
         time_columns: TimeColumns { day, hour },
         utc_offset_s,
@@ -274,6 +310,8 @@ pub(super) fn validate(
         webhook,
         command: raw.command,
         command_timeout: raw.command_timeout.0,
+        retry_backoff: raw.retry_backoff.0,
+        retry_max_backoff: raw.retry_max_backoff.0,
     })
 }
 

@@ -172,6 +172,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         s(&new.read.io_retry),
     );
     unsafe_key("http.listen", s(&old.http_listen), s(&new.http_listen));
+    unsafe_key(
+        "http.max_connections",
+        s(&old.http_max_connections),
+        s(&new.http_max_connections),
+    );
     unsafe_key("log.format", s(&old.log_format), s(&new.log_format));
     unsafe_key(
         "log.shutdown_grace",

@@ -3,15 +3,17 @@
 //! the commit policies ([`notify`]: `_SUCCESS`, command, webhook) and the
 //! notifier thread that runs them. It reads and updates the `pcommit:`
 //! records through [`StateStore`] and writes only `_SUCCESS` objects into
-//! the sink; it never touches data files.
+//! the sink; it never touches data files. Failed commits wait and are
+//! retried ([`retry`]).
 //!
 //! ```text
 //!  epoch E commits ─► tick (coordinator thread, also ~1/s while idle)
 //!     records: rows per (table, partition), added in E's prepare transaction
 //!     source view: every known source file, open (active/waiting) or done
-//!     rule::decide ─► Job ──sync_channel(64)──► notifier thread
-//!                                                 _SUCCESS, command, webhook (retries)
-//!     record_partition_commit ◄── Completion ◄──────┘
+//!     rule::decide ─► due, and its backoff passed? ─► Job ──sync_channel(64)──► notifier thread
+//!                                                 _SUCCESS, command, webhook (one attempt)
+//!     record_partition_commit ◄── Completion: done ◄──┤
+//!     record_partition_failure, backoff ◄── failed ◄──┘
 //! ```
 //!
 //! # Guarantees
@@ -28,23 +30,33 @@
 //!   The crash point `after_partition_notify` (just before the record) is
 //!   how the tests prove it.
 //!   The same holds for jobs interrupted by a shutdown.
-//! - A webhook that still fails after its retries (or a command that fails)
-//!   is logged and counted, and the commit is recorded anyway: it is not
-//!   retried forever. A `_SUCCESS` that cannot be written is retried at the
-//!   next tick.
+//! - A commit whose `_SUCCESS`, command or webhook fails is **not**
+//!   recorded: the partition stays pending (its failed attempts, first
+//!   failure and last error go into its record, for `sluice status`) and is
+//!   tried again after a capped exponential backoff, until it succeeds,
+//!   after a restart too. Every failed attempt is counted and logged (the
+//!   log lines are rate-limited). A command that succeeded is not run again
+//!   while only the webhook keeps failing (in this process, for the same
+//!   rows).
+//! - Partitions are independent: one that keeps failing waits on its own
+//!   backoff while later ones are committed. No order between partitions
+//!   is promised (none was: the notifier takes them in key order).
 //! - The pipeline never waits for a notification: the queue is bounded and
 //!   a full queue leaves the partition pending for a later tick.
 
 pub mod notify;
+pub mod retry;
 pub mod rule;
 
 use crate::checkpoint::{StagedFile, StateError, StateStore};
 use crate::config::PartitionCommitConfig;
 use crate::telemetry::Metrics;
+use crate::telemetry::status::{PartitionCommitStatus, PendingCommit};
 use notify::{Completion, Job, Outcome, Worker};
 use object_store::ObjectStore;
+use retry::{LogLimit, Pending};
 use rule::{Decision, IdleClose, PeriodOf, SourceMode};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -55,6 +67,8 @@ use tokio::runtime::Handle;
 const QUEUE: usize = 64;
 /// Fully announced partitions are forgotten this long after their last commit.
 const KEEP_MS: i64 = 35 * 24 * 3_600_000;
+/// Failing partitions listed on `/status` (oldest first).
+const STATUS_LIST: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -68,13 +82,6 @@ pub enum CommitError {
     Status(u16),
     #[error("webhook: not an HTTP response: {0:?}")]
     BadResponse(String),
-    #[error("after {attempts} attempts: {last}")]
-    GaveUp {
-        attempts: u32,
-        last: Box<CommitError>,
-    },
-    #[error("interrupted by shutdown; sent again after the restart")]
-    Interrupted,
     #[error("invalid object path {0}")]
     Path(String),
     #[error("cannot write {path}: {source}")]
@@ -104,6 +111,11 @@ pub struct PartitionCommitter {
     metrics: Arc<Metrics>,
     warned_source: bool,
     last_prune_ms: i64,
+    /// Due partitions seen by this process: backoff after failures.
+    pending: HashMap<(String, String), Pending>,
+    retry_backoff: Duration,
+    retry_max_backoff: Duration,
+    log_limit: LogLimit,
 }
 
 impl PartitionCommitter {
@@ -129,6 +141,12 @@ impl PartitionCommitter {
             .name("sluice-pcommit".into())
             .spawn(move || worker.run(jobs_rx, done_tx))
             .map_err(|e| CommitError::Thread(e.to_string()))?;
+        if let Some(w) = cfg.webhook.as_ref().filter(|w| !w.ignored_keys.is_empty()) {
+            tracing::warn!(
+                keys = %w.ignored_keys.join(", "),
+                "partition_commit.webhook: deprecated keys ignored; a failed commit is retried until it succeeds, see retry_backoff and retry_max_backoff"
+            );
+        }
         Ok(PartitionCommitter {
             period_of: PeriodOf {
                 columns: cfg.time_columns.clone(),
@@ -145,6 +163,10 @@ impl PartitionCommitter {
             metrics,
             warned_source: false,
             last_prune_ms: 0,
+            pending: HashMap::new(),
+            retry_backoff: cfg.retry_backoff,
+            retry_max_backoff: cfg.retry_max_backoff,
+            log_limit: LogLimit::new(10, Duration::from_secs(60)),
         })
     }
 
@@ -186,7 +208,7 @@ impl PartitionCommitter {
         source: impl IntoIterator<Item = (&'a str, bool)>,
         now_ms: i64,
     ) -> Result<(), CommitError> {
-        self.record_completions(state)?;
+        self.record_completions(state, now_ms)?;
         let mut parts: BTreeMap<rule::Period, bool> = BTreeMap::new();
         let mut unknown = 0;
         for (path, open) in source {
@@ -216,7 +238,8 @@ impl PartitionCommitter {
             watermark_ms = watermark.unwrap_or(-1),
             "partition commit tick"
         );
-        let mut pending = 0;
+        let mut due = HashSet::new();
+        let mut full = false;
         for r in state.partitions()? {
             let period = self.period_of.period_of_partition(&r.partition);
             let d = rule::decide(
@@ -231,9 +254,15 @@ impl PartitionCommitter {
             let Decision::Commit { late } = d else {
                 continue;
             };
-            pending += 1;
             let key = (r.table.clone(), r.partition.clone());
-            if self.in_flight.contains(&key) {
+            let p = self.pending.entry(key.clone()).or_insert_with(|| {
+                let mut p = Pending::new(r.rows, now_ms, r.failed_attempts, r.first_failed_ms);
+                p.last_error = r.last_error.clone();
+                p
+            });
+            p.grew(r.rows);
+            due.insert(key.clone());
+            if full || self.in_flight.contains(&key) || !p.due(now_ms) {
                 continue;
             }
             let Some(jobs) = &self.jobs else { continue };
@@ -243,20 +272,21 @@ impl PartitionCommitter {
                 rows: r.rows,
                 files: r.files,
                 late,
+                run_command: !p.command_done,
+                at_ms: p.attempt(now_ms),
             };
             match jobs.try_send(job) {
                 Ok(()) => {
                     self.in_flight.insert(key);
                 }
-                Err(TrySendError::Full(_)) => break,
+                Err(TrySendError::Full(_)) => full = true,
                 Err(TrySendError::Disconnected(_)) => {
                     return Err(CommitError::Thread("the notifier thread stopped".into()));
                 }
             }
         }
-        self.metrics
-            .partitions_pending
-            .store(pending, Ordering::Relaxed);
+        self.pending.retain(|k, _| due.contains(k));
+        self.report(now_ms);
         if now_ms - self.last_prune_ms > 3_600_000 {
             self.last_prune_ms = now_ms;
             state.prune_partitions(now_ms - KEEP_MS)?;
@@ -264,14 +294,59 @@ impl PartitionCommitter {
         Ok(())
     }
 
-    fn record_completions(&mut self, state: &StateStore) -> Result<(), CommitError> {
+    /// Pending partitions into the metrics and the status board.
+    fn report(&self, now_ms: i64) {
+        let m = &self.metrics;
+        m.partitions_pending
+            .store(self.pending.len() as i64, Ordering::Relaxed);
+        let oldest = self.pending.values().map(|p| p.since_ms).min();
+        m.partition_commit_oldest_pending_ms
+            .store(oldest.unwrap_or(0), Ordering::Relaxed);
+        let mut failing: Vec<PendingCommit> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.failures > 0)
+            .map(|((table, partition), p)| PendingCommit {
+                table: table.clone(),
+                partition: partition.clone(),
+                failed_attempts: p.failures,
+                since_ms: p.since_ms,
+                next_attempt_ms: Some(p.next_attempt_ms.max(now_ms)),
+                last_error: p.last_error.clone(),
+            })
+            .collect();
+        failing.sort_by(|a, b| {
+            (a.since_ms, &a.table, &a.partition).cmp(&(b.since_ms, &b.table, &b.partition))
+        });
+        let failing_count = failing.len() as u64;
+        failing.truncate(STATUS_LIST);
+        m.status.set_partition_commit(PartitionCommitStatus {
+            pending: self.pending.len() as u64,
+            failing: failing_count,
+            oldest_pending_since_ms: oldest,
+            failed_attempts_total: m.partition_commit_failures.load(Ordering::Relaxed),
+            oldest_failing: failing,
+        });
+    }
+
+    fn record_completions(&mut self, state: &StateStore, now_ms: i64) -> Result<(), CommitError> {
         while let Ok(c) = self.done.try_recv() {
             let j = &c.job;
-            self.in_flight
-                .remove(&(j.table.clone(), j.partition.clone()));
-            if c.outcome != Outcome::Done {
+            let key = (j.table.clone(), j.partition.clone());
+            self.in_flight.remove(&key);
+            let (error, command_done) = match c.outcome {
+                Outcome::Done => (None, true),
+                Outcome::Interrupted => continue,
+                Outcome::Failed {
+                    error,
+                    command_done,
+                } => (Some(error), command_done),
+            };
+            if let Some(error) = error {
+                self.failed(state, j, error, command_done, now_ms)?;
                 continue;
             }
+            let failures = self.pending.remove(&key).map_or(0, |p| p.failures);
             // `_SUCCESS`, the command and the webhook ran; the commit is not
             // recorded yet. A crash here repeats them after the restart.
             crate::crashpoint::hit("after_partition_notify");
@@ -282,15 +357,51 @@ impl PartitionCommitter {
                     "late data: partition committed again");
             } else {
                 tracing::info!(table = %j.table, partition = %j.partition, rows = j.rows, files = j.files,
-                    "partition committed");
+                    failed_attempts = failures, "partition committed");
             }
         }
         Ok(())
     }
 
+    /// A failed attempt: counted, recorded in the partition's record, its
+    /// next attempt put off, and logged (rate-limited).
+    fn failed(
+        &mut self,
+        state: &StateStore,
+        j: &Job,
+        error: String,
+        command_done: bool,
+        now_ms: i64,
+    ) -> Result<(), CommitError> {
+        self.metrics
+            .partition_commit_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let p = self
+            .pending
+            .entry((j.table.clone(), j.partition.clone()))
+            .or_insert_with(|| Pending::new(j.rows, now_ms, 0, None));
+        let command_done = command_done && p.rows == j.rows;
+        let wait = p.failed(
+            now_ms,
+            error.clone(),
+            command_done,
+            self.retry_backoff,
+            self.retry_max_backoff,
+        );
+        let attempt = p.failures;
+        state.record_partition_failure(&j.table, &j.partition, now_ms, &error)?;
+        if let Some(suppressed) = self.log_limit.allow(now_ms) {
+            tracing::warn!(table = %j.table, partition = %j.partition, attempt, error = %error,
+                retry_in = %humantime::format_duration(wait), suppressed,
+                "partition commit failed; it stays pending and is retried");
+        }
+        Ok(())
+    }
+
     /// Stops the notifier thread. `drain`: let it finish every queued job
-    /// (`run --once`); else it stops after the current attempt, and what is
-    /// left unrecorded is committed again after the restart.
+    /// (`run --once`); else it stops after the current attempt. What is left
+    /// unrecorded (interrupted, or failed and waiting) is committed again
+    /// after the restart.
     pub fn finish(mut self, state: &StateStore, drain: bool) -> Result<(), CommitError> {
         if !drain {
             self.stop.store(true, Ordering::SeqCst);
@@ -299,12 +410,12 @@ impl PartitionCommitter {
         if let Some(t) = self.worker.take() {
             // Keep taking completions so the thread never blocks on sending one.
             while !t.is_finished() {
-                self.record_completions(state)?;
+                self.record_completions(state, notify::now_ms())?;
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = t.join();
         }
-        self.record_completions(state)
+        self.record_completions(state, notify::now_ms())
     }
 }
 

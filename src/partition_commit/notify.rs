@@ -1,8 +1,10 @@
 //! The commit policies, run for one partition at a time on the notifier
 //! thread: `_SUCCESS` through the sink's `object_store`, the command (no
-//! shell, time-bounded), the webhook (HTTP/1.1 POST over a tokio
-//! `TcpStream`, retried with exponential backoff). Each job ends with a
-//! [`Completion`] sent back to the coordinator, which records it in state.
+//! shell, time-bounded), the webhook (one HTTP/1.1 POST over a tokio
+//! `TcpStream`, time-bounded). A job is one attempt; it ends with a
+//! [`Completion`] sent back to the coordinator, which records a success in
+//! state, or a failure and when to try again (see [`super::retry`]). The
+//! thread never sleeps on a failing partition, so others go ahead.
 
 use super::CommitError;
 use crate::config::{PartitionCommitConfig, WebhookConfig};
@@ -24,6 +26,12 @@ pub struct Job {
     pub rows: u64,
     pub files: u64,
     pub late: bool,
+    /// Run the command (false: it already succeeded for these rows, only
+    /// the webhook failed).
+    pub run_command: bool,
+    /// `committed_at`: the first attempt of this commit, so that a retried
+    /// notification carries the same body.
+    pub at_ms: i64,
 }
 
 impl Job {
@@ -51,12 +59,14 @@ impl Job {
 /// How a job ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// `_SUCCESS` written and every policy ran (a policy that failed for
-    /// good was logged and counted): record the commit.
+    /// `_SUCCESS` written, the command and the webhook succeeded: record
+    /// the commit.
     Done,
-    /// Not finished (`_SUCCESS` failed, or shutdown interrupted it): left
-    /// unrecorded, so it runs again.
-    Retry,
+    /// A policy failed: left unrecorded (pending), tried again later.
+    /// `command_done`: the command had succeeded (only the webhook failed).
+    Failed { error: String, command_done: bool },
+    /// Shutdown came first: left unrecorded, it runs after the restart.
+    Interrupted,
 }
 
 #[derive(Debug)]
@@ -74,7 +84,7 @@ pub(super) struct Worker {
     pub stop: Arc<AtomicBool>,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -98,7 +108,7 @@ impl Worker {
             if self.stop.load(Ordering::SeqCst) {
                 return;
             }
-            let at_ms = now_ms();
+            let at_ms = job.at_ms;
             let outcome = self.commit(&job, at_ms);
             if done
                 .send(Completion {
@@ -113,66 +123,44 @@ impl Worker {
         }
     }
 
+    /// One attempt: `_SUCCESS`, the command (unless done already), the
+    /// webhook; the first failure ends it.
     fn commit(&self, job: &Job, at_ms: i64) -> Outcome {
+        let failed = |e: CommitError, command_done| Outcome::Failed {
+            error: e.to_string(),
+            command_done,
+        };
         if self.cfg.success_file
             && let Err(e) = self.handle.block_on(write_success(&self.sink, job))
         {
-            tracing::warn!(table = %job.table, partition = %job.partition, error = %e, "cannot write _SUCCESS; the partition commit is retried");
-            return Outcome::Retry;
+            // A command that succeeded before still counts as done.
+            return failed(e, !job.run_command);
         }
-        if let Some(cmd) = &self.cfg.command
+        if let Some(cmd) = self.cfg.command.as_ref().filter(|_| job.run_command)
             && let Err(e) = run_command(cmd, job, self.cfg.command_timeout)
         {
-            tracing::error!(table = %job.table, partition = %job.partition, error = %e, "partition commit command failed");
             self.metrics
                 .partition_commit_command_failures
                 .fetch_add(1, Ordering::Relaxed);
+            return failed(e, false);
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            return Outcome::Interrupted;
         }
         if let Some(hook) = &self.cfg.webhook {
-            match self.post_with_retries(hook, &job.body(at_ms)) {
-                Ok(()) => {}
-                Err(CommitError::Interrupted) => return Outcome::Retry,
-                Err(e) => {
-                    tracing::error!(table = %job.table, partition = %job.partition, url = %hook.url, error = %e, "partition commit webhook gave up");
-                    self.metrics
-                        .partition_commit_webhook_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+            let r = match self.handle.block_on(post(hook, &job.body(at_ms))) {
+                Ok(status) if (200..300).contains(&status) => Ok(()),
+                Ok(status) => Err(CommitError::Status(status)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                self.metrics
+                    .partition_commit_webhook_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return failed(e, true);
             }
         }
         Outcome::Done
-    }
-
-    /// POSTs `body`; connect errors, timeouts, 429 and 5xx are retried
-    /// `retries` times with backoff doubling from `backoff`; another status
-    /// fails at once (retrying would not change it).
-    fn post_with_retries(&self, hook: &WebhookConfig, body: &str) -> Result<(), CommitError> {
-        let mut wait = hook.backoff;
-        let mut attempt = 0;
-        loop {
-            let e = match self.handle.block_on(post(hook, body)) {
-                Ok(status) if (200..300).contains(&status) => return Ok(()),
-                Ok(status) if status == 429 || status >= 500 => CommitError::Status(status),
-                Ok(status) => return Err(CommitError::Status(status)),
-                Err(e) => e,
-            };
-            if attempt >= hook.retries {
-                return Err(CommitError::GaveUp {
-                    attempts: attempt + 1,
-                    last: Box::new(e),
-                });
-            }
-            attempt += 1;
-            tracing::warn!(url = %hook.url, attempt, error = %e, wait_ms = wait.as_millis() as u64, "webhook failed; retrying");
-            let until = Instant::now() + wait;
-            while Instant::now() < until {
-                if self.stop.load(Ordering::SeqCst) {
-                    return Err(CommitError::Interrupted);
-                }
-                std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
-            }
-            wait = (wait * 2).min(Duration::from_secs(300));
-        }
     }
 }
 
@@ -283,6 +271,8 @@ mod tests {
             rows: 7,
             files: 2,
             late: false,
+            run_command: true,
+            at_ms: 0,
         }
     }
 

@@ -53,12 +53,16 @@ pub struct Metrics {
     pub dimensions: Mutex<BTreeMap<String, Arc<DimCounters>>>,
     /// Partition commits by (table, late).
     pub partitions_committed: Mutex<BTreeMap<(String, bool), u64>>,
-    /// Webhooks that still failed after their retries.
+    /// Webhook attempts that failed (the partition stays pending).
     pub partition_commit_webhook_failures: AtomicU64,
     /// Commit commands that failed (non-zero exit, spawn error, timeout).
     pub partition_commit_command_failures: AtomicU64,
+    /// Failed commit attempts of any policy (`_SUCCESS`, command, webhook).
+    pub partition_commit_failures: AtomicU64,
     /// Complete partitions whose commit is not recorded yet.
     pub partitions_pending: AtomicI64,
+    /// Since when (ms) the oldest of them has waited; 0: none.
+    pub partition_commit_oldest_pending_ms: AtomicI64,
 }
 
 /// One dimension's load and join figures.
@@ -364,13 +368,18 @@ impl Metrics {
         }
         for (name, help, v) in [
             (
+                "sluice_partition_commit_failures_total",
+                "Failed partition commit attempts (_SUCCESS, command or webhook); the partition stays pending and is retried.",
+                &self.partition_commit_failures,
+            ),
+            (
                 "sluice_partition_commit_webhook_failures_total",
-                "Partition commit webhooks that failed after every retry.",
+                "Partition commit webhook attempts that failed.",
                 &self.partition_commit_webhook_failures,
             ),
             (
                 "sluice_partition_commit_command_failures_total",
-                "Partition commit commands that failed.",
+                "Partition commit command runs that failed.",
                 &self.partition_commit_command_failures,
             ),
         ] {
@@ -385,6 +394,23 @@ impl Metrics {
             out,
             "# HELP {name} Complete output partitions whose commit is not recorded yet.\n# TYPE {name} gauge\n{name} {}",
             self.partitions_pending.load(Ordering::Relaxed)
+        );
+        let since = self
+            .partition_commit_oldest_pending_ms
+            .load(Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let age = if since > 0 {
+            (now - since).max(0) as f64 / 1e3
+        } else {
+            0.0
+        };
+        let name = "sluice_partition_commit_oldest_pending_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} How long the oldest pending partition has waited for its commit (0: none).\n# TYPE {name} gauge\n{name} {age:.3}"
         );
     }
 

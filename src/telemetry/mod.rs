@@ -3,6 +3,7 @@
 //! `/readyz`, `/status`), the status board behind `sluice status`,
 //! discovery's reports of what it does not read, and systemd notifications.
 
+pub mod commit_status;
 pub mod discovery;
 pub mod http;
 pub mod metrics;

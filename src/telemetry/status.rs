@@ -11,6 +11,7 @@
 //! back-pressure from which the diagnosis is drawn.
 
 use super::Metrics;
+pub use super::commit_status::{PartitionCommitStatus, PendingCommit};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -189,6 +190,9 @@ pub struct StatusSnapshot {
     #[serde(default)]
     pub discovery: super::discovery::DiscoveryStatus,
     pub diagnosis: Diagnosis,
+    /// Pending and failing partition commits (`[partition_commit]` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_commit: Option<PartitionCommitStatus>,
 }
 
 // ---------------------------------------------------------------- diagnosis
@@ -422,6 +426,7 @@ struct Board {
     writer_wait: f64,
     /// Reader wait counter and time at the last checkpoint.
     wait_mark: (u64, i64),
+    partition_commit: Option<PartitionCommitStatus>,
 }
 
 /// Static facts of a run, set once at start.
@@ -466,6 +471,11 @@ impl StatusBoard {
     /// SLOT: the dimension code reports its snapshots here.
     pub fn set_dimensions(&self, dims: Vec<DimensionStatus>) {
         self.lock().dimensions = dims;
+    }
+
+    /// Partition commit's pending partitions, from its tick.
+    pub fn set_partition_commit(&self, p: PartitionCommitStatus) {
+        self.lock().partition_commit = Some(p);
     }
 
     /// A sample of the pipeline, from the coordinator's loop.
@@ -548,6 +558,7 @@ impl StatusBoard {
             stalled: m.stalled(now_ms),
             discovery: m.discovery.status(),
             diagnosis: Diagnosis::default(),
+            partition_commit: b.partition_commit.clone(),
         };
         s.diagnosis = diagnose(&s, &b.thresholds);
         s

@@ -26,7 +26,8 @@ time_columns = {{ dt = "%Y-%m-%d", hour = "%H" }}
 delay = "0s"
 idle_close = "off"
 success_file = true
-webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = "100ms" }}
+webhook = {{ url = "http://{addr}/hook", timeout = "2s" }}
+retry_backoff = "100ms"
 "#
     ));
     env.add_file(0, 800);
@@ -151,7 +152,8 @@ fn an_idle_sources_last_hour_is_committed_after_idle_close() {
 [partition_commit]
 delay = "0s"
 idle_close = "1s"
-webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = "100ms" }}
+webhook = {{ url = "http://{addr}/hook", timeout = "2s" }}
+retry_backoff = "100ms"
 "#
     ));
     // The source's only hour is yesterday's last: it ended long ago, and no

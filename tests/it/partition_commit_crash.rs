@@ -21,7 +21,8 @@ fn a_commit_killed_after_its_webhook_is_notified_again_after_the_restart() {
 [partition_commit]
 delay = "0s"
 idle_close = "off"
-webhook = {{ url = "http://{addr}/hook", timeout = "2s", retries = 3, backoff = "100ms" }}
+webhook = {{ url = "http://{addr}/hook", timeout = "2s" }}
+retry_backoff = "100ms"
 "#
     ));
     env.add_file(0, 800);

@@ -5,6 +5,7 @@
 use crate::support::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,13 +21,30 @@ pub fn start_receiver(fail_first: bool) -> (String, Got) {
     let g = got.clone();
     std::thread::spawn(move || {
         for mut s in listener.incoming().flatten() {
-            serve(&mut s, &g, fail_first);
+            let first = g.lock().unwrap().is_empty();
+            serve(&mut s, &g, if fail_first && first { 500 } else { 200 });
         }
     });
     (addr, got)
 }
 
-fn serve(s: &mut TcpStream, got: &Got, fail_first: bool) {
+/// Starts a receiver that answers every request with the status in the
+/// returned cell (`initial` until the test changes it).
+pub fn start_switchable_receiver(initial: u16) -> (String, Got, Arc<AtomicU16>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let got: Got = Arc::default();
+    let answer = Arc::new(AtomicU16::new(initial));
+    let (g, a) = (got.clone(), answer.clone());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            serve(&mut s, &g, a.load(Ordering::SeqCst));
+        }
+    });
+    (addr, got, answer)
+}
+
+fn serve(s: &mut TcpStream, got: &Got, status: u16) {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
@@ -57,7 +75,6 @@ fn serve(s: &mut TcpStream, got: &Got, fail_first: bool) {
     let body: serde_json::Value = serde_json::from_slice(&buf[head_end..head_end + len])
         .unwrap_or_else(|e| serde_json::Value::String(format!("not JSON: {e}")));
     let mut g = got.lock().unwrap();
-    let status = if fail_first && g.is_empty() { 500 } else { 200 };
     g.push((status, head.lines().next().unwrap_or("").to_string(), body));
     drop(g);
     let _ = write!(
