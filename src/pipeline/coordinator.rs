@@ -497,13 +497,22 @@ impl Coordinator {
         }
     }
 
+    /// Quarantines a file with its reason. Several splits of one file can
+    /// fail in the same epoch: the file is counted once and keeps the
+    /// first reason.
     fn quarantine(&mut self, path: &str, reason: String) {
+        self.queue.remove_file(path);
+        if let Some(r) = self.files.get(path)
+            && matches!(r.status, FileStatus::Quarantined { .. })
+        {
+            tracing::debug!(file = %path, reason = %reason, "another split of a quarantined file failed");
+            return;
+        }
         tracing::warn!(file = %path, reason = %reason, "quarantined file");
         self.metrics
             .files_quarantined
             .fetch_add(1, Ordering::Relaxed);
         self.summary.files_quarantined += 1;
-        self.queue.remove_file(path);
         if let Some(r) = self.files.get_mut(path) {
             r.status = FileStatus::Quarantined {
                 reason,

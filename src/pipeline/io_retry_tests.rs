@@ -28,6 +28,8 @@ struct Faulty {
     target: String,
     opens: AtomicU32,
     fetches: AtomicU32,
+    /// Every ranged read of the target says the file is gone.
+    vanished: bool,
 }
 
 impl std::fmt::Display for Faulty {
@@ -85,6 +87,12 @@ impl ObjectStore for Faulty {
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
         self.fault(location, &self.fetches, libc::EIO)?;
+        if self.vanished && location.as_ref().ends_with(&self.target) {
+            return Err(object_store::Error::NotFound {
+                path: location.to_string(),
+                source: "vanished".into(),
+            });
+        }
         self.inner.get_ranges(location, ranges).await
     }
 
@@ -151,12 +159,22 @@ fn setup() -> Setup {
 
 impl Setup {
     fn run(&self, opens: u32, fetches: u32) -> (super::RunSummary, Arc<Metrics>) {
+        self.run_with(opens, fetches, false)
+    }
+
+    fn run_with(
+        &self,
+        opens: u32,
+        fetches: u32,
+        vanished: bool,
+    ) -> (super::RunSummary, Arc<Metrics>) {
         let inner = super::local_store(&self.cfg.source.root, false).unwrap();
         let store = Arc::new(Faulty {
             inner,
             target: "hour=01/part-000002.parquet".into(),
             opens: AtomicU32::new(opens),
             fetches: AtomicU32::new(fetches),
+            vanished,
         });
         let metrics = Arc::new(Metrics::default());
         let s = run_with_source(
@@ -226,4 +244,15 @@ fn a_once_run_leaves_a_file_that_keeps_failing_for_the_next_run() {
     let out = s.output();
     assert_eq!(out.len(), s.rows);
     assert!(out.values().all(|n| *n == 1), "a row landed twice");
+}
+
+#[test]
+fn a_file_whose_splits_all_fail_is_quarantined_once() {
+    let s = setup();
+    let (summary, metrics) = s.run_with(0, 0, true);
+    // Six splits failed, one file was quarantined.
+    assert_eq!(summary.files_quarantined, 1, "{summary:?}");
+    assert_eq!(metrics.files_quarantined.load(Ordering::Relaxed), 1);
+    assert_eq!(summary.files_done, 1, "{summary:?}");
+    assert_eq!(s.output().len(), 3000);
 }
