@@ -125,7 +125,7 @@ fn split_offset(s: &str) -> (&str, i64) {
 }
 
 /// Asks on a terminal; `None` when there is no terminal to ask on.
-pub(crate) fn confirm(question: &str) -> Option<bool> {
+fn confirm(question: &str) -> Option<bool> {
     if !std::io::stdin().is_terminal() {
         return None;
     }
@@ -134,6 +134,26 @@ pub(crate) fn confirm(question: &str) -> Option<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).ok()?;
     Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
+/// Asks before an operator action that changes the state (`--yes` skips
+/// this). `None`: go ahead. Otherwise the exit code to stop with: 1 when
+/// the operator said no, 2 when there is no terminal to ask on (`what`
+/// names the action in the refusal).
+pub(crate) fn ask_to_proceed(question: &str, what: &str) -> Option<ExitCode> {
+    match confirm(question) {
+        Some(true) => None,
+        Some(false) => {
+            println!("nothing changed");
+            Some(ExitCode::from(1))
+        }
+        None => {
+            eprintln!(
+                "error: refusing to {what} without confirmation: stdin is not a terminal; pass --yes"
+            );
+            Some(ExitCode::from(2))
+        }
+    }
 }
 
 pub fn cmd_rewind(cfg: &Config, to: &str, yes: bool) -> Result<ExitCode> {
@@ -216,20 +236,8 @@ pub fn cmd_rewind(cfg: &Config, to: &str, yes: bool) -> Result<ExitCode> {
     println!(
         "  committed output is not deleted: rows already in the tables will be there twice unless you remove them first"
     );
-    if !yes {
-        match confirm("rewind?") {
-            Some(true) => {}
-            Some(false) => {
-                println!("nothing changed");
-                return Ok(ExitCode::from(1));
-            }
-            None => {
-                eprintln!(
-                    "error: refusing to rewind without confirmation: stdin is not a terminal; pass --yes"
-                );
-                return Ok(ExitCode::from(2));
-            }
-        }
+    if !yes && let Some(code) = ask_to_proceed("rewind?", "rewind") {
+        return Ok(code);
     }
     // Prepared epochs do not depend on file records; roll them forward
     // first, as the next start would, so the state is clean.

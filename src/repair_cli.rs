@@ -4,7 +4,7 @@
 //! (an epoch that can never commit). Printing, prompts and exit codes live
 //! here; `sluice::checkpoint::retry` and `sluice::pipeline::resolve` decide.
 
-use crate::ops_cli::{confirm, open_state, rfc3339};
+use crate::ops_cli::{ask_to_proceed, open_state, rfc3339};
 use anyhow::{Context, Result};
 use sluice::checkpoint::FileStatus;
 use sluice::checkpoint::retry::{RetryPlan, plan_retry, released};
@@ -187,20 +187,13 @@ pub fn cmd_resolve_epoch(cfg: &Config, yes: bool) -> Result<ExitCode> {
             left.len(),
             left.iter().map(|f| f.file.rows).sum::<u64>()
         );
-        if !yes {
-            match confirm("commit the other files and mark the epoch(s) committed?") {
-                Some(true) => {}
-                Some(false) => {
-                    println!("nothing changed");
-                    return Ok(ExitCode::from(1));
-                }
-                None => {
-                    eprintln!(
-                        "error: refusing to leave rows out without confirmation: stdin is not a terminal; pass --yes"
-                    );
-                    return Ok(ExitCode::from(2));
-                }
-            }
+        if !yes
+            && let Some(code) = ask_to_proceed(
+                "commit the other files and mark the epoch(s) committed?",
+                "leave rows out",
+            )
+        {
+            return Ok(code);
         }
     }
     for e in &epochs {
