@@ -303,7 +303,7 @@ pub fn render(s: &StatusSnapshot) -> String {
     for e in &s.prepared_epochs {
         let _ = writeln!(
             o,
-            "prepared epoch:  {e} (not committed; rolled forward at the next start)"
+            "prepared epoch:  {e} (not committed; rolled forward at the next start; if that keeps failing, `sluice state resolve-epoch` shows why)"
         );
     }
     match &s.rules {

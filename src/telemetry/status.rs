@@ -268,7 +268,7 @@ pub fn diagnose(s: &StatusSnapshot, t: &Thresholds) -> Diagnosis {
             return d(
                 DiagnosisKind::SinkErrors,
                 format!(
-                    "not running; epoch {e} is prepared but not committed (the last run stopped mid-checkpoint, e.g. on a sink error); the next start rolls it forward"
+                    "not running; epoch {e} is prepared but not committed (the last run stopped mid-checkpoint, e.g. on a sink error); the next start rolls it forward (if that keeps failing, `sluice state resolve-epoch` shows why and the way out)"
                 ),
             );
         }
