@@ -113,15 +113,6 @@ fn corrupt_last_row_group(f: &Path) -> Vec<u8> {
     good
 }
 
-fn set_mtime(f: &Path, t: std::time::SystemTime) {
-    std::fs::File::options()
-        .write(true)
-        .open(f)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
-}
-
 /// A file whose last row group cannot be read: its other splits commit,
 /// then it is quarantined. Returns (file, its good bytes, its mtime as taken).
 fn partly_committed_quarantine(env: &mut Env) -> (PathBuf, Vec<u8>, std::time::SystemTime) {

@@ -5,7 +5,7 @@
 
 use crate::ops::{get, metric};
 use crate::support::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Writes an event file at `rel` under the source root (ids from `id`).
@@ -13,15 +13,6 @@ fn write_at(env: &Env, rel: &str, id: u64, rows: usize) -> PathBuf {
     let p = env.ods().join(rel);
     sluice::demo::write_event_file(&p, id, rows, 500, sluice::demo::DAY_START_MS).unwrap();
     p
-}
-
-fn set_mtime(p: &Path, t: SystemTime) {
-    std::fs::File::options()
-        .write(true)
-        .open(p)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
 }
 
 fn edit_config(env: &Env, from: &str, to: &str) {

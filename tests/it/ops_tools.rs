@@ -9,15 +9,6 @@ use std::time::{Duration, SystemTime};
 
 type Tables = BTreeMap<String, BTreeMap<String, u32>>;
 
-fn set_mtime(p: &PathBuf, t: SystemTime) {
-    std::fs::File::options()
-        .write(true)
-        .open(p)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
-}
-
 fn ok(out: &std::process::Output) -> String {
     let text = format!(
         "{}{}",

@@ -19,15 +19,6 @@ fn sluice(args: &[&str], cwd: &Path) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A copy of `configs/` (config, rules, rule tests) in a temporary directory.
 fn copy_configs() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -53,7 +44,7 @@ fn rules_test_passes_on_the_shipped_configs() {
         &["rules", "test", "--config", "configs/sluice.toml"],
         Path::new(env!("CARGO_MANIFEST_DIR")),
     );
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("ok    configs/rules/tests/clicks.toml: "), "{t}");
     assert!(
@@ -75,7 +66,7 @@ fn rules_test_fails_with_a_readable_diff_on_a_wrong_expectation() {
     assert_ne!(wrong, body);
     std::fs::write(&test, wrong).unwrap();
     let out = sluice(&["rules", "test", "--config", "sluice.toml"], dir.path());
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let want = "FAIL  rules/tests/clicks.toml: clicks go to the table of their app, and every event to dwd_events_by_app\n      dwd_click_ios (compared on event_id, hour): expected 1 row(s), received 1; - missing, + unexpected:\n        - {event_id = \"e2\", hour = \"00\"}\n        + {event_id = \"e2\", hour = \"01\"}\n";
@@ -95,7 +86,7 @@ fn a_bad_test_file_exits_2_with_its_position() {
     )
     .unwrap();
     let out = sluice(&["rules", "test", "--config", "sluice.toml"], dir.path());
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(
         t.contains("error: rules/tests/typo.toml:4:1: the source has no column evnt_type"),
@@ -109,7 +100,7 @@ fn a_bad_test_file_exits_2_with_its_position() {
     )
     .unwrap();
     let out = sluice(&["rules", "test", "--config", "sluice.toml"], dir.path());
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(
         t.contains("rules/dwd_bad.sql:1:32: No field named nope"),
@@ -136,7 +127,7 @@ fn rules_test_shows_what_each_table_gets_from_a_sample_file() {
         ])
         .output()
         .unwrap();
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("300 rows; source schema from the file"), "{t}");
     assert!(t.contains("== t_click (rules/t_click.sql): "), "{t}");
@@ -166,7 +157,7 @@ fn rules_explain_prints_the_normalized_rule() {
         ],
         Path::new(env!("CARGO_MANIFEST_DIR")),
     );
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     for want in [
         "rule dwd_purchase (configs/rules/dwd_purchase.sql)",
@@ -190,5 +181,5 @@ fn rules_explain_prints_the_normalized_rule() {
         Path::new(env!("CARGO_MANIFEST_DIR")),
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("no rule writes table nope"));
+    assert!(output_text(&out).contains("no rule writes table nope"));
 }

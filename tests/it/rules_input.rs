@@ -13,21 +13,12 @@ fn check(env: &Env) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn check_needs_no_source_file_when_the_schema_is_declared() {
     let env = Env::new("");
     // No state, no source file, no declaration: refused, saying what to add.
     let out = check(&env);
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(
         t.contains("_source.toml; declare the source columns there"),
@@ -40,7 +31,7 @@ fn check_needs_no_source_file_when_the_schema_is_declared() {
     std::fs::create_dir_all(env.path().join("rules/tests")).unwrap();
     std::fs::write(env.path().join("rules/tests/_source.toml"), declared).unwrap();
     let out = check(&env);
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("source schema: rules/tests/_source.toml"), "{t}");
     assert!(t.contains("note: no readable source file under"), "{t}");
@@ -53,7 +44,7 @@ fn check_needs_no_source_file_when_the_schema_is_declared() {
     )
     .unwrap();
     let out = check(&env);
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains("rules/t_bad.sql:4:7: "), "{t}");
     assert!(t.contains("evnt_type"), "{t}");
@@ -65,7 +56,7 @@ fn check_needs_no_source_file_when_the_schema_is_declared() {
     )
     .unwrap();
     let out = check(&env);
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(
         t.contains("rules/t_bad.sql:2:14: table name _errors starts with `_`"),
@@ -88,15 +79,15 @@ fn multi_byte_text_before_a_changed_column_is_refused_not_a_crash() {
     let rule = env.path().join("rules/t_user.sql");
     std::fs::write(&rule, RECORDED).unwrap();
     let run = env.run_once();
-    assert!(run.status.success(), "{}", text(&run));
+    assert!(run.status.success(), "{}", output_text(&run));
 
     std::fs::write(&rule, CHANGED).unwrap();
     let out = check(&env);
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains(REFUSAL), "{t}");
     let out = env.run_once();
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains(REFUSAL), "{t}");
 }

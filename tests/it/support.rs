@@ -422,3 +422,23 @@ pub fn yesterday() -> (String, i64) {
     let day = humantime::format_rfc3339_seconds(at).to_string()[..10].to_string();
     (day, start_ms)
 }
+
+/// Sets a file's modification time (discovery decides on mtimes).
+pub fn set_mtime(p: &Path, t: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// A command's exit code, stdout and stderr, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
