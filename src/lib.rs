@@ -21,6 +21,7 @@
 //! - [`crashpoint`]: named points where crash tests kill the process.
 
 pub mod checkpoint;
+pub mod clock;
 pub mod config;
 pub mod crashpoint;
 pub mod demo;

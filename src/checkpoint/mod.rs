@@ -11,6 +11,8 @@
 //! epoch:<E>           EpochRecord: Prepared | Committed, staged -> final names
 //! rows:<day>:<table>  rows committed to a table on a UTC day (for `sluice status`)
 //! table_schema:<T>    output schema of table T's files (route::schema_guard's JSON)
+//! open:<staged>       an output file open across checkpoints (see [`open_files`])
+//! openrg:<staged>\0<k> its footer chunks
 //! pcommit:<T>\0<P>    PartitionRecord of table T's partition P: rows and files
 //!                     committed so far (added in the prepare transaction), and
 //!                     how many of them the last partition commit announced;
@@ -29,6 +31,8 @@
 //! committed anything.
 
 pub mod identity;
+pub mod ledger;
+pub mod open_files;
 pub mod retry;
 pub mod tools;
 
@@ -152,6 +156,12 @@ pub struct Prepare {
     /// (table, partition)s whose [`PartitionRecord`] gets the epoch's rows
     /// and files (the committable ones, when partition commit is configured).
     pub track_partitions: std::collections::BTreeSet<(String, String)>,
+    /// Files still open after this checkpoint whose durable prefix grew
+    /// (or that were opened since the last one): their new records.
+    pub open_files: Vec<open_files::OpenFileUpdate>,
+    /// Open-file records that go: (staged path, chunks). The file closed in
+    /// this epoch (it is in `files`) or recovery finished it.
+    pub open_removals: Vec<(String, u32)>,
 }
 
 /// What partition commit knows of one output partition (`pcommit:` keys).
@@ -416,8 +426,15 @@ impl StateStore {
             .iter()
             .map(|(t, json)| (table_schema_key(t), json.as_str()))
             .collect();
+        let open = open_files::OpenFileWrites::plan(&p.open_files, &p.open_removals);
         let res: Result<(), TransactionError<()>> = self.db.transaction(|tx| {
             tx.insert(epoch_key(p.epoch).as_bytes(), rec_bytes.as_slice())?;
+            for k in &open.removals {
+                tx.remove(k.as_bytes())?;
+            }
+            for (k, v) in &open.inserts {
+                tx.insert(k.as_bytes(), v.as_slice())?;
+            }
             tx.insert(K_NEXT_EPOCH, encode(&(p.epoch + 1)))?;
             if let Some(w) = p.watermark_ms {
                 tx.insert(K_WATERMARK, encode(&w))?;

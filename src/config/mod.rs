@@ -116,7 +116,12 @@ struct RawSink {
     /// A writer rolls to a new file past this size.
     #[serde(default = "default_target_file_size")]
     target_file_size: ByteSize,
-    /// A checkpoint is taken early when writers buffer more than this.
+    /// An output file closes (and its rows become visible) once it has
+    /// been open this long; rules may say otherwise for their table.
+    #[serde(default = "default_max_file_age")]
+    max_file_age: HumanDuration,
+    /// Writers flush row groups (and, last, close files) to keep the
+    /// bytes they hold under this.
     #[serde(default = "default_max_buffered")]
     max_buffered: ByteSize,
     /// Rows per Parquet row group.
@@ -247,6 +252,9 @@ fn default_older_than_lookback() -> String {
 fn default_checkpoint_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
 }
+fn default_max_file_age() -> HumanDuration {
+    HumanDuration(Duration::from_secs(15 * 60))
+}
 fn default_target_file_size() -> ByteSize {
     ByteSize(128 << 20)
 }
@@ -369,6 +377,8 @@ pub struct SourceConfig {
 pub struct SinkConfig {
     pub root: PathBuf,
     pub checkpoint_interval: Duration,
+    /// How long an output file may stay open (see `sink::writers`).
+    pub max_file_age: Duration,
     pub target_file_size: u64,
     pub max_buffered: u64,
     pub row_group_rows: usize,
@@ -524,6 +534,12 @@ impl Config {
                 "must be greater than 0".into(),
             ));
         }
+        if sink.max_file_age.0.is_zero() {
+            return Err(invalid(
+                "sink.max_file_age",
+                "must be greater than 0".into(),
+            ));
+        }
         if sink.target_file_size.0 < 1 << 16 {
             return Err(invalid(
                 "sink.target_file_size",
@@ -640,6 +656,7 @@ impl Config {
             sink: SinkConfig {
                 root: sink_root,
                 checkpoint_interval: sink.checkpoint_interval.0,
+                max_file_age: sink.max_file_age.0,
                 target_file_size: sink.target_file_size.0,
                 max_buffered: sink.max_buffered.0,
                 row_group_rows: sink.row_group_rows,

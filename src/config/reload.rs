@@ -54,6 +54,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         &new.sink.checkpoint_interval,
     );
     safe(
+        "sink.max_file_age",
+        &old.sink.max_file_age,
+        &new.sink.max_file_age,
+    );
+    safe(
         "source.scan_interval",
         &old.source.scan_interval,
         &new.source.scan_interval,
@@ -191,6 +196,7 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
 pub fn apply(cfg: &mut Config, new: &Config) {
     cfg.log_level = new.log_level.clone();
     cfg.sink.checkpoint_interval = new.sink.checkpoint_interval;
+    cfg.sink.max_file_age = new.sink.max_file_age;
     cfg.source.scan_interval = new.source.scan_interval;
     cfg.stall_timeout = new.stall_timeout;
     if let (Visibility::Settled { min_age }, Some(m)) =

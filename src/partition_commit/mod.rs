@@ -193,51 +193,33 @@ impl PartitionCommitter {
     pub fn tracked(&self, files: &[StagedFile]) -> BTreeSet<(String, String)> {
         files
             .iter()
-            .filter(|f| !f.table.starts_with('_'))
-            .filter(|f| self.period_of.period_of_partition(&f.partition).is_some())
+            .filter(|f| self.tracks(&f.table, &f.partition))
             .map(|f| (f.table.clone(), f.partition.clone()))
             .collect()
+    }
+
+    /// Whether a table's partition can ever be committed (see [`Self::tracked`]).
+    pub fn tracks(&self, table: &str, partition: &str) -> bool {
+        !table.starts_with('_') && self.period_of.period_of_partition(partition).is_some()
     }
 
     /// Records finished jobs, then commits every complete partition with
     /// unannounced rows. `source` is every known source file (path relative
     /// to the source root) and whether it is still open (active or waiting).
+    ///
+    /// A partition with an output file still open (`open`: kept across
+    /// checkpoints, see `sink::writers`) waits: the checkpoint that closes
+    /// it (see [`Self::closing`]) comes first, so `_SUCCESS` follows every
+    /// file of the partition.
     pub fn tick<'a>(
         &mut self,
         state: &StateStore,
         source: impl IntoIterator<Item = (&'a str, bool)>,
+        open: &BTreeSet<(String, String)>,
         now_ms: i64,
     ) -> Result<(), CommitError> {
         self.record_completions(state, now_ms)?;
-        let mut parts: BTreeMap<rule::Period, bool> = BTreeMap::new();
-        let mut unknown = 0;
-        for (path, open) in source {
-            match self
-                .period_of
-                .period(&crate::discover::hive::parse_path(path))
-            {
-                Some(p) => *parts.entry(p).or_default() |= open,
-                None => unknown += 1,
-            }
-        }
-        if parts.is_empty() && unknown > 0 && !self.warned_source {
-            self.warned_source = true;
-            tracing::warn!(
-                day_column = %self.period_of.columns.day.0,
-                "partition commit: source paths have no time partition (e.g. dt=YYYY-MM-DD/); no partition can be committed"
-            );
-        }
-        let source_partitions = parts.len();
-        let idle = IdleClose {
-            after_ms: self.idle_close_ms,
-            now_ms,
-        };
-        let watermark = rule::source_watermark(parts, self.mode, idle);
-        tracing::debug!(
-            source_partitions,
-            watermark_ms = watermark.unwrap_or(-1),
-            "partition commit tick"
-        );
+        let watermark = self.watermark(source, now_ms);
         let mut due = HashSet::new();
         let mut full = false;
         for r in state.partitions()? {
@@ -255,6 +237,9 @@ impl PartitionCommitter {
                 continue;
             };
             let key = (r.table.clone(), r.partition.clone());
+            if open.contains(&key) {
+                continue;
+            }
             let p = self.pending.entry(key.clone()).or_insert_with(|| {
                 let mut p = Pending::new(r.rows, now_ms, r.failed_attempts, r.first_failed_ms);
                 p.last_error = r.last_error.clone();
@@ -292,6 +277,67 @@ impl PartitionCommitter {
             state.prune_partitions(now_ms - KEEP_MS)?;
         }
         Ok(())
+    }
+
+    /// Which output partitions are complete now (by the source view, as in
+    /// [`Self::tick`]): a checkpoint closes their open files so that the
+    /// next tick can commit them.
+    pub fn closing<'a>(
+        &mut self,
+        source: impl IntoIterator<Item = (&'a str, bool)>,
+        now_ms: i64,
+    ) -> Box<dyn Fn(&str, &str) -> bool + Send + Sync> {
+        let watermark = self.watermark(source, now_ms);
+        let period_of = self.period_of.clone();
+        let delay_ms = self.delay_ms;
+        Box::new(move |table: &str, partition: &str| {
+            if table.starts_with('_') {
+                return false;
+            }
+            let Some(p) = period_of.period_of_partition(partition) else {
+                return false;
+            };
+            watermark.is_some_and(|w| w >= p.end_ms) && now_ms >= p.end_ms.saturating_add(delay_ms)
+        })
+    }
+
+    /// The source watermark from every known source file (path relative to
+    /// the source root) and whether it is still open.
+    fn watermark<'a>(
+        &mut self,
+        source: impl IntoIterator<Item = (&'a str, bool)>,
+        now_ms: i64,
+    ) -> Option<i64> {
+        let mut parts: BTreeMap<rule::Period, bool> = BTreeMap::new();
+        let mut unknown = 0;
+        for (path, open) in source {
+            match self
+                .period_of
+                .period(&crate::discover::hive::parse_path(path))
+            {
+                Some(p) => *parts.entry(p).or_default() |= open,
+                None => unknown += 1,
+            }
+        }
+        if parts.is_empty() && unknown > 0 && !self.warned_source {
+            self.warned_source = true;
+            tracing::warn!(
+                day_column = %self.period_of.columns.day.0,
+                "partition commit: source paths have no time partition (e.g. dt=YYYY-MM-DD/); no partition can be committed"
+            );
+        }
+        let source_partitions = parts.len();
+        let idle = IdleClose {
+            after_ms: self.idle_close_ms,
+            now_ms,
+        };
+        let watermark = rule::source_watermark(parts, self.mode, idle);
+        tracing::debug!(
+            source_partitions,
+            watermark_ms = watermark.unwrap_or(-1),
+            "partition commit tick"
+        );
+        watermark
     }
 
     /// Pending partitions into the metrics and the status board.

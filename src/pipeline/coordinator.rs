@@ -3,6 +3,7 @@
 //! the state store while the pipeline runs.
 
 use super::PipelineError;
+use super::epoch;
 use super::queue::{WorkItem, WorkQueue};
 use super::reader::{self, ReaderCtx, SplitInfo};
 use super::startup::{
@@ -10,9 +11,10 @@ use super::startup::{
     taken_of,
 };
 use super::writer::{EpochReport, WriterCtx, WriterPool};
-use crate::checkpoint::{EpochState, FileRecord, FileStatus, Prepare, STATE_VERSION, StateStore};
+use crate::checkpoint::{
+    EpochState, FileRecord, FileStatus, Prepare, STATE_VERSION, StateStore, ledger,
+};
 use crate::config::{Config, OlderThanLookback};
-use crate::crashpoint;
 use crate::discover::{self, Listed, SelectParams};
 use crate::enrich::{EnrichOptions, Enricher};
 use crate::partition_commit::PartitionCommitter;
@@ -98,6 +100,12 @@ struct Coordinator {
     pending_opens: BTreeMap<String, retry::PendingOpen>,
     /// `run --once`: I/O failures after which a file is left for the next run.
     io_give_up: Option<u32>,
+    /// (table, partition)s with an output file open at the last checkpoint:
+    /// partition commit waits for them.
+    open_partitions: BTreeSet<(String, String)>,
+    /// Each table's oldest open output file (opened, ms): its oldest rows
+    /// not yet visible.
+    oldest_open_ms: BTreeMap<String, i64>,
 }
 
 /// Runs the pipeline until `mode` says stop, with default [`RunOptions`].
@@ -233,6 +241,7 @@ pub(crate) fn run_with_source(
             zstd_level: cfg.sink.zstd_level,
             // The sink is a local directory in this version.
             part_size: sink::LOCAL_PART_SIZE,
+            local_root: Some(cfg.sink.root.clone()),
         },
         max_buffered: cfg.sink.max_buffered,
         metrics: metrics.clone(),
@@ -320,6 +329,8 @@ pub(crate) fn run_with_source(
         pcommit,
         pending_opens: BTreeMap::new(),
         io_give_up,
+        open_partitions: BTreeSet::new(),
+        oldest_open_ms: BTreeMap::new(),
     };
     c.reported = c
         .files
@@ -412,11 +423,11 @@ impl Coordinator {
                 self.reload_config();
                 self.rules_tried.clear();
             }
-            let due = hup
-                || last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval
-                || self.epoch_bytes.load(Ordering::Relaxed) >= self.cfg.sink.max_buffered;
+            // Memory pressure does not checkpoint: the writers flush row
+            // groups to stay under `sink.max_buffered` (see `sink::writers`).
+            let due = hup || last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval;
             if stop || due {
-                self.checkpoint()?;
+                self.checkpoint(stop)?;
                 last_checkpoint = Instant::now();
             }
             if stop || due || last_pcommit.elapsed() >= Duration::from_secs(1) {
@@ -555,11 +566,13 @@ impl Coordinator {
         self.dirty.insert(f.path);
     }
 
-    fn checkpoint(&mut self) -> Result<(), PipelineError> {
+    /// A checkpoint. `last`: the run stops after it, so every file closes.
+    fn checkpoint(&mut self, last: bool) -> Result<(), PipelineError> {
         let t0 = Instant::now();
         let _span = tracing::info_span!("checkpoint", epoch = self.epoch).entered();
         self.queue.barrier();
-        let report = match self.writers.barrier(self.epoch + 1) {
+        let policy = self.close_policy(last);
+        let report = match self.writers.barrier(self.epoch + 1, policy) {
             Ok(r) => r,
             Err(super::writer::BarrierError::Sink(e)) => return Err(e.into()),
             Err(e) => return Err(PipelineError::Thread(e.to_string())),
@@ -575,22 +588,51 @@ impl Coordinator {
         result
     }
 
+    /// Which open files this checkpoint closes: all at the end of a run;
+    /// otherwise those open for their table's `max_file_age`, and those
+    /// whose partition is complete (partition commit waits for them).
+    fn close_policy(&mut self, last: bool) -> sink::ClosePolicy {
+        let now = now_ms();
+        if last {
+            return sink::ClosePolicy::all(now);
+        }
+        let mut policy =
+            sink::ClosePolicy::ages(self.cfg.sink.max_file_age.as_millis() as i64, now);
+        policy.table_max_age_ms = self
+            .rules
+            .load()
+            .rules
+            .iter()
+            .filter_map(|r| {
+                r.max_file_age
+                    .map(|d| (r.table.clone(), d.as_millis() as i64))
+            })
+            .collect();
+        if let Some(pc) = self.pcommit.as_mut() {
+            let source = self
+                .files
+                .iter()
+                .map(|(path, r)| (path.as_str(), r.status == FileStatus::Active))
+                .chain(self.waiting_paths.iter().map(|path| (path.as_str(), true)));
+            policy.partition_due = Some(pc.closing(source, now));
+        }
+        policy
+    }
+
     fn prepare_and_commit(
         &mut self,
         epoch: u64,
-        report: EpochReport,
+        mut report: EpochReport,
         t0: Instant,
     ) -> Result<(), PipelineError> {
-        for (split, end) in &report.offsets {
-            if let Some(s) = self
-                .files
-                .get_mut(&split.file)
-                .and_then(|r| r.splits.get_mut(split.index))
-            {
-                s.offset = (*end).max(s.offset);
-                self.dirty.insert(split.file.clone());
-            }
-        }
+        ledger::advance(
+            &mut self.files,
+            &mut self.dirty,
+            report
+                .offsets
+                .iter()
+                .map(|(s, end)| (s.file.as_str(), s.index, *end)),
+        );
         for (split, reason) in &report.failed {
             let at = self
                 .files
@@ -605,45 +647,27 @@ impl Coordinator {
                 ),
             );
         }
-        let mut newly_done = Vec::new();
-        for path in &self.dirty {
-            if !self.pending_opens.contains_key(path)
-                && let Some(r) = self.files.get_mut(path)
-                && r.status == FileStatus::Active
-                && r.splits.iter().all(|s| s.offset >= s.rows)
-            {
-                r.status = FileStatus::Done;
-                newly_done.push(path.clone());
-            }
-        }
-        if report.files.is_empty() && self.dirty.is_empty() {
+        let newly_done = ledger::finish(&mut self.files, &self.dirty, |p| {
+            self.pending_opens.contains_key(p)
+        });
+        self.open_partitions = report.open_partitions.clone();
+        self.oldest_open_ms = report.oldest_open_ms.clone();
+        if report.files.is_empty()
+            && self.dirty.is_empty()
+            && report.open.is_empty()
+            && report.closed_records.is_empty()
+        {
             return Ok(());
         }
-        // Never past the present: a file stamped in the future must not
-        // push the floor above the files landing now.
-        let watermark = discover::watermark(self.files.values().map(|r| r.mtime_ms), now_ms());
-        let floor = watermark.map(|w| w - self.cfg.source.lookback.as_millis() as i64);
-        // `take` keeps every record: a file not in them is then always new.
-        let removals: Vec<String> = match self.cfg.source.older_than_lookback {
-            OlderThanLookback::Take => Vec::new(),
-            OlderThanLookback::Skip => self
-                .files
-                .iter()
-                .filter(|(_, r)| {
-                    r.status == FileStatus::Done && floor.is_some_and(|f| r.mtime_ms < f)
-                })
-                .map(|(p, _)| p.clone())
-                .collect(),
-        };
-        // Always recorded (i64::MIN: nothing pruned yet), so a state
-        // written from now on is never taken for one that pruned unrecorded.
-        let pruned_below = removals
-            .iter()
-            .filter_map(|p| self.files.get(p))
-            .map(|r| r.mtime_ms + 1)
-            .max()
-            .max(self.discovery.pruned_below)
-            .or(Some(i64::MIN));
+        let pruning = ledger::prune(
+            &self.files,
+            self.cfg.source.older_than_lookback == OlderThanLookback::Take,
+            self.cfg.source.lookback.as_millis() as i64,
+            now_ms(),
+            self.discovery.pruned_below,
+        );
+        let removals = pruning.removals.clone();
+        let pruned_below = pruning.pruned_below_ms;
         let updates: Vec<(String, FileRecord)> = self
             .dirty
             .iter()
@@ -657,12 +681,17 @@ impl Coordinator {
             .map(|(t, s)| (t.clone(), crate::route::schema_guard::to_json(s)))
             .filter(|(t, json)| self.table_schemas.get(t) != Some(json))
             .collect();
+        if let Some(pc) = &self.pcommit {
+            for u in &mut report.open {
+                u.record.tracked = pc.tracks(&u.record.table, &u.record.partition);
+            }
+        }
         let prepare = Prepare {
             epoch,
             files: report.files.clone(),
             file_updates: updates,
             file_removals: removals.clone(),
-            watermark_ms: watermark,
+            watermark_ms: pruning.watermark_ms,
             pruned_below_ms: pruned_below,
             now_ms: now_ms(),
             table_schemas: table_schemas.clone(),
@@ -671,19 +700,16 @@ impl Coordinator {
                 .as_ref()
                 .map(|pc| pc.tracked(&report.files))
                 .unwrap_or_default(),
+            open_files: std::mem::take(&mut report.open),
+            open_removals: std::mem::take(&mut report.closed_records),
         };
-        sink::commit::sync_local(Some(&self.cfg.sink.root))?;
-        crashpoint::hit("before_prepare");
-        self.state.prepare(&prepare)?;
-        crashpoint::hit("after_prepare");
-        self.handle
-            .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))
-            .map_err(|source| PipelineError::Uncommittable { epoch, source })?;
-        sink::commit::sync_local(Some(&self.cfg.sink.root))?;
-        self.state.mark_committed(epoch, 20)?;
-        if let Err(e) = sink::commit::drop_epoch_staging(Some(&self.cfg.sink.root), epoch) {
-            tracing::warn!(epoch, error = %e, "committed, but its staging folder stays until the next start");
-        }
+        epoch::commit_epoch(
+            &self.state,
+            &self.sink,
+            Some(&self.cfg.sink.root),
+            &self.handle,
+            &prepare,
+        )?;
         self.table_schemas.extend(table_schemas);
 
         for r in &removals {
@@ -724,6 +750,7 @@ impl Coordinator {
             epoch,
             files = report.files.len(),
             rows = report.files.iter().map(|f| f.rows).sum::<u64>(),
+            open_files = report.open_files,
             files_done = newly_done.len(),
             ms = t0.elapsed().as_millis() as u64,
             "checkpoint committed"

@@ -15,6 +15,7 @@
 //! those files become visible only after that transaction is flushed.
 
 mod coordinator;
+pub mod epoch;
 #[cfg(test)]
 mod io_retry_tests;
 pub mod queue;

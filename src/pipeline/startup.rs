@@ -7,7 +7,6 @@
 use super::PipelineError;
 use crate::checkpoint::{EpochState, FileRecord, StateStore};
 use crate::config::Config;
-use crate::crashpoint;
 use crate::discover::{self, Listed, Taken};
 use crate::read::{self, SourceSchema};
 use crate::route::RuleSet;
@@ -34,14 +33,11 @@ pub fn local_store(
     Ok(Arc::new(fs))
 }
 
-pub(super) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(super) use crate::clock::now_ms;
 
-/// Step 4 of the protocol: roll every prepared epoch forward, then delete
+/// Step 4 of the protocol: roll every prepared epoch forward, finish the
+/// files that were open at the last checkpoint (their recorded rows, no
+/// more: see `sink::staged`) and commit them as one epoch, then delete
 /// what is left in staging. Returns the number of epochs rolled forward.
 pub fn recover(
     state: &StateStore,
@@ -57,18 +53,11 @@ pub fn recover(
                 files = e.files.len(),
                 "rolling forward a prepared epoch"
             );
-            handle
-                .block_on(sink::commit::commit_files(sink, e.epoch, &e.files))
-                .map_err(|source| PipelineError::Uncommittable {
-                    epoch: e.epoch,
-                    source,
-                })?;
-            crashpoint::hit("during_recovery");
-            sink::commit::sync_local(sink_root)?;
-            state.mark_committed(e.epoch, 20)?;
+            super::epoch::roll_forward(state, sink, sink_root, handle, &e)?;
             n += 1;
         }
     }
+    finish_open_files(state, sink, sink_root, handle)?;
     let removed = handle.block_on(sink::commit::clean_staging(sink, sink_root))?;
     if removed > 0 {
         tracing::info!(
@@ -77,6 +66,62 @@ pub fn recover(
         );
     }
     Ok(n)
+}
+
+/// Finishes every file recorded open and commits them in a new epoch.
+fn finish_open_files(
+    state: &StateStore,
+    sink: &Arc<dyn ObjectStore>,
+    sink_root: Option<&std::path::Path>,
+    handle: &Handle,
+) -> Result<(), PipelineError> {
+    let open = state.open_files()?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let Some(root) = sink_root else {
+        return Err(PipelineError::Store {
+            root: "sink".into(),
+            message: format!(
+                "{} output file(s) were open at the last checkpoint, but the sink is not a local directory",
+                open.len()
+            ),
+        });
+    };
+    let mut prepare = crate::checkpoint::Prepare {
+        epoch: state.next_epoch()?,
+        now_ms: now_ms(),
+        ..Default::default()
+    };
+    for rec in open {
+        let chunks = state.open_file_chunks(&rec)?;
+        let footer = sink::staged::assemble_footer(&chunks).map_err(|e| PipelineError::Store {
+            root: rec.staged.clone(),
+            message: format!("cannot rebuild the footer of an open file: {e}"),
+        })?;
+        let bytes = sink::staged::finish(&root.join(&rec.staged), rec.durable_len, &footer)?;
+        if rec.tracked {
+            prepare
+                .track_partitions
+                .insert((rec.table.clone(), rec.partition.clone()));
+        }
+        prepare.open_removals.push((rec.staged.clone(), rec.chunks));
+        prepare.files.push(crate::checkpoint::StagedFile {
+            table: rec.table,
+            partition: rec.partition,
+            staged: rec.staged,
+            final_path: rec.final_path,
+            rows: rec.rows,
+            bytes,
+        });
+    }
+    tracing::info!(
+        epoch = prepare.epoch,
+        files = prepare.files.len(),
+        rows = prepare.files.iter().map(|f| f.rows).sum::<u64>(),
+        "finished the output files open at the last checkpoint"
+    );
+    super::epoch::commit_epoch(state, sink, sink_root, handle, &prepare)
 }
 
 /// Operator decisions for one run (command-line flags, not config).

@@ -2,8 +2,9 @@
 //! shard of (table, partition) pairs (a stable hash), so encoding spreads
 //! over threads while one output file is written by exactly one thread.
 //! A shard applies its pieces in the order readers sent them, tracks how
-//! far each split got, and at a barrier closes its files and reports them
-//! with the split offsets they cover. [`WriterPool`] is the readers' and
+//! far each split got, and at a barrier makes its files' rows durable
+//! (closing those the [`ClosePolicy`] names) and reports them with the
+//! split offsets they cover. [`WriterPool`] is the readers' and
 //! the coordinator's side: it cuts a batch's pieces by shard and merges
 //! the shards' reports at a barrier.
 //!
@@ -12,8 +13,9 @@
 //! piece of every batch any reader sent, whichever shard got the progress.
 
 use crate::checkpoint::StagedFile;
+use crate::checkpoint::open_files::OpenFileUpdate;
 use crate::route::{ERRORS_DIR, Output, Piece, RuleSet};
-use crate::sink::{EpochWriters, SinkError, SinkSettings};
+use crate::sink::{ClosePolicy, SinkError, SinkSettings, Writers};
 use crate::split::SplitId;
 use crate::telemetry::Metrics;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -34,9 +36,11 @@ pub enum WriterMsg {
     SplitDone { split: SplitId },
     /// The split cannot be read; its file is quarantined.
     Failed { split: SplitId, reason: String },
-    /// Close the epoch's files, report, and start epoch `next`.
+    /// Checkpoint the files (closing what `policy` names), report, and
+    /// name new files after epoch `next`.
     Barrier {
         next: u64,
+        policy: Arc<ClosePolicy>,
         reply: SyncSender<Result<EpochReport, SinkError>>,
     },
 }
@@ -44,7 +48,18 @@ pub enum WriterMsg {
 /// What one epoch produced.
 #[derive(Debug, Default)]
 pub struct EpochReport {
+    /// Files closed in the epoch: visible when it commits.
     pub files: Vec<StagedFile>,
+    /// Files still open whose durable prefix grew (see `checkpoint::open_files`).
+    pub open: Vec<OpenFileUpdate>,
+    /// Open-file records of files that closed: (staged path, chunks).
+    pub closed_records: Vec<(String, u32)>,
+    /// Each table's oldest open file (opened, ms): its oldest invisible rows.
+    pub oldest_open_ms: BTreeMap<String, i64>,
+    /// Files open after the checkpoint.
+    pub open_files: usize,
+    /// The (table, partition)s those files are in.
+    pub open_partitions: std::collections::BTreeSet<(String, String)>,
     /// Rows of each split now in staged files (end row within the split).
     pub offsets: HashMap<SplitId, u64>,
     pub done: HashSet<SplitId>,
@@ -166,14 +181,19 @@ impl WriterPool {
         let _ = self.shards[self.shard_of_split(&split)].send(WriterMsg::Failed { split, reason });
     }
 
-    /// Closes the epoch on every shard and merges their reports. Call only
-    /// while every reader is parked.
-    pub fn barrier(&self, next: u64) -> Result<EpochReport, BarrierError> {
+    /// Checkpoints every shard and merges their reports. Call only while
+    /// every reader is parked.
+    pub fn barrier(&self, next: u64, policy: ClosePolicy) -> Result<EpochReport, BarrierError> {
+        let policy = Arc::new(policy);
         let mut replies = Vec::with_capacity(self.shards.len());
         for tx in self.shards.iter() {
             let (rtx, rrx) = sync_channel(1);
-            tx.send(WriterMsg::Barrier { next, reply: rtx })
-                .map_err(|_| BarrierError::Gone)?;
+            tx.send(WriterMsg::Barrier {
+                next,
+                policy: policy.clone(),
+                reply: rtx,
+            })
+            .map_err(|_| BarrierError::Gone)?;
             replies.push(rrx);
         }
         let mut out = EpochReport::default();
@@ -203,6 +223,14 @@ pub enum BarrierError {
 
 fn merge(into: &mut EpochReport, r: EpochReport) {
     into.files.extend(r.files);
+    into.open.extend(r.open);
+    into.closed_records.extend(r.closed_records);
+    for (t, ms) in r.oldest_open_ms {
+        let e = into.oldest_open_ms.entry(t).or_insert(ms);
+        *e = (*e).min(ms);
+    }
+    into.open_files += r.open_files;
+    into.open_partitions.extend(r.open_partitions);
     for (split, end) in r.offsets {
         let e = into.offsets.entry(split).or_insert(0);
         *e = (*e).max(end);
@@ -218,16 +246,13 @@ fn merge(into: &mut EpochReport, r: EpochReport) {
 /// One shard. `ids`: (first writer id, stride), so writer ids stay unique
 /// across shards.
 fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg>) {
-    let new_writers = |epoch: u64| {
-        EpochWriters::new(
-            ctx.store.clone(),
-            ctx.handle.clone(),
-            ctx.settings.clone(),
-            epoch,
-        )
-        .with_writer_ids(ids.0, ids.1)
-    };
-    let mut writers = new_writers(first_epoch);
+    let mut writers = Writers::new(
+        ctx.store.clone(),
+        ctx.handle.clone(),
+        ctx.settings.clone(),
+        first_epoch,
+    )
+    .with_writer_ids(ids.0, ids.1);
     let mut report = EpochReport::default();
     let mut failure: Option<SinkError> = None;
     while let Ok(msg) = rx.recv() {
@@ -280,13 +305,21 @@ fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg
                 report.done.insert(split);
             }
             WriterMsg::Failed { split, reason } => report.failed.push((split, reason)),
-            WriterMsg::Barrier { next, reply } => {
-                let finished = std::mem::replace(&mut writers, new_writers(next));
+            WriterMsg::Barrier {
+                next,
+                policy,
+                reply,
+            } => {
                 let mut out = std::mem::take(&mut report);
                 let res = match failure.take() {
                     Some(e) => Err(e),
-                    None => finished.finish().map(|files| {
-                        out.files = files;
+                    None => writers.checkpoint(&policy, next).map(|c| {
+                        out.files = c.files;
+                        out.open = c.open;
+                        out.closed_records = c.closed_records;
+                        out.oldest_open_ms = c.oldest_open_ms;
+                        out.open_files = c.open_files;
+                        out.open_partitions = c.open_partitions;
                         out
                     }),
                 };

@@ -73,6 +73,8 @@ pub struct CompiledRule {
     pub plan: LogicalPlan,
     /// The file says `-- sluice: allow_schema_change`.
     pub allow_schema_change: bool,
+    /// The file says `-- sluice: max_file_age = <duration>`.
+    pub max_file_age: Option<std::time::Duration>,
 }
 
 /// The functions rules may call: DataFusion's scalar functions and the `udf` crate.
@@ -426,6 +428,7 @@ pub fn compile(
         reads,
         plan,
         allow_schema_change: header.allow_schema_change,
+        max_file_age: header.max_file_age,
     })
 }
 

@@ -30,6 +30,9 @@ pub struct RuleHeader {
     /// The file holds the line comment `-- sluice: allow_schema_change`:
     /// its table may change a column's type (see `schema_guard`).
     pub allow_schema_change: bool,
+    /// `-- sluice: max_file_age = <duration>`: how long this table's output
+    /// files may stay open (and their rows invisible) before they close.
+    pub max_file_age: Option<std::time::Duration>,
 }
 
 /// The directive that lets a rule change the type of an existing column.
@@ -48,6 +51,67 @@ fn has_directive(text: &str) -> bool {
             words == ["sluice", "allow_schema_change"]
         })
     })
+}
+
+/// The value of a `-- sluice: <key> = <value>` line, with the position
+/// of the value.
+fn directive_value<'a>(text: &'a str, key: &str) -> Option<(&'a str, usize)> {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let Some(rest) = line.trim_start().strip_prefix("--") else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let Some(rest) = rest
+            .get(..6)
+            .filter(|w| w.eq_ignore_ascii_case("sluice"))
+            .and_then(|_| rest.get(6..))
+        else {
+            continue;
+        };
+        let Some(rest) = rest.trim_start().strip_prefix(':') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let Some(after) = rest
+            .get(..key.len())
+            .filter(|w| w.eq_ignore_ascii_case(key))
+            .and_then(|_| rest.get(key.len()..))
+        else {
+            continue;
+        };
+        let Some(value) = after.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let offset = line.len() - line.trim_start().len();
+        let pos = line
+            .find(value)
+            .filter(|_| !value.is_empty())
+            .unwrap_or(offset);
+        return Some((value, start + pos));
+    }
+    None
+}
+
+/// `-- sluice: max_file_age = 5m`, checked.
+fn max_file_age(text: &str) -> Result<Option<std::time::Duration>, HeaderError> {
+    let Some((value, at)) = directive_value(text, "max_file_age") else {
+        return Ok(None);
+    };
+    match crate::config::units::parse_duration(value) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        Ok(_) => Err(HeaderError {
+            pos: pos_at(text, at),
+            message: "max_file_age must be above zero".into(),
+        }),
+        Err(e) => Err(HeaderError {
+            pos: pos_at(text, at),
+            message: format!("max_file_age: {e}"),
+        }),
+    }
 }
 
 /// A header error: where and what.
@@ -221,6 +285,7 @@ pub fn parse_header(text: &str) -> Result<RuleHeader, HeaderError> {
         partition_by,
         select_sql,
         allow_schema_change: has_directive(text),
+        max_file_age: max_file_age(text)?,
     })
 }
 
@@ -264,6 +329,33 @@ mod tests {
         assert!(parse_header(&spaced).unwrap().allow_schema_change);
         let prose = format!("-- do not use sluice: allow_schema_change lightly\n{RULE}");
         assert!(!parse_header(&prose).unwrap().allow_schema_change);
+    }
+
+    #[test]
+    fn max_file_age_directive() {
+        assert_eq!(parse_header(RULE).unwrap().max_file_age, None);
+        let with = format!("-- sluice: max_file_age = 5m\n{RULE}");
+        assert_eq!(
+            parse_header(&with).unwrap().max_file_age,
+            Some(std::time::Duration::from_secs(300))
+        );
+        let spaced = format!("{RULE}\n  --  Sluice :  MAX_FILE_AGE=90s\n");
+        assert_eq!(
+            parse_header(&spaced).unwrap().max_file_age,
+            Some(std::time::Duration::from_secs(90))
+        );
+        let bad = format!("-- sluice: max_file_age = soon\n{RULE}");
+        let e = parse_header(&bad).unwrap_err();
+        assert_eq!(
+            e.pos,
+            Pos {
+                line: 1,
+                column: 27
+            }
+        );
+        assert!(e.message.starts_with("max_file_age:"), "{}", e.message);
+        let zero = format!("-- sluice: max_file_age = 0s\n{RULE}");
+        assert!(parse_header(&zero).is_err());
     }
 
     #[test]

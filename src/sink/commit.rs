@@ -179,32 +179,6 @@ async fn commit_one(
     }
 }
 
-/// Removes a committed epoch's staging folder on a local sink: its files
-/// have all moved, and the empty folder would otherwise stay (one per
-/// epoch, for as long as the daemon runs). Anything still in it is an
-/// interrupted upload's temporary file. Other stores have no folders.
-pub fn drop_epoch_staging(
-    local_root: Option<&std::path::Path>,
-    epoch: u64,
-) -> Result<(), SinkError> {
-    let Some(root) = local_root else {
-        return Ok(());
-    };
-    let dir = root.join(STAGING_DIR).join(super::epoch_dir(epoch));
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(SinkError::Store {
-            op: "remove staging folder",
-            path: dir.display().to_string(),
-            source: object_store::Error::Generic {
-                store: "local",
-                source: Box::new(e),
-            },
-        }),
-    }
-}
-
 /// Deletes everything under the staging prefix. Call only when no prepared
 /// epoch is left uncommitted. Returns how many objects were removed.
 ///

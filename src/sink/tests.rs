@@ -1,8 +1,12 @@
-//! Writers over a real local store: coalescing keeps every row, and
-//! shedding keeps memory under its limit with many open files.
+//! Writers over a real local store, through uploads (the path of stores
+//! other than a local directory): coalescing keeps every row, and
+//! shedding keeps memory under its limit with many open files. Files kept
+//! open across checkpoints on a local sink are tested in `staged/tests.rs`.
 
 use super::*;
 use crate::demo;
+use object_store::ObjectStore;
+use std::sync::Arc;
 
 fn setup() -> (
     tempfile::TempDir,
@@ -27,12 +31,20 @@ fn settings() -> SinkSettings {
         row_group_rows: 1 << 20,
         zstd_level: 3,
         part_size: LOCAL_PART_SIZE,
+        local_root: None,
     }
+}
+
+/// Closes every file (as the last checkpoint of a run does).
+fn finish(w: &mut Writers) -> Vec<crate::checkpoint::StagedFile> {
+    w.checkpoint(&ClosePolicy::all(0), w.epoch() + 1)
+        .unwrap()
+        .files
 }
 
 /// Writes `batches` of `rows` demo events, each cut into `parts` pieces
 /// spread over `parts` partitions of one table.
-fn write_many(w: &mut EpochWriters, batches: u64, rows: usize, parts: usize) -> u64 {
+fn write_many(w: &mut Writers, batches: u64, rows: usize, parts: usize) -> u64 {
     let mut total = 0;
     for b in 0..batches {
         let batch = demo::events(b, 0, rows, demo::DAY_START_MS);
@@ -49,9 +61,9 @@ fn write_many(w: &mut EpochWriters, batches: u64, rows: usize, parts: usize) -> 
 #[test]
 fn small_pieces_are_coalesced_and_every_row_lands() {
     let (_d, rt, store) = setup();
-    let mut w = EpochWriters::new(store, rt.handle().clone(), settings(), 1);
+    let mut w = Writers::new(store, rt.handle().clone(), settings(), 1);
     let total = write_many(&mut w, 20, 4000, 100);
-    let files = w.finish().unwrap();
+    let files = finish(&mut w);
     assert_eq!(files.len(), 100);
     assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), total);
 }
@@ -59,7 +71,7 @@ fn small_pieces_are_coalesced_and_every_row_lands() {
 #[test]
 fn shedding_keeps_memory_under_the_limit_by_flushing_then_closing_files() {
     let (_d, rt, store) = setup();
-    let mut w = EpochWriters::new(store, rt.handle().clone(), settings(), 1);
+    let mut w = Writers::new(store, rt.handle().clone(), settings(), 1);
     let total = write_many(&mut w, 30, 8000, 200);
     let before = w.buffered_bytes();
     let limit = 2 << 20;
@@ -75,7 +87,7 @@ fn shedding_keeps_memory_under_the_limit_by_flushing_then_closing_files() {
     );
     // Writing goes on after a shed; nothing is lost.
     let more = write_many(&mut w, 2, 8000, 200);
-    let files = w.finish().unwrap();
+    let files = finish(&mut w);
     assert!(
         files.len() > 200,
         "some files were rolled early: {}",
@@ -102,12 +114,12 @@ fn small_files_go_out_in_one_put_large_ones_in_parts_and_all_are_whole_after_fin
         part_size: 64 << 10,
         ..settings()
     };
-    let mut w = EpochWriters::new(store.clone(), rt.handle().clone(), s, 7);
+    let mut w = Writers::new(store.clone(), rt.handle().clone(), s, 7);
     // 40 small files (one piece each) and one large one.
     let total = write_many(&mut w, 1, 4000, 40);
     let big = demo::events(9, 0, 60_000, demo::DAY_START_MS);
     w.write("big", "", &big).unwrap();
-    let files = w.finish().unwrap();
+    let files = finish(&mut w);
     assert_eq!(files.len(), 41);
     for f in &files {
         assert_eq!(rows_in(&rt, &store, &f.staged), f.rows, "{}", f.staged);
@@ -120,7 +132,7 @@ fn small_files_go_out_in_one_put_large_ones_in_parts_and_all_are_whole_after_fin
         "the large file spans parts"
     );
     assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), total + 60_000);
-    // Staging is flat: every file sits directly in the epoch's folder.
-    let epoch_dir = d.path().join(STAGING_DIR).join(epoch_dir(7));
-    assert_eq!(std::fs::read_dir(&epoch_dir).unwrap().count(), 41);
+    // Staging is flat: every file sits directly in the staging folder.
+    let staging = d.path().join(STAGING_DIR);
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 41);
 }

@@ -97,7 +97,7 @@ impl Coordinator {
             .iter()
             .map(|(path, r)| (path.as_str(), r.status == FileStatus::Active))
             .chain(self.waiting_paths.iter().map(|path| (path.as_str(), true)));
-        if let Err(e) = p.tick(&self.state, source, now_ms()) {
+        if let Err(e) = p.tick(&self.state, source, &self.open_partitions, now_ms()) {
             tracing::error!(error = %e, "partition commit failed; retried at the next tick");
         }
     }

@@ -1,0 +1,193 @@
+//! Files that stay open across checkpoints on a local sink: what a
+//! checkpoint records is enough to finish the file after a crash with
+//! exactly the checkpointed rows, and only the policy closes files.
+
+use super::*;
+use crate::checkpoint::open_files::OpenFileUpdate;
+use crate::demo;
+use crate::sink::{ClosePolicy, SinkSettings, Writers};
+use arrow::array::RecordBatch;
+use object_store::ObjectStore;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    store: Arc<dyn ObjectStore>,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    Setup { dir, rt, store }
+}
+
+fn writers(s: &Setup) -> Writers {
+    let settings = SinkSettings {
+        state_id: "0123456789abcdef".into(),
+        target_file_size: 128 << 20,
+        row_group_rows: 1 << 20,
+        zstd_level: 3,
+        part_size: crate::sink::LOCAL_PART_SIZE,
+        local_root: Some(s.dir.path().to_path_buf()),
+    };
+    Writers::new(s.store.clone(), s.rt.handle().clone(), settings, 1)
+}
+
+fn keep_open() -> ClosePolicy {
+    ClosePolicy::ages(i64::MAX, 0)
+}
+
+fn read_all(path: &Path) -> Vec<RecordBatch> {
+    let f = File::open(path).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+fn ids(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let col = b.column_by_name("event_id").unwrap();
+        let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+        let col = col
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        out.extend(col.iter().map(|v| v.unwrap_or_default().to_string()));
+    }
+    out
+}
+
+fn single(updates: &[OpenFileUpdate]) -> &OpenFileUpdate {
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    &updates[0]
+}
+
+#[test]
+fn a_file_open_over_checkpoints_is_finished_with_exactly_its_checkpointed_rows() {
+    let s = setup();
+    let mut w = writers(&s);
+    let a = demo::events(1, 0, 3000, demo::DAY_START_MS);
+    let b = demo::events(2, 0, 5000, demo::DAY_START_MS);
+    let c = demo::events(3, 0, 70_000, demo::DAY_START_MS);
+
+    w.write("t", "dt=1", &a).unwrap();
+    let c1 = w.checkpoint(&keep_open(), 2).unwrap();
+    assert!(c1.files.is_empty(), "a checkpoint closes nothing by itself");
+    assert_eq!(c1.open_files, 1);
+    let u1 = single(&c1.open).clone();
+    assert_eq!((u1.record.rows, u1.record.chunks), (3000, 1));
+    assert_eq!(u1.record.partition, "dt=1");
+
+    w.write("t", "dt=1", &b).unwrap();
+    let c2 = w.checkpoint(&keep_open(), 3).unwrap();
+    let u2 = single(&c2.open).clone();
+    assert_eq!((u2.record.rows, u2.record.chunks), (8000, 2));
+    assert_eq!(u2.record.staged, u1.record.staged, "the same file");
+    assert!(u2.record.durable_len > u1.record.durable_len);
+
+    // Nothing new: nothing recorded.
+    let c3 = w.checkpoint(&keep_open(), 4).unwrap();
+    assert!(c3.open.is_empty());
+    assert_eq!(c3.open_files, 1);
+
+    // Rows past the checkpoint reach the file (a large batch is encoded
+    // and flushed at once), then the process dies.
+    w.write("t", "dt=1", &c).unwrap();
+    w.shed(0).unwrap();
+    let path = s.dir.path().join(&u2.record.staged);
+    assert!(std::fs::metadata(&path).unwrap().len() > u2.record.durable_len);
+    drop(w);
+
+    let chunks = vec![u1.chunk.clone().unwrap(), u2.chunk.clone().unwrap()];
+    let footer = assemble_footer(&chunks).unwrap();
+    let len = finish(&path, u2.record.durable_len, &footer).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    let got = read_all(&path);
+    let mut want = ids(&[a.clone()]);
+    want.extend(ids(&[b.clone()]));
+    assert_eq!(ids(&got), want, "exactly the checkpointed rows, in order");
+    assert_eq!(got[0].schema(), a.schema(), "the Arrow schema is kept");
+
+    // Finishing again (a crash during recovery) gives the same file.
+    let first = std::fs::read(&path).unwrap();
+    assert_eq!(finish(&path, u2.record.durable_len, &footer).unwrap(), len);
+    assert_eq!(std::fs::read(&path).unwrap(), first);
+}
+
+#[test]
+fn finishing_refuses_a_file_shorter_than_its_record() {
+    let s = setup();
+    let path = s.dir.path().join("short");
+    std::fs::write(&path, b"PAR1").unwrap();
+    let e = finish(&path, 100, b"footer").unwrap_err();
+    assert!(e.to_string().contains("100 were recorded"), "{e}");
+}
+
+#[test]
+fn a_closed_file_reports_the_record_it_leaves_and_is_whole() {
+    let s = setup();
+    let mut w = writers(&s);
+    let a = demo::events(1, 0, 2000, demo::DAY_START_MS);
+    w.write("t", "dt=1", &a).unwrap();
+    w.write("u", "dt=1", &a).unwrap();
+    let c1 = w.checkpoint(&keep_open(), 2).unwrap();
+    assert_eq!(c1.open.len(), 2);
+    w.write("t", "dt=1", &a).unwrap();
+    // Only table t's partition is due.
+    let mut policy = keep_open();
+    policy.partition_due = Some(Box::new(|t: &str, _p: &str| t == "t"));
+    let c2 = w.checkpoint(&policy, 3).unwrap();
+    assert_eq!(c2.files.len(), 1);
+    let f = &c2.files[0];
+    assert_eq!((f.table.as_str(), f.rows), ("t", 4000));
+    let rec = c1.open.iter().find(|u| u.record.table == "t").unwrap();
+    assert_eq!(c2.closed_records, vec![(rec.record.staged.clone(), 1)]);
+    assert_eq!(c2.open_files, 1);
+    let path = s.dir.path().join(&f.staged);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), f.bytes);
+    assert_eq!(ids(&read_all(&path)).len(), 4000);
+
+    // Age closes too, and `all` closes the rest.
+    let c3 = w.checkpoint(&ClosePolicy::ages(1, i64::MAX), 4).unwrap();
+    assert_eq!(c3.files.len(), 1);
+    assert_eq!(c3.files[0].table, "u");
+    assert_eq!(w.open_files(), 0);
+}
+
+#[test]
+fn per_table_ages_replace_the_default() {
+    let mut p = ClosePolicy::ages(10_000, 20_000);
+    p.table_max_age_ms.insert("fast".into(), 1_000);
+    assert!(p.closes("fast", "", 15_000));
+    assert!(!p.closes("slow", "", 15_000));
+    assert!(p.closes("slow", "", 10_000));
+}
+
+#[test]
+fn shedding_a_local_sink_flushes_row_groups_and_closes_nothing() {
+    let s = setup();
+    let mut w = writers(&s);
+    for b in 0..20 {
+        let batch = demo::events(b, 0, 8000, demo::DAY_START_MS);
+        for p in 0..100 {
+            w.write("t", &format!("p={p:03}"), &batch.slice(p * 80, 80))
+                .unwrap();
+        }
+    }
+    w.shed(0).unwrap();
+    assert_eq!(w.buffered_bytes(), 0);
+    let c = w.checkpoint(&keep_open(), 2).unwrap();
+    assert!(c.files.is_empty());
+    assert_eq!(c.open_files, 100);
+    assert_eq!(c.open.iter().map(|u| u.record.rows).sum::<u64>(), 160_000);
+}

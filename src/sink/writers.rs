@@ -1,0 +1,598 @@
+//! The Parquet writers of one writer thread: one per (table, partition),
+//! living as long as the process. A file stays open across checkpoints
+//! and closes only when it reaches `target_file_size`, when it has been
+//! open for its `max_file_age`, when its partition is about to be
+//! committed, when the run stops, or (last resort) when memory runs
+//! short; see [`ClosePolicy`]. At a checkpoint an open file's rows become
+//! durable and recorded (see [`super::staged`]), not visible.
+
+use super::staged::{self, FooterBase, LocalStaged};
+use super::upload::{self, UploadWrite};
+use super::{STAGING_DIR, SinkError, SinkSettings, file_name, path_of};
+use crate::checkpoint::StagedFile;
+use crate::checkpoint::open_files::{OpenFileRecord, OpenFileUpdate};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use hashbrown::HashMap;
+use object_store::ObjectStore;
+use object_store::path::Path as ObjPath;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::Arc;
+use tokio::runtime::Handle;
+
+/// Which open files a checkpoint closes.
+pub struct ClosePolicy {
+    /// Every file (the run stops).
+    pub all: bool,
+    /// Files open at least this long close (ms).
+    pub max_age_ms: i64,
+    /// Per-table ages that replace `max_age_ms` (from the rules).
+    pub table_max_age_ms: std::collections::HashMap<String, i64>,
+    /// Partitions about to be committed: `(table, partition)`.
+    pub partition_due: Option<Box<dyn Fn(&str, &str) -> bool + Send + Sync>>,
+    /// The checkpoint's time (ms since the Unix epoch).
+    pub now_ms: i64,
+}
+
+impl ClosePolicy {
+    /// Closes nothing but what is too old by the default age.
+    pub fn ages(max_age_ms: i64, now_ms: i64) -> ClosePolicy {
+        ClosePolicy {
+            all: false,
+            max_age_ms,
+            table_max_age_ms: Default::default(),
+            partition_due: None,
+            now_ms,
+        }
+    }
+
+    /// Closes every file.
+    pub fn all(now_ms: i64) -> ClosePolicy {
+        ClosePolicy {
+            all: true,
+            ..ClosePolicy::ages(i64::MAX, now_ms)
+        }
+    }
+
+    pub fn closes(&self, table: &str, partition: &str, opened_ms: i64) -> bool {
+        if self.all {
+            return true;
+        }
+        let age = self
+            .table_max_age_ms
+            .get(table)
+            .copied()
+            .unwrap_or(self.max_age_ms);
+        self.now_ms.saturating_sub(opened_ms) >= age
+            || self
+                .partition_due
+                .as_ref()
+                .is_some_and(|f| f(table, partition))
+    }
+}
+
+/// What a checkpoint did to the files.
+#[derive(Debug, Default)]
+pub struct Checkpointed {
+    /// Files closed since the last checkpoint (rolled, shed, or closed by
+    /// the policy): they become visible when the epoch commits.
+    pub files: Vec<StagedFile>,
+    /// Open files whose durable prefix grew, or that were opened since.
+    pub open: Vec<OpenFileUpdate>,
+    /// Open-file records to drop: (staged path, chunks). Their files are
+    /// in `files`.
+    pub closed_records: Vec<(String, u32)>,
+    /// Each table's oldest open file (ms it was opened): its rows are the
+    /// oldest not yet visible.
+    pub oldest_open_ms: BTreeMap<String, i64>,
+    /// Files open after the checkpoint.
+    pub open_files: usize,
+    /// The (table, partition)s those files are in.
+    pub open_partitions: std::collections::BTreeSet<(String, String)>,
+}
+
+/// Where an open file's bytes go.
+enum Body {
+    /// A local sink: appended to the staged file, kept across checkpoints.
+    Local(LocalStaged),
+    /// Any other store: one upload, closed at every checkpoint until
+    /// multipart uploads are recorded across checkpoints.
+    Upload(UploadWrite),
+}
+
+impl Write for Body {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Body::Local(l) => l.write(buf),
+            Body::Upload(u) => u.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Body::Local(l) => l.flush(),
+            Body::Upload(u) => u.flush(),
+        }
+    }
+}
+
+struct OpenFile {
+    writer: ArrowWriter<Body>,
+    staged: ObjPath,
+    final_path: ObjPath,
+    rows: u64,
+    opened_ms: i64,
+    /// For a local file: what its footer chunks need.
+    footer: Option<FooterBase>,
+    /// The last record written for it (None: never recorded).
+    record: Option<OpenFileRecord>,
+    /// Row groups already in a recorded footer chunk.
+    recorded_groups: usize,
+}
+
+impl OpenFile {
+    fn held(&self) -> u64 {
+        let body = match self.writer.inner() {
+            Body::Local(_) => 0,
+            Body::Upload(u) => u.buffered(),
+        };
+        (self.writer.memory_size() + body) as u64
+    }
+}
+
+struct PartitionWriter {
+    table: String,
+    partition: String,
+    schema: SchemaRef,
+    writer_id: u32,
+    seq: u32,
+    open: Option<OpenFile>,
+    /// Small pieces wait here and reach the encoder as one batch: with many
+    /// tables a batch splits into many tiny pieces, and each encoder call
+    /// has a per-column cost.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    pending_bytes: u64,
+}
+
+/// Pieces are coalesced until a writer holds this many rows...
+const COALESCE_ROWS: usize = 65536;
+/// ... or this many bytes. `shed` bounds the total.
+const COALESCE_BYTES: u64 = 1 << 20;
+
+/// All writers of one writer thread. Lives on a blocking thread; uses the
+/// I/O runtime's handle for uploads.
+pub struct Writers {
+    store: Arc<dyn ObjectStore>,
+    handle: Handle,
+    settings: SinkSettings,
+    /// The epoch new files are named after (the one being written).
+    epoch: u64,
+    writers: HashMap<(String, String), PartitionWriter>,
+    /// Files closed since the last checkpoint, and the open-file records
+    /// they leave behind; uploads may be in flight until the checkpoint.
+    closed: Vec<StagedFile>,
+    closed_records: Vec<(String, u32)>,
+    uploads: upload::Uploads,
+    next_writer: u32,
+    writer_stride: u32,
+    /// Bytes handed to the encoder since the process started.
+    pub bytes_in: u64,
+}
+
+impl Writers {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        handle: Handle,
+        settings: SinkSettings,
+        epoch: u64,
+    ) -> Writers {
+        Writers {
+            store,
+            uploads: upload::Uploads::new(handle.clone()),
+            handle,
+            settings,
+            epoch,
+            writers: HashMap::new(),
+            closed: Vec::new(),
+            closed_records: Vec::new(),
+            next_writer: 0,
+            writer_stride: 1,
+            bytes_in: 0,
+        }
+    }
+
+    /// Writer ids `first, first + stride, ...`: writers of several
+    /// threads never share an id (or a file name).
+    pub fn with_writer_ids(mut self, first: u32, stride: u32) -> Writers {
+        self.next_writer = first;
+        self.writer_stride = stride.max(1);
+        self
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Files open now.
+    pub fn open_files(&self) -> usize {
+        self.writers.values().filter(|w| w.open.is_some()).count()
+    }
+
+    /// Bytes held in memory by open writers and uploads in flight.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.uploads.bytes()
+            + self
+                .writers
+                .values()
+                .map(|w| w.pending_bytes + w.open.as_ref().map_or(0, OpenFile::held))
+                .sum::<u64>()
+    }
+
+    /// Appends rows for `table` in `partition`.
+    pub fn write(
+        &mut self,
+        table: &str,
+        partition: &str,
+        batch: &RecordBatch,
+    ) -> Result<(), SinkError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let bytes = super::slice_bytes(batch);
+        self.bytes_in += bytes;
+        let key = (table.to_string(), partition.to_string());
+        if !self.writers.contains_key(&key) {
+            let id = self.next_writer;
+            self.next_writer += self.writer_stride;
+            self.writers.insert(
+                key.clone(),
+                PartitionWriter {
+                    table: table.to_string(),
+                    partition: partition.to_string(),
+                    schema: batch.schema(),
+                    writer_id: id,
+                    seq: 0,
+                    open: None,
+                    pending: Vec::new(),
+                    pending_rows: 0,
+                    pending_bytes: 0,
+                },
+            );
+        }
+        let Some(w) = self.writers.get_mut(&key) else {
+            return Ok(());
+        };
+        if w.pending.is_empty() && (batch.num_rows() >= COALESCE_ROWS || bytes >= COALESCE_BYTES) {
+            return self.encode(&key, batch.clone());
+        }
+        // A small slice of a routed batch keeps that batch's whole buffers
+        // alive; holding a compact copy instead bounds pending memory by
+        // the rows actually pending.
+        let held = if batch.get_array_memory_size() as u64 > 2 * bytes {
+            let all = arrow::array::UInt32Array::from_iter_values(0..batch.num_rows() as u32);
+            arrow::compute::take_record_batch(batch, &all).map_err(|e| SinkError::Encode {
+                table: w.table.clone(),
+                source: e.into(),
+            })?
+        } else {
+            batch.clone()
+        };
+        w.pending.push(held);
+        w.pending_rows += batch.num_rows();
+        w.pending_bytes += bytes;
+        if w.pending_rows >= COALESCE_ROWS || w.pending_bytes >= COALESCE_BYTES {
+            self.drain(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Hands a writer's pending pieces to its encoder as one batch.
+    fn drain(&mut self, key: &(String, String)) -> Result<(), SinkError> {
+        let Some(w) = self.writers.get_mut(key) else {
+            return Ok(());
+        };
+        if w.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut w.pending);
+        w.pending_rows = 0;
+        w.pending_bytes = 0;
+        let batch =
+            arrow::compute::concat_batches(&w.schema, &pending).map_err(|e| SinkError::Encode {
+                table: w.table.clone(),
+                source: e.into(),
+            })?;
+        self.encode(key, batch)
+    }
+
+    /// Encodes rows into the writer's open file, rolling past the target size.
+    fn encode(&mut self, key: &(String, String), batch: RecordBatch) -> Result<(), SinkError> {
+        let Some(w) = self.writers.get_mut(key) else {
+            return Ok(());
+        };
+        if w.open.is_none() {
+            w.open = Some(open_file(
+                &self.store,
+                &self.handle,
+                &self.settings,
+                self.epoch,
+                w,
+            )?);
+        }
+        let roll = {
+            let Some(o) = w.open.as_mut() else {
+                return Ok(());
+            };
+            o.writer.write(&batch).map_err(|source| SinkError::Encode {
+                table: w.table.clone(),
+                source,
+            })?;
+            o.rows += batch.num_rows() as u64;
+            o.writer.bytes_written() as u64 + o.writer.in_progress_size() as u64
+                >= self.settings.target_file_size
+        };
+        if roll {
+            self.close(key)?;
+        }
+        Ok(())
+    }
+
+    /// Closes one writer's open file into the closed list.
+    fn close(&mut self, key: &(String, String)) -> Result<(), SinkError> {
+        let Some(w) = self.writers.get_mut(key) else {
+            return Ok(());
+        };
+        if let Some((f, rec)) = close_file(&mut self.uploads, w)? {
+            self.closed.push(f);
+            self.closed_records.extend(rec);
+        }
+        Ok(())
+    }
+
+    /// Brings the bytes held in memory under `limit`: first the row groups
+    /// of the largest encoders are flushed (a smaller row group, not a new
+    /// file); only if that is not enough (uploads each holding a part not
+    /// yet full) are the files holding the most closed early.
+    pub fn shed(&mut self, limit: u64) -> Result<(), SinkError> {
+        let mut sizes: Vec<((String, String), u64)> = self
+            .writers
+            .iter()
+            .map(|(k, w)| {
+                let open = w.open.as_ref().map_or(0, |o| o.writer.memory_size() as u64);
+                (k.clone(), open + w.pending_bytes)
+            })
+            .collect();
+        sizes.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
+        let mut encoding: u64 = sizes.iter().map(|(_, s)| *s).sum();
+        for (k, s) in sizes {
+            if encoding <= limit / 2 || s == 0 {
+                break;
+            }
+            self.drain(&k)?;
+            if let Some(o) = self.writers.get_mut(&k).and_then(|w| w.open.as_mut()) {
+                o.writer.flush().map_err(|source| SinkError::Encode {
+                    table: k.0.clone(),
+                    source,
+                })?;
+            }
+            encoding = encoding.saturating_sub(s);
+        }
+        if self.buffered_bytes() > limit {
+            // Files already closed free their bytes once their puts end.
+            self.uploads.wait_all()?;
+        }
+        let mut total = self.buffered_bytes();
+        if total <= limit {
+            return Ok(());
+        }
+        let mut held: Vec<((String, String), u64)> = self
+            .writers
+            .iter()
+            .filter_map(|(k, w)| w.open.as_ref().map(|o| (k.clone(), o.held())))
+            .collect();
+        held.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        for (k, n) in held {
+            if total <= limit {
+                break;
+            }
+            self.close(&k)?;
+            total = total.saturating_sub(n);
+        }
+        self.uploads.wait_all()
+    }
+
+    /// A checkpoint: closes what `policy` says, makes every other open
+    /// file's rows whole row groups in its staged file and records them.
+    /// New files are then named after epoch `next`.
+    pub fn checkpoint(
+        &mut self,
+        policy: &ClosePolicy,
+        next: u64,
+    ) -> Result<Checkpointed, SinkError> {
+        let mut keys: Vec<(String, String)> = self.writers.keys().cloned().collect();
+        keys.sort();
+        let mut out = Checkpointed::default();
+        for k in &keys {
+            self.drain(k)?;
+            let Some(w) = self.writers.get_mut(k) else {
+                continue;
+            };
+            let Some(o) = w.open.as_mut() else {
+                continue;
+            };
+            let local = matches!(o.writer.inner(), Body::Local(_));
+            if !local || policy.closes(&w.table, &w.partition, o.opened_ms) {
+                self.close(k)?;
+                continue;
+            }
+            if let Some(u) = record_durable(o, &w.table, &w.partition)? {
+                out.open.push(u);
+            }
+            let e = out
+                .oldest_open_ms
+                .entry(w.table.clone())
+                .or_insert(o.opened_ms);
+            *e = (*e).min(o.opened_ms);
+            out.open_files += 1;
+            out.open_partitions
+                .insert((w.table.clone(), w.partition.clone()));
+        }
+        // Idle writers cost a map entry each; forget those without a file.
+        self.writers
+            .retain(|_, w| w.open.is_some() || !w.pending.is_empty());
+        self.uploads.wait_all()?;
+        out.files = std::mem::take(&mut self.closed);
+        out.closed_records = std::mem::take(&mut self.closed_records);
+        self.epoch = next;
+        Ok(out)
+    }
+}
+
+/// Finishes the open file's current row group, pushes its bytes to the
+/// staged file and records the row groups added since the last record.
+/// `None` when nothing new became durable.
+fn record_durable(
+    o: &mut OpenFile,
+    table: &str,
+    partition: &str,
+) -> Result<Option<OpenFileUpdate>, SinkError> {
+    let enc = |source| SinkError::Encode {
+        table: table.to_string(),
+        source,
+    };
+    o.writer.flush().map_err(enc)?;
+    o.writer
+        .sync()
+        .map_err(|e| enc(parquet::errors::ParquetError::External(Box::new(e))))?;
+    let Body::Local(body) = o.writer.inner() else {
+        return Ok(None);
+    };
+    let durable_len = body.written();
+    let Some(base) = &o.footer else {
+        return Ok(None);
+    };
+    let groups = o.writer.flushed_row_groups();
+    let Some(new) = groups.get(o.recorded_groups..).filter(|g| !g.is_empty()) else {
+        return Ok(None);
+    };
+    let chunk = staged::footer_chunk(base, new).map_err(enc)?;
+    let rows: u64 = groups.iter().map(|g| g.num_rows() as u64).sum();
+    let recorded_groups = groups.len();
+    let mut rec = o.record.clone().unwrap_or_else(|| {
+        OpenFileRecord::new(
+            table,
+            partition,
+            &o.staged.to_string(),
+            &o.final_path.to_string(),
+            o.opened_ms,
+        )
+    });
+    o.recorded_groups = recorded_groups;
+    rec.durable_len = durable_len;
+    rec.rows = rows;
+    rec.chunks += 1;
+    o.record = Some(rec.clone());
+    Ok(Some(OpenFileUpdate {
+        record: rec,
+        chunk: Some(chunk),
+    }))
+}
+
+fn open_file(
+    store: &Arc<dyn ObjectStore>,
+    handle: &Handle,
+    s: &SinkSettings,
+    epoch: u64,
+    w: &mut PartitionWriter,
+) -> Result<OpenFile, SinkError> {
+    let name = file_name(&s.state_id, epoch, w.writer_id, w.seq);
+    w.seq += 1;
+    let parts: Vec<&str> = w.partition.split('/').collect();
+    // A table is an identifier, or `_errors/<table>` for an error output.
+    let table: Vec<&str> = w.table.split('/').collect();
+    // Staging is flat: names are unique, and a file may stay open over
+    // many epochs.
+    let staged = path_of([STAGING_DIR, name.as_str()])?;
+    let final_path = path_of(
+        table
+            .iter()
+            .copied()
+            .chain(parts.iter().copied())
+            .chain([name.as_str()]),
+    )?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(s.zstd_level).unwrap_or_default(),
+        ))
+        .set_max_row_group_row_count(Some(s.row_group_rows))
+        .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let enc = |source| SinkError::Encode {
+        table: w.table.clone(),
+        source,
+    };
+    let (body, footer) = match &s.local_root {
+        Some(root) => {
+            let body = LocalStaged::create(root.join(staged.as_ref()))?;
+            let base = FooterBase::for_arrow(&w.schema, &props).map_err(enc)?;
+            (Body::Local(body), Some(base))
+        }
+        None => (
+            Body::Upload(UploadWrite::start(
+                store.clone(),
+                handle.clone(),
+                staged.clone(),
+                s.part_size,
+            )),
+            None,
+        ),
+    };
+    let writer = ArrowWriter::try_new(body, w.schema.clone(), Some(props)).map_err(enc)?;
+    Ok(OpenFile {
+        writer,
+        staged,
+        final_path,
+        rows: 0,
+        opened_ms: crate::clock::now_ms(),
+        footer,
+        record: None,
+        recorded_groups: 0,
+    })
+}
+
+/// Closes the writer's open file: writes its footer and ends its upload.
+/// Returns the staged file and, when it had been recorded as open, the
+/// record to drop.
+fn close_file(
+    uploads: &mut upload::Uploads,
+    w: &mut PartitionWriter,
+) -> Result<Option<(StagedFile, Option<(String, u32)>)>, SinkError> {
+    let Some(o) = w.open.take() else {
+        return Ok(None);
+    };
+    let body = o.writer.into_inner().map_err(|source| SinkError::Encode {
+        table: w.table.clone(),
+        source,
+    })?;
+    let bytes = match body {
+        Body::Local(l) => l.written(),
+        Body::Upload(u) => u.finish(uploads)?,
+    };
+    let record = o.record.map(|r| (r.staged, r.chunks));
+    Ok(Some((
+        StagedFile {
+            table: w.table.clone(),
+            partition: w.partition.clone(),
+            staged: o.staged.to_string(),
+            final_path: o.final_path.to_string(),
+            rows: o.rows,
+            bytes,
+        },
+        record,
+    )))
+}
