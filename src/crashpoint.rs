@@ -21,12 +21,18 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The phases a crash test can name.
-pub const PHASES: [&str; 6] = [
+pub const PHASES: [&str; 8] = [
     "mid_read",
     "before_prepare",
     "after_prepare",
     "mid_rename",
     "during_recovery",
+    // Recovery finished one file that was open at the last checkpoint
+    // (truncated, footer appended); the epoch naming them is not prepared.
+    "mid_finish",
+    // A writer made one open file's rows durable at a checkpoint; the
+    // other files and the prepare are still to come.
+    "mid_checkpoint_flush",
     // A partition's `_SUCCESS`, command and webhook ran; its commit is not
     // recorded yet.
     "after_partition_notify",

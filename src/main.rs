@@ -353,6 +353,9 @@ fn cmd_run(config: &Path, once: bool, opts: &pipeline::RunOptions) -> Result<Exi
         Err(code) => return Ok(code),
     };
     telemetry::init_logging(cfg.log_format, &cfg.log_level);
+    if let Some(n) = sluice::sink::staged::raise_open_file_limit() {
+        tracing::debug!(limit = n, "open file limit");
+    }
     let rt = runtime()?;
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = cfg.http_listen {
@@ -707,6 +710,12 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
     for e in state.epochs()? {
         println!("epoch {}: {:?}, {} files", e.epoch, e.state, e.files.len());
     }
+    let open = state.open_files()?;
+    println!(
+        "open output files: {} ({} rows durable, finished and committed at the next start)",
+        open.len(),
+        open.iter().map(|f| f.rows).sum::<u64>()
+    );
     // The schema each table was first written with: a rule that changes a
     // column's type is refused against these.
     let schemas = state.table_schemas()?;

@@ -269,6 +269,13 @@ pub fn cmd_export(cfg: &Config, out: Option<&Path>) -> Result<ExitCode> {
             cfg.sink.root.display()
         );
     }
+    let open = state.open_files()?.len();
+    if open > 0 {
+        eprintln!(
+            "warning: {open} output file(s) were open at the last checkpoint (a daemon that did not stop cleanly); their rows are under {}/.sluice-staging: move the sink with the state, or run `sluice run --once` first",
+            cfg.sink.root.display()
+        );
+    }
     let n = match out {
         Some(p) => {
             let tmp = p.with_extension("partial");

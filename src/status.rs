@@ -368,6 +368,14 @@ pub fn render(s: &StatusSnapshot) -> String {
     if let Some(p) = &s.partition_commit {
         render_partition_commit(&mut o, p, s.generated_at_ms);
     }
+    let _ = writeln!(
+        o,
+        "open output files: {} (rows durable, visible when they close)",
+        s.open_output.files
+    );
+    for (t, age) in &s.open_output.oldest_invisible_seconds {
+        let _ = writeln!(o, "  {t:<32} oldest rows not yet visible: {age:.0}s ago");
+    }
     let _ = writeln!(o, "\nrows committed today ({} UTC):", s.day);
     if s.tables.is_empty() {
         let _ = writeln!(o, "  none");

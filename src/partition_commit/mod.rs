@@ -286,7 +286,7 @@ impl PartitionCommitter {
         &mut self,
         source: impl IntoIterator<Item = (&'a str, bool)>,
         now_ms: i64,
-    ) -> Box<dyn Fn(&str, &str) -> bool + Send + Sync> {
+    ) -> crate::sink::PartitionDue {
         let watermark = self.watermark(source, now_ms);
         let period_of = self.period_of.clone();
         let delay_ms = self.delay_ms;

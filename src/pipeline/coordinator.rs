@@ -106,6 +106,8 @@ struct Coordinator {
     /// Each table's oldest open output file (opened, ms): its oldest rows
     /// not yet visible.
     oldest_open_ms: BTreeMap<String, i64>,
+    /// Output files open after the last checkpoint.
+    open_files: usize,
 }
 
 /// Runs the pipeline until `mode` says stop, with default [`RunOptions`].
@@ -331,6 +333,7 @@ pub(crate) fn run_with_source(
         io_give_up,
         open_partitions: BTreeSet::new(),
         oldest_open_ms: BTreeMap::new(),
+        open_files: 0,
     };
     c.reported = c
         .files
@@ -652,6 +655,7 @@ impl Coordinator {
         });
         self.open_partitions = report.open_partitions.clone();
         self.oldest_open_ms = report.oldest_open_ms.clone();
+        self.open_files = report.open_files;
         if report.files.is_empty()
             && self.dirty.is_empty()
             && report.open.is_empty()

@@ -100,6 +100,7 @@ fn finish_open_files(
             message: format!("cannot rebuild the footer of an open file: {e}"),
         })?;
         let bytes = sink::staged::finish(&root.join(&rec.staged), rec.durable_len, &footer)?;
+        crate::crashpoint::hit("mid_finish");
         if rec.tracked {
             prepare
                 .track_partitions

@@ -195,5 +195,31 @@ pub fn finish(path: &Path, durable_len: u64, footer: &[u8]) -> Result<u64, SinkE
     Ok(durable_len + footer.len() as u64)
 }
 
+/// Raises the soft limit on open file descriptors to the hard limit: a
+/// local sink keeps one descriptor per open output file, and thousands of
+/// (table, partition)s can be open at once. Returns the limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for the duration of both calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim = want;
+            }
+        }
+    }
+    Some(lim.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,9 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use tokio::runtime::Handle;
 
+/// Whether a (table, partition) is complete and about to be committed.
+pub type PartitionDue = Box<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 /// Which open files a checkpoint closes.
 pub struct ClosePolicy {
     /// Every file (the run stops).
@@ -33,7 +36,7 @@ pub struct ClosePolicy {
     /// Per-table ages that replace `max_age_ms` (from the rules).
     pub table_max_age_ms: std::collections::HashMap<String, i64>,
     /// Partitions about to be committed: `(table, partition)`.
-    pub partition_due: Option<Box<dyn Fn(&str, &str) -> bool + Send + Sync>>,
+    pub partition_due: Option<PartitionDue>,
     /// The checkpoint's time (ms since the Unix epoch).
     pub now_ms: i64,
 }
@@ -432,6 +435,7 @@ impl Writers {
             }
             if let Some(u) = record_durable(o, &w.table, &w.partition)? {
                 out.open.push(u);
+                crate::crashpoint::hit("mid_checkpoint_flush");
             }
             let e = out
                 .oldest_open_ms
@@ -487,8 +491,8 @@ fn record_durable(
         OpenFileRecord::new(
             table,
             partition,
-            &o.staged.to_string(),
-            &o.final_path.to_string(),
+            o.staged.as_ref(),
+            o.final_path.as_ref(),
             o.opened_ms,
         )
     });
@@ -565,13 +569,17 @@ fn open_file(
     })
 }
 
+/// A closed file and, when it had been recorded as open, the record to
+/// drop: (staged path, chunks).
+type Closed = (StagedFile, Option<(String, u32)>);
+
 /// Closes the writer's open file: writes its footer and ends its upload.
 /// Returns the staged file and, when it had been recorded as open, the
 /// record to drop.
 fn close_file(
     uploads: &mut upload::Uploads,
     w: &mut PartitionWriter,
-) -> Result<Option<(StagedFile, Option<(String, u32)>)>, SinkError> {
+) -> Result<Option<Closed>, SinkError> {
     let Some(o) = w.open.take() else {
         return Ok(None);
     };

@@ -348,8 +348,28 @@ impl Metrics {
         }
         self.render_dimensions(&mut out);
         self.render_partition_commit(&mut out);
+        self.render_open_output(&mut out);
         self.discovery.render(&mut out);
         out
+    }
+
+    /// Output files open across checkpoints and the age of each table's
+    /// oldest rows not yet visible.
+    fn render_open_output(&self, out: &mut String) {
+        let open = self.status.open_output(crate::clock::now_ms());
+        let _ = writeln!(
+            out,
+            "# HELP sluice_open_output_files Output files open across checkpoints (rows durable, not yet visible).\n# TYPE sluice_open_output_files gauge\nsluice_open_output_files {}",
+            open.files
+        );
+        let name = "sluice_oldest_invisible_row_age_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Per table: age of the oldest rows in an output file not yet closed (visible at most sink.max_file_age after they were written).\n# TYPE {name} gauge"
+        );
+        for (t, age) in &open.oldest_invisible_seconds {
+            let _ = writeln!(out, "{name}{{table=\"{t}\"}} {age}");
+        }
     }
 
     fn render_partition_commit(&self, out: &mut String) {

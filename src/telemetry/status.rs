@@ -193,6 +193,19 @@ pub struct StatusSnapshot {
     /// Pending and failing partition commits (`[partition_commit]` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_commit: Option<PartitionCommitStatus>,
+    /// Output files open across checkpoints: rows durable, not yet visible.
+    #[serde(default)]
+    pub open_output: OpenOutput,
+}
+
+/// Output files kept open across checkpoints (see `sink::writers`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenOutput {
+    /// Files open at the last checkpoint.
+    pub files: u64,
+    /// Per table: how long ago the oldest rows not yet visible were
+    /// written (seconds; the age of its oldest open file).
+    pub oldest_invisible_seconds: BTreeMap<String, f64>,
 }
 
 // ---------------------------------------------------------------- diagnosis
@@ -427,6 +440,22 @@ struct Board {
     /// Reader wait counter and time at the last checkpoint.
     wait_mark: (u64, i64),
     partition_commit: Option<PartitionCommitStatus>,
+    open_files: u64,
+    oldest_open_ms: BTreeMap<String, i64>,
+}
+
+impl Board {
+    fn open_output(&self, now_ms: i64) -> OpenOutput {
+        OpenOutput {
+            files: self.open_files,
+            oldest_invisible_seconds: self
+                .oldest_open_ms
+                .iter()
+                .filter(|(t, _)| !t.starts_with('_'))
+                .map(|(t, ms)| (t.clone(), (now_ms - ms).max(0) as f64 / 1e3))
+                .collect(),
+        }
+    }
 }
 
 /// Static facts of a run, set once at start.
@@ -443,6 +472,9 @@ pub struct CheckpointFacts {
     pub day: String,
     pub tables: BTreeMap<String, u64>,
     pub rules: RulesInfo,
+    /// Output files open after the checkpoint, and each table's oldest.
+    pub open_files: u64,
+    pub oldest_open_ms: BTreeMap<String, i64>,
 }
 
 const RECENT_CHECKPOINTS: usize = 8;
@@ -512,6 +544,8 @@ impl StatusBoard {
         b.day = facts.day;
         b.tables = facts.tables;
         b.rules = Some(facts.rules);
+        b.open_files = facts.open_files;
+        b.oldest_open_ms = facts.oldest_open_ms;
         let (total, saturated) = std::mem::take(&mut b.samples);
         if total > 0 {
             b.reader_saturation = saturated as f64 / total as f64;
@@ -524,6 +558,11 @@ impl StatusBoard {
                 .min(1.0);
         }
         b.wait_mark = (reader_wait_us, now_ms);
+    }
+
+    /// Open output files, with ages as of `now_ms` (error outputs left out).
+    pub fn open_output(&self, now_ms: i64) -> OpenOutput {
+        self.lock().open_output(now_ms)
     }
 
     /// The daemon's `/status` answer.
@@ -559,6 +598,7 @@ impl StatusBoard {
             discovery: m.discovery.status(),
             diagnosis: Diagnosis::default(),
             partition_commit: b.partition_commit.clone(),
+            open_output: b.open_output(now_ms),
         };
         s.diagnosis = diagnose(&s, &b.thresholds);
         s
@@ -675,8 +715,17 @@ mod tests {
             day: "2026-11-20".into(),
             tables: BTreeMap::new(),
             rules: RulesInfo::default(),
+            open_files: 2,
+            oldest_open_ms: [("t".to_string(), 500), ("_errors/t".to_string(), 100)].into(),
         };
         b.checkpoint(facts(), 0, 1_000);
+        let open = b.open_output(2_000);
+        assert_eq!(open.files, 2);
+        assert_eq!(
+            open.oldest_invisible_seconds,
+            [("t".to_string(), 1.5)].into(),
+            "error outputs are left out"
+        );
         for i in 0..10 {
             b.sample(Backlog::default(), 4, if i < 9 { 2 } else { 1 });
         }

@@ -288,13 +288,7 @@ fn an_epoch_whose_staged_file_is_missing_is_resolved_and_the_pipeline_goes_on() 
     );
     // One staged file goes missing.
     let staging = env.sink().join(".sluice-staging");
-    let epoch_dir = std::fs::read_dir(&staging)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut staged: Vec<PathBuf> = std::fs::read_dir(&epoch_dir)
+    let mut staged: Vec<PathBuf> = std::fs::read_dir(&staging)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();

@@ -36,25 +36,38 @@ fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
     }
     // (crash point, or None for a random-time SIGKILL). during_recovery follows
     // after_prepare, which leaves a prepared epoch for recovery to roll forward.
-    let plan: [Option<&str>; 8] = [
+    // Output files stay open across checkpoints (300 ms apart here, files
+    // close after 1 s), so kills land with files open over several
+    // checkpoints; mid_checkpoint_flush dies between two files' flushes.
+    // Any prepare records the files open at that checkpoint, so a start
+    // after an after_prepare kill has open files to finish: mid_finish
+    // dies there, and the start after it finishes them again.
+    let plan: [Option<&str>; 12] = [
         Some("mid_read"),
         Some("after_prepare"),
         Some("during_recovery"),
         Some("before_prepare"),
+        Some("mid_checkpoint_flush"),
+        Some("after_prepare"),
+        Some("mid_finish"),
         Some("mid_rename"),
         None,
+        Some("mid_finish"),
         Some("after_prepare"),
         Some("during_recovery"),
     ];
     let mut hits: std::collections::BTreeMap<&str, u32> = Default::default();
     let mut random_kills = 0;
+    // Starts that finished files left open by the kill before.
+    let mut finished_open = 0;
     let iterations = 24;
     for i in 0..iterations {
         let phase = plan[i % plan.len()];
         env.add_file(rng.below(4) as u32, 800 + rng.below(2500) as usize);
         let at = phase.map(|p| match p {
             "mid_read" => format!("{p}:{}", 1 + rng.below(40)),
-            "during_recovery" => p.to_string(),
+            "during_recovery" | "mid_finish" => p.to_string(),
+            "mid_checkpoint_flush" => format!("{p}:{}", 2 + rng.below(10)),
             _ => format!("{p}:{}", 1 + rng.below(2)),
         });
         let child = env.spawn_daemon(at.as_deref());
@@ -66,6 +79,9 @@ fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
             Some(_) => Duration::from_secs(6),
         };
         let (stderr, exited) = wait_or_kill(child, limit);
+        if stderr.contains("finished the output files open at the last checkpoint") {
+            finished_open += 1;
+        }
         if let Some(p) = phase {
             if stderr.contains(&format!("crash point {p} reached")) {
                 *hits.entry(p).or_default() += 1;
@@ -87,6 +103,8 @@ fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
         "mid_read",
         "before_prepare",
         "after_prepare",
+        "mid_checkpoint_flush",
+        "mid_finish",
         "mid_rename",
         "during_recovery",
     ] {
@@ -98,6 +116,10 @@ fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
     assert!(
         random_kills >= 1,
         "no random-time kill landed while running"
+    );
+    assert!(
+        finished_open >= 3,
+        "kills must leave files open across checkpoints for recovery to finish: {finished_open}"
     );
 
     let expected = expected_tables(&env.ods(), &[]);
@@ -115,7 +137,7 @@ fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
         "dataset too small to mean anything: {total}"
     );
     eprintln!(
-        "crash test: {iterations} kills ({hits:?}, {random_kills} random), {total} table rows verified"
+        "crash test: {iterations} kills ({hits:?}, {random_kills} random, {finished_open} recoveries finished open files), {total} table rows verified"
     );
 }
 

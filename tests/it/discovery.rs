@@ -95,6 +95,7 @@ fn a_future_mtime_hides_no_file_and_a_too_old_file_is_counted() {
     let body = get(&addr, "/metrics").1;
     assert_eq!(metric(&body, "sluice_files_skipped_too_old_total"), 1);
     assert_ne!(expected, expected_now);
+    super::ops::wait_all_visible(&addr);
     assert_exact(&env, &expected_now);
 
     // Stopped: `sluice status` lists the source and says the same.

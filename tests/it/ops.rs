@@ -26,6 +26,23 @@ pub(crate) fn metric(body: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no metric {name} in:\n{body}"))
 }
 
+/// Waits until no output file is open (every routed row is visible) and
+/// returns the metrics then.
+pub(crate) fn wait_all_visible(addr: &str) -> String {
+    let t0 = Instant::now();
+    loop {
+        let (_, body) = get(addr, "/metrics");
+        if body.contains("\nsluice_open_output_files 0\n") {
+            return body;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "output files never closed:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn metrics_reconcile_with_the_rows_fed_in_and_systemd_is_notified() {
     let mut env = Env::new("").with_http();
@@ -61,7 +78,7 @@ fn metrics_reconcile_with_the_rows_fed_in_and_systemd_is_notified() {
     let body = loop {
         let (_, body) = get(&addr, "/metrics");
         if metric(&body, "sluice_files_done_total") == 3 {
-            break body;
+            break wait_all_visible(&addr);
         }
         assert!(
             t0.elapsed() < Duration::from_secs(60),

@@ -108,6 +108,8 @@ dir = "state"
 [sink]
 root = "dwd"
 checkpoint_interval = "300ms"
+# Files stay open over about three checkpoints, then become visible.
+max_file_age = "1s"
 row_group_rows = 1000
 [rules]
 dir = "rules"

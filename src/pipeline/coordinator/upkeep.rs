@@ -144,6 +144,8 @@ impl Coordinator {
                 version: rules.version.clone(),
                 count: rules.rules.len(),
             },
+            open_files: self.open_files as u64,
+            oldest_open_ms: self.oldest_open_ms.clone(),
         };
         let wait = self.metrics.reader_wait_us.load(Ordering::Relaxed);
         self.metrics.status.checkpoint(facts, wait, now);
