@@ -270,6 +270,21 @@ impl Writers {
         let Some(w) = self.writers.get_mut(&key) else {
             return Ok(());
         };
+        // A reloaded rule (or an evolved source) may change a table's
+        // columns while its file is open: the file closes with the rows it
+        // has, and the next rows open one with the new schema.
+        if !Arc::ptr_eq(&w.schema, &batch.schema()) {
+            if *w.schema != *batch.schema() {
+                self.drain(&key)?;
+                self.close(&key)?;
+            }
+            if let Some(w) = self.writers.get_mut(&key) {
+                w.schema = batch.schema();
+            }
+        }
+        let Some(w) = self.writers.get_mut(&key) else {
+            return Ok(());
+        };
         if w.pending.is_empty() && (batch.num_rows() >= COALESCE_ROWS || bytes >= COALESCE_BYTES) {
             return self.encode(&key, batch.clone());
         }

@@ -191,3 +191,25 @@ fn shedding_a_local_sink_flushes_row_groups_and_closes_nothing() {
     assert_eq!(c.open_files, 100);
     assert_eq!(c.open.iter().map(|u| u.record.rows).sum::<u64>(), 160_000);
 }
+
+#[test]
+fn a_table_whose_columns_change_closes_its_file_and_opens_one_with_the_new_schema() {
+    let s = setup();
+    let mut w = writers(&s);
+    let a = demo::events(1, 0, 1000, demo::DAY_START_MS);
+    w.write("t", "dt=1", &a).unwrap();
+    w.checkpoint(&keep_open(), 2).unwrap();
+    // The same rows with one column fewer (a rule edited at a barrier).
+    let b = a.project(&[0, 1, 2]).unwrap();
+    w.write("t", "dt=1", &b).unwrap();
+    w.write("t", "dt=1", &b).unwrap();
+    let c = w.checkpoint(&ClosePolicy::all(0), 3).unwrap();
+    assert_eq!(c.files.len(), 2);
+    let cols: Vec<usize> = c
+        .files
+        .iter()
+        .map(|f| read_all(&s.dir.path().join(&f.staged))[0].num_columns())
+        .collect();
+    assert_eq!(cols, [a.num_columns(), 3]);
+    assert_eq!(c.files.iter().map(|f| f.rows).sum::<u64>(), 3000);
+}
