@@ -95,6 +95,11 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
                 duration_ms: None,
             });
         s.tables = st.table_rows(&day)?;
+        s.schema_change = st.last_schema_change()?.map(|e| status::SchemaChange {
+            epoch: e.epoch,
+            at_ms: e.at_ms,
+            what: e.describe(),
+        });
         if cfg.partition_commit.is_some() {
             s.partition_commit = Some(failing_commits(st)?);
         }
@@ -304,6 +309,14 @@ pub fn render(s: &StatusSnapshot) -> String {
         let _ = writeln!(
             o,
             "prepared epoch:  {e} (not committed; rolled forward at the next start; if that keeps failing, `sluice state resolve-epoch` shows why)"
+        );
+    }
+    if let Some(c) = &s.schema_change {
+        let _ = writeln!(
+            o,
+            "schema change:   {} (at {}; `sluice state show` has the history)",
+            c.what,
+            time(c.at_ms)
         );
     }
     match &s.rules {

@@ -6,7 +6,8 @@
 //! meta:state_id       random id of this state, in every output file name
 //! meta:next_epoch     the next epoch number to use
 //! meta:watermark      discovery watermark (ms since epoch, highest mtime taken)
-//! meta:schema         the source schema the rules were checked against
+//! meta:schema         the committed source schema (changes: see [`schema_history`])
+//! schema_history:<E>  the first schema (E = 0) and each change, with its epoch
 //! file:<path>         FileRecord: size, mtime, status, per-split row offsets
 //! epoch:<E>           EpochRecord: Prepared | Committed, staged -> final names
 //! rows:<day>:<table>  rows committed to a table on a UTC day (for `sluice status`)
@@ -30,6 +31,7 @@
 
 pub mod identity;
 pub mod retry;
+pub mod schema_history;
 pub mod tools;
 
 use serde::{Deserialize, Serialize};
@@ -152,6 +154,9 @@ pub struct Prepare {
     /// (table, partition)s whose [`PartitionRecord`] gets the epoch's rows
     /// and files (the committable ones, when partition commit is configured).
     pub track_partitions: std::collections::BTreeSet<(String, String)>,
+    /// The source schema changed with a file this epoch takes: recorded
+    /// with it (see [`schema_history`]).
+    pub source_schema: Option<schema_history::SchemaUpdate>,
 }
 
 /// What partition commit knows of one output partition (`pcommit:` keys).
@@ -440,6 +445,9 @@ impl StateStore {
             }
             for (k, json) in &schemas {
                 tx.insert(k.as_bytes(), json.as_bytes())?;
+            }
+            if let Some(u) = &p.source_schema {
+                schema_history::write(tx, u)?;
             }
             for (k, add) in &partitions {
                 let mut r: PartitionRecord = tx

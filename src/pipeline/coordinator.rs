@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 mod discovery;
+mod evolve;
 mod retry;
 mod upkeep;
 
@@ -68,6 +69,10 @@ struct Coordinator {
     source: Arc<dyn ObjectStore>,
     sink: Arc<dyn ObjectStore>,
     schema: SourceSchema,
+    /// The readers' copy of `schema` (swapped at a barrier, see `evolve`).
+    reader_schema: Arc<ArcSwap<SourceSchema>>,
+    /// A source schema change waiting for its checkpoint.
+    pending_schema: Option<evolve::Pending>,
     /// What rules see: the source columns plus the dimensions' columns.
     rule_schema: arrow::datatypes::SchemaRef,
     enricher: Arc<Enricher>,
@@ -208,7 +213,20 @@ pub(crate) fn run_with_source(
         &metrics,
         &handle,
     )?);
-    let rule_schema = enricher.schema().clone();
+    let rule_schema = enricher.schema();
+    if let Err(e) =
+        crate::checkpoint::schema_history::write_mirror(&cfg.state_dir, &schema.to_json())
+    {
+        tracing::warn!(error = %e, "cannot write the source schema's copy for `sluice check`");
+    }
+    metrics
+        .status
+        .set_schema_change(state.last_schema_change()?.map(|e| status::SchemaChange {
+            epoch: e.epoch,
+            at_ms: e.at_ms,
+            what: e.describe(),
+        }));
+    let reader_schema = Arc::new(ArcSwap::from_pointee(schema.clone()));
     let table_schemas = state.table_schemas()?;
     let rules = load_checked(cfg, &rule_schema, &table_schemas).map_err(|errs| {
         PipelineError::Rules(
@@ -248,7 +266,7 @@ pub(crate) fn run_with_source(
     let reader_ctx = Arc::new(ReaderCtx {
         queue: queue.clone(),
         splits: splits.clone(),
-        schema: schema.clone(),
+        schema: reader_schema.clone(),
         enricher: enricher.clone(),
         rules: rules.clone(),
         store: source.clone(),
@@ -297,6 +315,8 @@ pub(crate) fn run_with_source(
         source,
         sink,
         schema,
+        reader_schema,
+        pending_schema: None,
         rule_schema,
         enricher: enricher.clone(),
         metrics: metrics.clone(),
@@ -403,7 +423,9 @@ impl Coordinator {
             self.note_progress();
             self.retry_opens();
             let stop = match mode {
-                RunMode::Once => self.queue.is_idle() && self.opens_settled(),
+                RunMode::Once => {
+                    self.queue.is_idle() && self.opens_settled() && !self.schema_change_waiting()
+                }
                 RunMode::Daemon { shutdown, .. } => shutdown.load(Ordering::SeqCst),
             };
             // SIGHUP: new safe config keys now, the rules at a checkpoint taken now.
@@ -413,6 +435,7 @@ impl Coordinator {
                 self.rules_tried.clear();
             }
             let due = hup
+                || self.schema_change_waiting()
                 || last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval
                 || self.epoch_bytes.load(Ordering::Relaxed) >= self.cfg.sink.max_buffered;
             if stop || due {
@@ -465,7 +488,7 @@ impl Coordinator {
                         self.files.insert(path.clone(), rec.clone());
                         self.dirty.insert(path.clone());
                     }
-                    self.enqueue(&path, Arc::new(opened), &rec)
+                    self.admit(&path, opened, &rec)
                 }
                 Err(e) => self.open_failed(&path, e, "cannot reopen to resume: "),
             }
@@ -544,8 +567,8 @@ impl Coordinator {
                 if rec.splits.is_empty() {
                     rec.status = FileStatus::Done;
                 }
-                self.enqueue(&f.path, Arc::new(opened), &rec);
-                self.files.insert(f.path.clone(), rec);
+                self.files.insert(f.path.clone(), rec.clone());
+                self.admit(&f.path, opened, &rec);
             }
             Err(e) => {
                 self.files.insert(f.path.clone(), rec);
@@ -568,6 +591,11 @@ impl Coordinator {
         let epoch = self.epoch;
         self.epoch += 1;
         let result = self.prepare_and_commit(epoch, report, t0);
+        if result.is_ok() {
+            // Readers are parked: the source schema a file needed changes
+            // with this epoch committed (see `evolve`).
+            self.take_schema_change(epoch);
+        }
         // Readers are parked: a new rule set takes effect for the next epoch as a whole.
         self.reload_rules();
         self.queue.resume();
@@ -666,6 +694,7 @@ impl Coordinator {
             pruned_below_ms: pruned_below,
             now_ms: now_ms(),
             table_schemas: table_schemas.clone(),
+            source_schema: self.schema_update(epoch, now_ms()),
             track_partitions: self
                 .pcommit
                 .as_ref()
@@ -676,6 +705,9 @@ impl Coordinator {
         crashpoint::hit("before_prepare");
         self.state.prepare(&prepare)?;
         crashpoint::hit("after_prepare");
+        if prepare.source_schema.is_some() {
+            crashpoint::hit("schema_change_prepared");
+        }
         self.handle
             .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))
             .map_err(|source| PipelineError::Uncommittable { epoch, source })?;

@@ -193,6 +193,18 @@ pub struct StatusSnapshot {
     /// Pending and failing partition commits (`[partition_commit]` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_commit: Option<PartitionCommitStatus>,
+    /// The source schema's last change (columns added or widened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_change: Option<SchemaChange>,
+}
+
+/// The source schema's last change, for `sluice status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchemaChange {
+    pub epoch: u64,
+    pub at_ms: i64,
+    /// `gained column x (Utf8) from file f; ...`.
+    pub what: String,
 }
 
 // ---------------------------------------------------------------- diagnosis
@@ -427,6 +439,7 @@ struct Board {
     /// Reader wait counter and time at the last checkpoint.
     wait_mark: (u64, i64),
     partition_commit: Option<PartitionCommitStatus>,
+    schema_change: Option<SchemaChange>,
 }
 
 /// Static facts of a run, set once at start.
@@ -471,6 +484,11 @@ impl StatusBoard {
     /// SLOT: the dimension code reports its snapshots here.
     pub fn set_dimensions(&self, dims: Vec<DimensionStatus>) {
         self.lock().dimensions = dims;
+    }
+
+    /// The source schema's last change (at start: the state's).
+    pub fn set_schema_change(&self, c: Option<SchemaChange>) {
+        self.lock().schema_change = c;
     }
 
     /// Partition commit's pending partitions, from its tick.
@@ -559,6 +577,7 @@ impl StatusBoard {
             discovery: m.discovery.status(),
             diagnosis: Diagnosis::default(),
             partition_commit: b.partition_commit.clone(),
+            schema_change: b.schema_change.clone(),
         };
         s.diagnosis = diagnose(&s, &b.thresholds);
         s
