@@ -478,8 +478,14 @@ mod tests {
                 last_error: Some("webhook answered HTTP 500".into()),
             }],
         });
+        s.schema_change = Some(status::SchemaChange {
+            epoch: 7,
+            at_ms: 60_000,
+            what: "epoch 7: gained column new_col (Utf8) from file dt=1/a.parquet".into(),
+        });
         let text = render(&s);
         for want in [
+            "schema change:   epoch 7: gained column new_col (Utf8) from file dt=1/a.parquet (at 1970-01-01T00:01:00Z;",
             "no daemon answered",
             "dimensions:      none configured",
             "t_all",

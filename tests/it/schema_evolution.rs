@@ -237,3 +237,88 @@ fn types_widen_and_what_cannot_be_read_is_quarantined_with_its_reason() {
     let diffs = diff_tables(&expected, &actual);
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+#[test]
+fn a_running_daemon_takes_the_new_column_and_a_rule_reloaded_over_it() {
+    let mut env = Env::new("");
+    env.add_file(0, 400);
+    let (mut child, rx) =
+        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
+    let mut log = String::new();
+    wait_log(&rx, &mut log, 30, "checkpoint committed");
+    env.add_file_with(1, 500, with_new_col);
+    wait_log(
+        &rx,
+        &mut log,
+        30,
+        "source schema gained column new_col (Utf8)",
+    );
+    // Both files committed before the rule exists.
+    let t0 = std::time::Instant::now();
+    while actual_tables(&env.sink())
+        .get("t_all")
+        .map_or(0, |t| t.len())
+        < 900
+    {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{log}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // `check` while the daemon holds the state: the copy of its schema.
+    std::fs::write(env.path().join("rules/t_new.sql"), T_NEW).unwrap();
+    let out = check(&env);
+    let t = output_text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("source schema: the copy of the state's schema"),
+        "{t}"
+    );
+
+    // The rules directory reloads at a checkpoint, over the evolved schema.
+    wait_log(
+        &rx,
+        &mut log,
+        30,
+        "rules reloaded; in effect from this epoch",
+    );
+    let after = env.add_file_with(2, 300, with_new_col);
+    let old = env.add_file(3, 200);
+    let t0 = std::time::Instant::now();
+    let want = 500; // rows of the two files just added
+    while t_new_rows(&env.sink()).len() < want {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "t_new never got the new rows:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+    let rows = t_new_rows(&env.sink());
+    assert_eq!(rows.len(), want, "only files read after the reload");
+    let named = |p: &Path, id: &str| {
+        id.starts_with(&format!(
+            "e{:06}-",
+            p.file_stem().unwrap().to_string_lossy()["part-".len()..]
+                .parse::<u64>()
+                .unwrap()
+        ))
+    };
+    for (id, (nc, _)) in &rows {
+        if named(&after, id) {
+            assert_eq!(nc.as_deref(), Some(format!("nc-{id}").as_str()));
+        } else {
+            assert!(named(&old, id), "{id}");
+            assert_eq!(nc, &None);
+        }
+    }
+    let diffs = diff_tables(&expected_tables(&env.ods(), &[]), &{
+        let mut a = actual_tables(&env.sink());
+        a.remove("t_new");
+        a
+    });
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}

@@ -59,8 +59,9 @@ impl Coordinator {
         };
         if changes.is_empty() {
             // Another file of this epoch brought the same change.
-            if let Some(p) = self.pending_schema.as_mut() {
-                p.held.push((path.to_string(), Arc::new(opened)));
+            match self.pending_schema.as_mut() {
+                Some(p) => p.held.push((path.to_string(), Arc::new(opened))),
+                None => return self.enqueue(path, Arc::new(opened), rec),
             }
             self.dirty.insert(path.to_string());
             return;
@@ -166,8 +167,11 @@ impl Coordinator {
         self.rules.store(p.rules);
         self.schema = p.schema;
         self.rule_schema = p.rule_schema;
-        // A rule set refused for naming a column not known before is tried again.
-        self.rules_tried.clear();
+        // A rule set refused (maybe for naming a column unknown until now)
+        // is tried again.
+        if self.rules_tried != self.rules.load().version {
+            self.rules_tried.clear();
+        }
         for (c, file) in &p.changes {
             self.metrics
                 .source_schema_changes
