@@ -9,11 +9,14 @@
 //! ```text
 //! Int8 -> Int16 -> Int32 -> Int64        UInt8 -> UInt16 -> UInt32 -> UInt64
 //! Float16 -> Float32 -> Float64          Timestamp(s -> ms -> us -> ns, same zone)
-//! Utf8 <-> LargeUtf8                     Binary <-> LargeBinary
+//! Utf8 <-> LargeUtf8 <-> Utf8View        Binary <-> LargeBinary <-> BinaryView
+//! Dictionary(_, T) -> T
 //! ```
-//! Utf8 and LargeUtf8 hold the same values: a file with either fits a
-//! source schema with either; the source widens to the large form when a
-//! file brings it.
+//! The string (and binary) forms hold the same values: a file with any of
+//! them fits the source schema as it is and is cast to the source's form,
+//! so the schema (and every output table's column type) stays put. Only
+//! a column above 2 GiB in one batch cannot be small Utf8: the cast says
+//! so and the file is quarantined.
 
 use super::{ReadError, SourceSchema};
 use arrow::array::{ArrayRef, new_null_array};
@@ -91,12 +94,11 @@ pub fn widens_to(from: &DataType, to: &DataType) -> bool {
         return true;
     }
     use DataType::*;
+    let strings = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let binaries = |t: &DataType| matches!(t, Binary | LargeBinary | BinaryView);
     match (from, to) {
-        (Utf8, LargeUtf8) | (LargeUtf8, Utf8) | (Binary, LargeBinary) | (LargeBinary, Binary) => {
-            // Same values; a LargeUtf8 value above 2 GiB in one batch cannot
-            // be Utf8, which the cast reports (the file is then quarantined).
-            true
-        }
+        (a, b) if (strings(a) && strings(b)) || (binaries(a) && binaries(b)) => true,
+        (Dictionary(_, values), b) => widens_to(values, b),
         (Timestamp(a, za), Timestamp(b, zb)) => za == zb && unit_rank(a) <= unit_rank(b),
         _ => match (int_rank(from), int_rank(to)) {
             (Some((sa, ra)), Some((sb, rb))) => sa == sb && ra <= rb,
@@ -109,14 +111,6 @@ pub fn widens_to(from: &DataType, to: &DataType) -> bool {
 /// source's own (`Ok(None)`), a wider one (`Ok(Some)`), or an error when
 /// neither holds the other's values.
 fn reconcile(column: &str, source: &DataType, file: &DataType) -> Result<Option<DataType>, String> {
-    // The large string and binary forms win over the small ones.
-    let large = matches!(
-        (source, file),
-        (DataType::Utf8, DataType::LargeUtf8) | (DataType::Binary, DataType::LargeBinary)
-    );
-    if large {
-        return Ok(Some(file.clone()));
-    }
     if widens_to(file, source) {
         return Ok(None);
     }
@@ -124,7 +118,7 @@ fn reconcile(column: &str, source: &DataType, file: &DataType) -> Result<Option<
         return Ok(Some(file.clone()));
     }
     Err(format!(
-        "column {column} has type {file} in this file where the source schema has {source}; {file} is not a widening of {source} (int32->int64, float->double, timestamp to a finer unit, utf8<->large utf8), so the file cannot be read without losing or changing values"
+        "column {column} has type {file} in this file where the source schema has {source}; neither is a widening of the other (int32->int64, float->double, timestamp to a finer unit, utf8<->large utf8), so the file cannot be read without losing or changing values"
     ))
 }
 
@@ -361,15 +355,15 @@ mod tests {
         assert_eq!(evolved.file.field(0).data_type(), &DataType::Int64);
         // Evolved, the same file needs nothing more.
         assert!(compare(&file, &evolved).unwrap().is_empty());
+        // Another form of the same strings fits as it is.
         let large = Schema::new(vec![Field::new("name", DataType::LargeUtf8, true)]);
-        assert_eq!(
-            evolved
-                .evolve(&compare(&large, &evolved).unwrap())
-                .file
-                .field(2)
-                .data_type(),
-            &DataType::LargeUtf8
-        );
+        assert!(compare(&large, &evolved).unwrap().is_empty());
+        let dict = Schema::new(vec![Field::new(
+            "name",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        )]);
+        assert!(compare(&dict, &evolved).unwrap().is_empty());
     }
 
     #[test]
@@ -411,6 +405,30 @@ mod tests {
         assert_eq!(cols[2].len(), 2);
         let wider = Schema::new(vec![Field::new("id", DataType::Float64, true)]);
         assert!(plan(&wider, &target).is_err());
+    }
+
+    #[test]
+    fn other_forms_of_strings_are_cast_to_the_sources() {
+        use arrow::array::{DictionaryArray, LargeStringArray};
+        use arrow::datatypes::Int32Type;
+        let target = Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Utf8, true),
+        ]);
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let file = Schema::new(vec![
+            Field::new("a", DataType::LargeUtf8, true),
+            Field::new("b", dict, true),
+        ]);
+        let p = plan(&file, &target).unwrap();
+        let read: Vec<ArrayRef> = vec![
+            Arc::new(LargeStringArray::from(vec!["x", "y"])),
+            Arc::new(DictionaryArray::<Int32Type>::from_iter(["p", "p"])),
+        ];
+        let cols = p.conform(&read, 2).unwrap();
+        let a = cols[0].as_any().downcast_ref::<StringArray>().unwrap();
+        let b = cols[1].as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!((a.value(1), b.value(0)), ("y", "p"));
     }
 
     #[test]
