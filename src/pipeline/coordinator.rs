@@ -214,18 +214,7 @@ pub(crate) fn run_with_source(
         &handle,
     )?);
     let rule_schema = enricher.schema();
-    if let Err(e) =
-        crate::checkpoint::schema_history::write_mirror(&cfg.state_dir, &schema.to_json())
-    {
-        tracing::warn!(error = %e, "cannot write the source schema's copy for `sluice check`");
-    }
-    metrics
-        .status
-        .set_schema_change(state.last_schema_change()?.map(|e| status::SchemaChange {
-            epoch: e.epoch,
-            at_ms: e.at_ms,
-            what: e.describe(),
-        }));
+    evolve::at_start(cfg, &state, &schema, &metrics)?;
     let reader_schema = Arc::new(ArcSwap::from_pointee(schema.clone()));
     let table_schemas = state.table_schemas()?;
     let rules = load_checked(cfg, &rule_schema, &table_schemas).map_err(|errs| {

@@ -207,6 +207,28 @@ impl Coordinator {
     }
 }
 
+/// At start: the committed schema's copy for `sluice check` (a state from
+/// an older version has none) and the last change for `/status`.
+pub(super) fn at_start(
+    cfg: &Config,
+    state: &StateStore,
+    schema: &SourceSchema,
+    metrics: &Metrics,
+) -> Result<(), PipelineError> {
+    if let Err(e) = schema_history::write_mirror(&cfg.state_dir, &schema.to_json()) {
+        tracing::warn!(error = %e, "cannot write the source schema's copy for `sluice check`");
+    }
+    let last = state.last_schema_change()?;
+    metrics
+        .status
+        .set_schema_change(last.map(|e| crate::telemetry::status::SchemaChange {
+            epoch: e.epoch,
+            at_ms: e.at_ms,
+            what: e.describe(),
+        }));
+    Ok(())
+}
+
 fn describe(changes: &[Change]) -> String {
     changes
         .iter()
