@@ -481,8 +481,10 @@ fn read_only(a: &BenchArgs, ods: &Path, rt: &tokio::runtime::Runtime) -> Result<
                     let opened =
                         rt.block_on(sluice::read::open(&store, &f.path, f.size, &schema))?;
                     let rg = opened.row_groups();
+                    let plan = sluice::read::evolve::plan(opened.meta.schema(), &schema.file)?;
                     let r = sluice::read::SplitRead {
                         file: &opened,
+                        plan: &plan,
                         row_groups: (0, rg.len()),
                         rows: rg.iter().map(|g| g.rows).sum(),
                         offset: 0,

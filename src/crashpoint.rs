@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The phases a crash test can name.
-pub const PHASES: [&str; 8] = [
+pub const PHASES: [&str; 11] = [
     "mid_read",
     "before_prepare",
     "after_prepare",
@@ -36,6 +36,12 @@ pub const PHASES: [&str; 8] = [
     // A partition's `_SUCCESS`, command and webhook ran; its commit is not
     // recorded yet.
     "after_partition_notify",
+    // A file needs a source schema change; nothing is recorded yet.
+    "schema_change_found",
+    // The prepare that records a source schema change is durable.
+    "schema_change_prepared",
+    // Its epoch is committed; the readers still have the old schema.
+    "schema_change_committed",
 ];
 
 #[cfg(feature = "crash-points")]

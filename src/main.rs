@@ -490,7 +490,7 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
         None => Default::default(),
     };
     drop(state);
-    let loaded = sluice::route::RuleSet::load(&cfg.rules_dir, &cfg.source.name, enricher.schema())
+    let loaded = sluice::route::RuleSet::load(&cfg.rules_dir, &cfg.source.name, &enricher.schema())
         .and_then(|rules| {
             let changes = sluice::route::schema_guard::check(&rules, &table_schemas);
             if changes.is_empty() {
@@ -668,6 +668,35 @@ fn cmd_demo(dir: &Path, hours: u32, files_per_hour: u32, rows_per_file: usize) -
     Ok(ExitCode::SUCCESS)
 }
 
+/// `state show`: the committed source schema and how it got there.
+fn print_source_schema(state: &sluice::checkpoint::StateStore) -> Result<()> {
+    let Some(json) = state.schema()? else {
+        println!("source schema: none yet (no file read)");
+        return Ok(());
+    };
+    match sluice::read::SourceSchema::from_json(&json) {
+        Ok(s) => {
+            let cols: Vec<String> = s
+                .full
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", f.name(), f.data_type()))
+                .collect();
+            println!("source schema: {}", cols.join(", "));
+        }
+        Err(e) => println!("source schema: unreadable ({e})"),
+    }
+    let history = state.schema_history()?;
+    println!("source schema history: {} step(s)", history.len());
+    if history.first().is_none_or(|e| e.inferred_from.is_none()) {
+        println!("  first schema: recorded before the history was kept");
+    }
+    for e in &history {
+        println!("  {} (at {})", e.describe(), ops_cli::rfc3339(e.at_ms));
+    }
+    Ok(())
+}
+
 fn cmd_state_show(config: &Path) -> Result<ExitCode> {
     let cfg = match load_config(config) {
         Ok(c) => c,
@@ -716,6 +745,7 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
         open.len(),
         open.iter().map(|f| f.rows).sum::<u64>()
     );
+    print_source_schema(&state)?;
     // The schema each table was first written with: a rule that changes a
     // column's type is refused against these.
     let schemas = state.table_schemas()?;

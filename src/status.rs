@@ -95,6 +95,11 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
                 duration_ms: None,
             });
         s.tables = st.table_rows(&day)?;
+        s.schema_change = st.last_schema_change()?.map(|e| status::SchemaChange {
+            epoch: e.epoch,
+            at_ms: e.at_ms,
+            what: e.describe(),
+        });
         if cfg.partition_commit.is_some() {
             s.partition_commit = Some(failing_commits(st)?);
         }
@@ -306,6 +311,14 @@ pub fn render(s: &StatusSnapshot) -> String {
             "prepared epoch:  {e} (not committed; rolled forward at the next start; if that keeps failing, `sluice state resolve-epoch` shows why)"
         );
     }
+    if let Some(c) = &s.schema_change {
+        let _ = writeln!(
+            o,
+            "schema change:   {} (at {}; `sluice state show` has the history)",
+            c.what,
+            time(c.at_ms)
+        );
+    }
     match &s.rules {
         Some(r) => {
             let on_disk = if s.source == StatusSource::State {
@@ -473,8 +486,14 @@ mod tests {
                 last_error: Some("webhook answered HTTP 500".into()),
             }],
         });
+        s.schema_change = Some(status::SchemaChange {
+            epoch: 7,
+            at_ms: 60_000,
+            what: "epoch 7: gained column new_col (Utf8) from file dt=1/a.parquet".into(),
+        });
         let text = render(&s);
         for want in [
+            "schema change:   epoch 7: gained column new_col (Utf8) from file dt=1/a.parquet (at 1970-01-01T00:01:00Z;",
             "no daemon answered",
             "dimensions:      none configured",
             "t_all",

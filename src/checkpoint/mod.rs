@@ -6,7 +6,8 @@
 //! meta:state_id       random id of this state, in every output file name
 //! meta:next_epoch     the next epoch number to use
 //! meta:watermark      discovery watermark (ms since epoch, highest mtime taken)
-//! meta:schema         the source schema the rules were checked against
+//! meta:schema         the committed source schema (changes: see [`schema_history`])
+//! schema_history:<E>  the first schema (E = 0) and each change, with its epoch
 //! file:<path>         FileRecord: size, mtime, status, per-split row offsets
 //! epoch:<E>           EpochRecord: Prepared | Committed, staged -> final names
 //! rows:<day>:<table>  rows committed to a table on a UTC day (for `sluice status`)
@@ -34,6 +35,7 @@ pub mod identity;
 pub mod ledger;
 pub mod open_files;
 pub mod retry;
+pub mod schema_history;
 pub mod tools;
 
 use serde::{Deserialize, Serialize};
@@ -162,6 +164,9 @@ pub struct Prepare {
     /// Open-file records that go: (staged path, chunks). The file closed in
     /// this epoch (it is in `files`) or recovery finished it.
     pub open_removals: Vec<(String, u32)>,
+    /// The source schema changed with a file this epoch takes: recorded
+    /// with it (see [`schema_history`]).
+    pub source_schema: Option<schema_history::SchemaUpdate>,
 }
 
 /// What partition commit knows of one output partition (`pcommit:` keys).
@@ -457,6 +462,9 @@ impl StateStore {
             }
             for (k, json) in &schemas {
                 tx.insert(k.as_bytes(), json.as_bytes())?;
+            }
+            if let Some(u) = &p.source_schema {
+                schema_history::write(tx, u)?;
             }
             for (k, add) in &partitions {
                 let mut r: PartitionRecord = tx

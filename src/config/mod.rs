@@ -99,6 +99,10 @@ struct RawSource {
     follow_symlinks: bool,
     /// Hive path keys that become string columns (inferred when absent).
     partition_columns: Option<Vec<String>>,
+    /// Columns every source file must carry: a file without one is
+    /// quarantined (any other missing column reads as NULL).
+    #[serde(default)]
+    required_columns: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,6 +375,10 @@ pub struct SourceConfig {
     /// false, a path reached through a symlink is not read (reported).
     pub follow_symlinks: bool,
     pub partition_columns: Option<Vec<String>>,
+    /// Columns every source file must carry (`[source] required_columns`):
+    /// a file without one is quarantined. Any other column of the source
+    /// schema a file lacks is read as NULL.
+    pub required_columns: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -527,6 +535,12 @@ impl Config {
                 format!("{bad:?} is not a column name"),
             ));
         }
+        if let Some(bad) = s.required_columns.iter().find(|c| c.trim().is_empty()) {
+            return Err(invalid(
+                "source.required_columns",
+                format!("{bad:?} is not a column name"),
+            ));
+        }
         let sink = raw.sink;
         if sink.checkpoint_interval.0.is_zero() {
             return Err(invalid(
@@ -651,6 +665,7 @@ impl Config {
                 older_than_lookback,
                 follow_symlinks: s.follow_symlinks,
                 partition_columns: s.partition_columns,
+                required_columns: s.required_columns,
             },
             state_dir,
             sink: SinkConfig {

@@ -130,6 +130,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         s(&old.source.partition_columns),
         s(&new.source.partition_columns),
     );
+    unsafe_key(
+        "source.required_columns",
+        s(&old.source.required_columns),
+        s(&new.source.required_columns),
+    );
     unsafe_key("state.dir", s(&old.state_dir), s(&new.state_dir));
     unsafe_key("sink.root", s(&old.sink.root), s(&new.sink.root));
     unsafe_key(

@@ -58,8 +58,6 @@ fn now_ms() -> i64 {
 
 struct Dim {
     spec: DimensionSpec,
-    /// Index of `source_key` in the rows the dimension sees.
-    key_idx: usize,
     /// The added fields, fixed at start: a reload that changes them is refused.
     fields: Vec<FieldRef>,
     current: ArcSwap<Snapshot>,
@@ -71,7 +69,9 @@ type Stop = Arc<(Mutex<bool>, Condvar)>;
 /// The dimensions of a run, their reload threads, and the enriched schema.
 pub struct Enricher {
     dims: Vec<Arc<Dim>>,
-    schema: SchemaRef,
+    /// Source columns then the dimensions' columns; the source part changes
+    /// when the source schema evolves ([`Enricher::set_base`]).
+    schema: ArcSwap<Schema>,
     stop: Stop,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -89,7 +89,7 @@ impl Enricher {
     pub fn none(schema: SchemaRef) -> Enricher {
         Enricher {
             dims: Vec::new(),
-            schema,
+            schema: ArcSwap::new(schema),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             threads: Vec::new(),
         }
@@ -112,15 +112,12 @@ impl Enricher {
                 name: spec.name.clone(),
                 message,
             };
-            let key_idx = fields
-                .iter()
-                .position(|f| f.name() == &spec.source_key)
-                .ok_or_else(|| {
-                    cfg_err(format!(
-                        "source_key {:?} is not a source column",
-                        spec.source_key
-                    ))
-                })?;
+            if !fields.iter().any(|f| f.name() == &spec.source_key) {
+                return Err(cfg_err(format!(
+                    "source_key {:?} is not a source column",
+                    spec.source_key
+                )));
+            }
             let counters = metrics.dimension(&spec.name);
             let snap = initial_load(spec, opts.state_dir.as_deref(), &counters, handle)?;
             for f in &snap.fields {
@@ -133,7 +130,6 @@ impl Enricher {
             }
             fields.extend(snap.fields.iter().cloned());
             dims.push(Arc::new(Dim {
-                key_idx,
                 fields: snap.fields.clone(),
                 current: ArcSwap::from_pointee(snap),
                 counters,
@@ -163,15 +159,60 @@ impl Enricher {
         }
         Ok(Enricher {
             dims,
-            schema,
+            schema: ArcSwap::new(schema),
             stop,
             threads,
         })
     }
 
     /// The rows rules see: source columns, then each dimension's columns.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.load_full()
+    }
+
+    /// What rules would see over the source columns `base` (an evolved
+    /// source schema): refused when a dimension's key column is gone or
+    /// changed type, or a new source column has a dimension column's name.
+    pub fn enriched_schema(&self, base: &SchemaRef) -> Result<SchemaRef, EnrichError> {
+        let current = self.schema.load();
+        let mut fields: Vec<FieldRef> = base.fields().iter().cloned().collect();
+        for d in &self.dims {
+            let err = |message: String| EnrichError::Config {
+                name: d.spec.name.clone(),
+                message,
+            };
+            let key = &d.spec.source_key;
+            let now = base.field_with_name(key).map(|f| f.data_type());
+            let before = current.field_with_name(key).map(|f| f.data_type());
+            match (now, before) {
+                (Ok(a), Ok(b)) if a == b => {}
+                (Ok(a), Ok(b)) => {
+                    return Err(err(format!(
+                        "source_key {key:?} would change type from {b} to {a}; the dimension joins on {b}"
+                    )));
+                }
+                _ => return Err(err(format!("source_key {key:?} is not a source column"))),
+            }
+            for f in &d.fields {
+                if base.field_with_name(f.name()).is_ok() {
+                    return Err(err(format!(
+                        "the new source column {:?} has the name of a column this dimension adds; use `prefix` or `rename` (restart needed)",
+                        f.name()
+                    )));
+                }
+            }
+            fields.extend(d.fields.iter().cloned());
+        }
+        Ok(Arc::new(Schema::new_with_metadata(
+            fields.iter().map(|f| Field::clone(f)).collect::<Vec<_>>(),
+            base.metadata().clone(),
+        )))
+    }
+
+    /// Takes `enriched` (from [`Enricher::enriched_schema`]) as what batches
+    /// become. Call only while no batch is being enriched (at a barrier).
+    pub fn set_schema(&self, enriched: SchemaRef) {
+        self.schema.store(enriched);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -186,14 +227,23 @@ impl Enricher {
         let mut cols = batch.columns().to_vec();
         for d in &self.dims {
             let snap = d.current.load();
-            let key = cols[d.key_idx].clone();
+            // By name: new source columns move the partition columns.
+            let key = batch
+                .column_by_name(&d.spec.source_key)
+                .ok_or_else(|| {
+                    EnrichError::Load(format!(
+                        "dimension {}: the batch has no key column {}",
+                        d.spec.name, d.spec.source_key
+                    ))
+                })?
+                .clone();
             let (added, unmatched) = snap.join(&key)?;
             d.counters.unmatched.fetch_add(unmatched, Ordering::Relaxed);
             cols.extend(added);
         }
         let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
         Ok(RecordBatch::try_new_with_options(
-            self.schema.clone(),
+            self.schema.load_full(),
             cols,
             &opts,
         )?)

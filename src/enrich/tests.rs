@@ -155,6 +155,53 @@ fn left_join_keeps_every_row_with_defaults_and_renames() {
 }
 
 #[test]
+fn an_evolved_source_keeps_the_join_and_refuses_a_clash_or_a_key_change() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("spmid.csv");
+    write_csv(&f, &[("a", "ads", "ann")]);
+    let rt = rt();
+    let m = Metrics::default();
+    let e = start(spec(&f, DimLayout::Plain), &m, &rt).unwrap();
+    // A new column before the key's old place: the key is found by name.
+    let evolved = Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Int64, false),
+        Field::new("new_col", DataType::Utf8, true),
+        Field::new("spmid", DataType::Utf8, true),
+    ]));
+    let enriched = e.enriched_schema(&evolved).unwrap();
+    e.set_schema(enriched.clone());
+    assert_eq!(e.schema(), enriched);
+    let b = RecordBatch::try_new(
+        evolved.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(StringArray::from(vec![Some("n")])),
+            Arc::new(StringArray::from(vec![Some("a")])),
+        ],
+    )
+    .unwrap();
+    let out = e.enrich(b).unwrap();
+    assert_eq!(col(&out, "dept"), [Some("ads".to_string())]);
+    // A new source column named like an added one, or the key changing type.
+    let clash = Arc::new(Schema::new(vec![
+        Field::new("spmid", DataType::Utf8, true),
+        Field::new("dept", DataType::Utf8, true),
+    ]));
+    let err = e.enriched_schema(&clash).unwrap_err().to_string();
+    assert!(err.contains("the new source column \"dept\""), "{err}");
+    let key = Arc::new(Schema::new(vec![Field::new(
+        "spmid",
+        DataType::LargeUtf8,
+        true,
+    )]));
+    let err = e.enriched_schema(&key).unwrap_err().to_string();
+    assert!(
+        err.contains("would change type from Utf8 to LargeUtf8"),
+        "{err}"
+    );
+}
+
+#[test]
 fn duplicate_keys_fail_the_load_unless_last_wins() {
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("spmid.csv");

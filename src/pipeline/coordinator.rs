@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 mod discovery;
+mod evolve;
 mod retry;
 mod upkeep;
 
@@ -70,6 +71,10 @@ struct Coordinator {
     source: Arc<dyn ObjectStore>,
     sink: Arc<dyn ObjectStore>,
     schema: SourceSchema,
+    /// The readers' copy of `schema` (swapped at a barrier, see `evolve`).
+    reader_schema: Arc<ArcSwap<SourceSchema>>,
+    /// A source schema change waiting for its checkpoint.
+    pending_schema: Option<evolve::Pending>,
     /// What rules see: the source columns plus the dimensions' columns.
     rule_schema: arrow::datatypes::SchemaRef,
     enricher: Arc<Enricher>,
@@ -218,7 +223,9 @@ pub(crate) fn run_with_source(
         &metrics,
         &handle,
     )?);
-    let rule_schema = enricher.schema().clone();
+    let rule_schema = enricher.schema();
+    evolve::at_start(cfg, &state, &schema, &metrics)?;
+    let reader_schema = Arc::new(ArcSwap::from_pointee(schema.clone()));
     let table_schemas = state.table_schemas()?;
     let rules = load_checked(cfg, &rule_schema, &table_schemas).map_err(|errs| {
         PipelineError::Rules(
@@ -259,7 +266,7 @@ pub(crate) fn run_with_source(
     let reader_ctx = Arc::new(ReaderCtx {
         queue: queue.clone(),
         splits: splits.clone(),
-        schema: schema.clone(),
+        schema: reader_schema.clone(),
         enricher: enricher.clone(),
         rules: rules.clone(),
         store: source.clone(),
@@ -308,6 +315,8 @@ pub(crate) fn run_with_source(
         source,
         sink,
         schema,
+        reader_schema,
+        pending_schema: None,
         rule_schema,
         enricher: enricher.clone(),
         metrics: metrics.clone(),
@@ -417,7 +426,9 @@ impl Coordinator {
             self.note_progress();
             self.retry_opens();
             let stop = match mode {
-                RunMode::Once => self.queue.is_idle() && self.opens_settled(),
+                RunMode::Once => {
+                    self.queue.is_idle() && self.opens_settled() && !self.schema_change_waiting()
+                }
                 RunMode::Daemon { shutdown, .. } => shutdown.load(Ordering::SeqCst),
             };
             // SIGHUP: new safe config keys now, the rules at a checkpoint taken now.
@@ -428,7 +439,9 @@ impl Coordinator {
             }
             // Memory pressure does not checkpoint: the writers flush row
             // groups to stay under `sink.max_buffered` (see `sink::writers`).
-            let due = hup || last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval;
+            let due = hup
+                || self.schema_change_waiting()
+                || last_checkpoint.elapsed() >= self.cfg.sink.checkpoint_interval;
             if stop || due {
                 self.checkpoint(stop)?;
                 last_checkpoint = Instant::now();
@@ -479,7 +492,7 @@ impl Coordinator {
                         self.files.insert(path.clone(), rec.clone());
                         self.dirty.insert(path.clone());
                     }
-                    self.enqueue(&path, Arc::new(opened), &rec)
+                    self.admit(&path, opened, &rec)
                 }
                 Err(e) => self.open_failed(&path, e, "cannot reopen to resume: "),
             }
@@ -558,8 +571,8 @@ impl Coordinator {
                 if rec.splits.is_empty() {
                     rec.status = FileStatus::Done;
                 }
-                self.enqueue(&f.path, Arc::new(opened), &rec);
-                self.files.insert(f.path.clone(), rec);
+                self.files.insert(f.path.clone(), rec.clone());
+                self.admit(&f.path, opened, &rec);
             }
             Err(e) => {
                 self.files.insert(f.path.clone(), rec);
@@ -584,6 +597,11 @@ impl Coordinator {
         let epoch = self.epoch;
         self.epoch += 1;
         let result = self.prepare_and_commit(epoch, report, t0);
+        if result.is_ok() {
+            // Readers are parked: the source schema a file needed changes
+            // with this epoch committed (see `evolve`).
+            self.take_schema_change(epoch);
+        }
         // Readers are parked: a new rule set takes effect for the next epoch as a whole.
         self.reload_rules();
         self.queue.resume();
@@ -699,6 +717,7 @@ impl Coordinator {
             pruned_below_ms: pruned_below,
             now_ms: now_ms(),
             table_schemas: table_schemas.clone(),
+            source_schema: self.schema_update(epoch, now_ms()),
             track_partitions: self
                 .pcommit
                 .as_ref()

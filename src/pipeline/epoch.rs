@@ -34,6 +34,9 @@ pub fn commit_epoch(
     crashpoint::hit("before_prepare");
     state.prepare(prepare)?;
     crashpoint::hit("after_prepare");
+    if prepare.source_schema.is_some() {
+        crashpoint::hit("schema_change_prepared");
+    }
     move_files(sink, handle, prepare.epoch, &prepare.files)?;
     sink::commit::sync_local(local_root)?;
     state.mark_committed(prepare.epoch, KEEP_EPOCHS)?;

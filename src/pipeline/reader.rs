@@ -35,7 +35,9 @@ pub struct SplitInfo {
 pub struct ReaderCtx {
     pub queue: Arc<WorkQueue>,
     pub splits: Arc<RwLock<HashMap<SplitId, SplitInfo>>>,
-    pub schema: SourceSchema,
+    /// The source schema: it evolves only while every reader is parked at
+    /// a barrier, so a split is read under one schema and one rule set.
+    pub schema: Arc<ArcSwap<SourceSchema>>,
     pub enricher: Arc<Enricher>,
     pub rules: Arc<ArcSwap<RuleSet>>,
     pub store: Arc<dyn object_store::ObjectStore>,
@@ -102,14 +104,20 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
         tracing::error!(file = %item.split.file, "split without plan; skipped (this is a bug)");
         return;
     };
+    let fail = |reason: String| ctx.writers.failed(item.split.clone(), reason);
+    let schema = ctx.schema.load_full();
+    let plan = match read::evolve::plan(info.file.meta.schema(), &schema.file) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string()),
+    };
     let r = SplitRead {
         file: &info.file,
+        plan: &plan,
         row_groups: info.row_groups,
         rows: info.rows,
         offset: item.offset,
         batch_rows: ctx.batch_rows,
     };
-    let fail = |reason: String| ctx.writers.failed(item.split.clone(), reason);
     let data = match ctx.handle.block_on(read::fetch(&ctx.store, &r)) {
         Ok(d) => d,
         Err(e) => {
@@ -130,7 +138,7 @@ fn process(ctx: &ReaderCtx, item: WorkItem) {
     let rules = ctx.rules.load_full();
     let mut stopped_at = None;
     let mut enrich_failed = None;
-    let res = read::decode(data, &r, &ctx.schema, |first, batch| {
+    let res = read::decode(data, &r, &schema, |first, batch| {
         crashpoint::hit("mid_read");
         let rows = batch.num_rows() as u64;
         let batch = {

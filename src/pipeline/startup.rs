@@ -247,7 +247,8 @@ pub fn source_schema(
                 let schema = SourceSchema::new(file_schema, parts);
                 tracing::info!(file = %c.path, columns = schema.full.fields().len(), "inferred the source schema");
                 if let Some(st) = state.filter(|_| persist) {
-                    st.put_schema(&schema.to_json())?;
+                    let json = schema.to_json();
+                    st.put_initial_schema(&json, schema.full.fields().len(), &c.path, now_ms())?;
                 }
                 return Ok(Some(schema));
             }

@@ -6,8 +6,11 @@
 //! `key=value` segments of the file's path are appended as string columns.
 //! A footer's numbers are checked before they are used (`footer`), a panic
 //! while opening one is an error, and every error says whose fault it is
-//! (`fault`: retry an I/O error, quarantine a bad file).
+//! (`fault`: retry an I/O error, quarantine a bad file). How a file's
+//! schema may differ from the source schema (new columns, missing ones,
+//! widened types) is `evolve`'s.
 
+pub mod evolve;
 pub mod fault;
 pub mod footer;
 pub mod sparse;
@@ -136,8 +139,9 @@ pub struct OpenedFile {
     pub path: String,
     pub size: u64,
     pub meta: ArrowReaderMetadata,
-    /// Root column index in the file for each column of the source schema.
-    pub projection: Vec<usize>,
+    /// How the source schema it was opened against must change to read it
+    /// (empty: it fits as it is).
+    pub changes: Vec<evolve::Change>,
 }
 
 impl OpenedFile {
@@ -155,7 +159,8 @@ impl OpenedFile {
 }
 
 /// Reads the footer of `path` and checks its numbers against the file's
-/// size and its schema against `schema`.
+/// size and its schema against `schema`: an incompatible column type is an
+/// error, new columns and wider types are [`OpenedFile::changes`].
 pub async fn open(
     store: &Arc<dyn ObjectStore>,
     path: &str,
@@ -164,12 +169,12 @@ pub async fn open(
 ) -> Result<OpenedFile, ReadError> {
     let meta = load_footer(store, path, size).await?;
     footer::validate(meta.metadata(), size)?;
-    let projection = match_schema(meta.schema(), &schema.file)?;
+    let changes = evolve::compare(meta.schema(), schema)?;
     Ok(OpenedFile {
         path: path.to_string(),
         size,
         meta,
-        projection,
+        changes,
     })
 }
 
@@ -212,33 +217,11 @@ fn location(path: &str) -> Result<ObjPath, ReadError> {
     })
 }
 
-/// For each expected column, its index among the file's root columns. Extra
-/// file columns are ignored; a missing column or another type is an error.
-pub fn match_schema(file: &Schema, expected: &Schema) -> Result<Vec<usize>, ReadError> {
-    expected
-        .fields()
-        .iter()
-        .map(|want| match file.index_of(want.name()) {
-            Err(_) => Err(ReadError::Schema(format!(
-                "column {} is missing",
-                want.name()
-            ))),
-            Ok(i) if file.field(i).data_type() != want.data_type() => {
-                Err(ReadError::Schema(format!(
-                    "column {} has type {}, expected {}",
-                    want.name(),
-                    file.field(i).data_type(),
-                    want.data_type()
-                )))
-            }
-            Ok(i) => Ok(i),
-        })
-        .collect()
-}
-
 /// Where to read and from which row.
 pub struct SplitRead<'a> {
     pub file: &'a OpenedFile,
+    /// How the file's columns become the source schema's (see `evolve::plan`).
+    pub plan: &'a evolve::FilePlan,
     pub row_groups: (usize, usize),
     pub rows: u64,
     /// Rows of the split already committed: skipped.
@@ -260,7 +243,7 @@ pub async fn fetch(
                 md.num_row_groups()
             )));
         };
-        for &c in &r.file.projection {
+        for &c in &r.plan.projection {
             for leaf in leaves_of_root(r.file.meta.parquet_schema(), c) {
                 let range = rgm
                     .columns()
@@ -308,7 +291,7 @@ pub fn decode(
     }
     let mask = ProjectionMask::roots(
         r.file.meta.parquet_schema(),
-        r.file.projection.iter().copied(),
+        r.plan.projection.iter().copied(),
     );
     let selection = RowSelection::from(vec![
         RowSelector::skip(r.offset as usize),
@@ -320,15 +303,6 @@ pub fn decode(
         .with_row_selection(selection)
         .with_batch_size(r.batch_rows)
         .build()?;
-    // The reader yields projected columns in file order; put them in source order.
-    let mut sorted: Vec<usize> = r.file.projection.clone();
-    sorted.sort_unstable();
-    let order: Vec<usize> = r
-        .file
-        .projection
-        .iter()
-        .map(|c| sorted.iter().position(|s| s == c).unwrap_or(0))
-        .collect();
     let parts: Vec<Option<String>> = {
         let kv = hive::parse_path(&r.file.path);
         schema
@@ -341,7 +315,8 @@ pub fn decode(
     for batch in reader {
         let batch = batch?;
         let n = batch.num_rows();
-        let mut cols: Vec<ArrayRef> = order.iter().map(|&i| batch.column(i).clone()).collect();
+        // In source order: widened columns cast, missing ones NULL.
+        let mut cols: Vec<ArrayRef> = r.plan.conform(batch.columns(), n)?;
         for v in &parts {
             cols.push(Arc::new(StringArray::from(vec![v.as_deref(); n])));
         }
@@ -391,36 +366,5 @@ mod tests {
         let back = SourceSchema::from_json(old).unwrap();
         assert!(back.file.field(0).is_nullable());
         assert!(back.full.fields().iter().all(|f| f.is_nullable()));
-    }
-
-    #[test]
-    fn schema_mismatch_is_explained() {
-        let want = Schema::new(vec![
-            Field::new("a", DataType::Int64, true),
-            Field::new("b", DataType::Utf8, true),
-        ]);
-        let wrong_type = Schema::new(vec![
-            Field::new("a", DataType::Utf8, true),
-            Field::new("b", DataType::Utf8, true),
-        ]);
-        let missing = Schema::new(vec![Field::new("b", DataType::Utf8, true)]);
-        let extra = Schema::new(vec![
-            Field::new("z", DataType::Utf8, true),
-            Field::new("b", DataType::Utf8, true),
-            Field::new("a", DataType::Int64, true),
-        ]);
-        assert!(
-            match_schema(&wrong_type, &want)
-                .unwrap_err()
-                .to_string()
-                .contains("column a has type Utf8, expected Int64")
-        );
-        assert!(
-            match_schema(&missing, &want)
-                .unwrap_err()
-                .to_string()
-                .contains("column a is missing")
-        );
-        assert_eq!(match_schema(&extra, &want).unwrap(), vec![2, 1]);
     }
 }

@@ -595,7 +595,22 @@ fn plan_error(
             "unknown function {name}: rules may call scalar functions only (no aggregates or window functions); `sluice functions` lists them"
         )
     } else {
-        message.lines().next().unwrap_or("").to_string()
+        unknown_column(message.lines().next().unwrap_or(""))
     };
     err(pos.unwrap_or(start), message)
+}
+
+/// DataFusion's `No field named x. Valid fields are ...`, saying why: the
+/// source schema has every column some file carried, so none had `x`.
+fn unknown_column(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("No field named ") else {
+        return message.to_string();
+    };
+    let (name, valid) = match rest.split_once(". ") {
+        Some((n, v)) => (n, format!(" {v}")),
+        None => (rest.trim_end_matches('.'), String::new()),
+    };
+    format!(
+        "No field named {name}: no source file read so far has carried this column (a new column joins the source schema when the first file with it is read; `sluice state show` lists the schema's history).{valid}"
+    )
 }

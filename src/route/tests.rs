@@ -112,6 +112,12 @@ fn unknown_column_is_located_on_its_line() {
     let e = refused("CREATE TABLE t\nAS SELECT event_id\nFROM ods_events\nWHERE  evnt_type = 'x'");
     assert!(e.starts_with("r.sql:4:8:"), "{e}");
     assert!(e.contains("evnt_type"), "{e}");
+    // It says why: no file carried the column (the schema grows with files).
+    assert!(
+        e.contains("No field named evnt_type: no source file read so far has carried this column"),
+        "{e}"
+    );
+    assert!(e.contains("Did you mean 'ods_events.event_type'?"), "{e}");
 }
 
 #[test]

@@ -11,8 +11,10 @@
 //!
 //! Which source schema the rules are compiled against, first found wins:
 //! the sample file (`--input`); the schema stored in the state (when the
-//! state dir exists and no daemon holds its lock); the first source file;
-//! `<rules.dir>/tests/_source.toml` (for CI, where no data is at hand).
+//! state dir exists and no daemon holds its lock), else the copy of it the
+//! daemon keeps beside the state (`source-schema.json`, evolved columns
+//! included); the first source file; `<rules.dir>/tests/_source.toml`
+//! (for CI, where no data is at hand).
 
 pub mod compare;
 pub mod explain;
@@ -269,6 +271,26 @@ pub fn resolve_source_schema(
             },
             Ok(None) => {}
             Err(e) => notes.push(format!("stored schema not used: {e}")),
+        }
+    } else if let Some(json) = crate::checkpoint::schema_history::read_mirror(&cfg.state_dir) {
+        // A daemon holds the state: its committed schema's copy, evolved
+        // columns included.
+        match SourceSchema::from_json(&json) {
+            Ok(schema) => {
+                return Ok(ResolvedSchema {
+                    schema,
+                    origin: format!(
+                        "the copy of the state's schema in {}",
+                        shown(
+                            &cfg.state_dir
+                                .join(crate::checkpoint::schema_history::MIRROR_FILE)
+                        )
+                    ),
+                    notes,
+                    declared: false,
+                });
+            }
+            Err(e) => notes.push(format!("copy of the stored schema not used: {e}")),
         }
     }
     if cfg.source.root.is_dir() {

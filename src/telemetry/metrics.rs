@@ -13,6 +13,8 @@ pub struct Metrics {
     pub files_done: AtomicU64,
     pub files_quarantined: AtomicU64,
     pub files_changed_after_taken: AtomicU64,
+    /// Source schema changes taken (a column added or widened each).
+    pub source_schema_changes: AtomicU64,
     pub rows_read: AtomicU64,
     pub bytes_read: AtomicU64,
     pub rows_matched: AtomicU64,
@@ -186,6 +188,12 @@ impl Metrics {
             "sluice_files_quarantined_total",
             "Source files quarantined.",
             l(&self.files_quarantined),
+        );
+        c(
+            &mut out,
+            "sluice_source_schema_changes_total",
+            "Source schema changes taken: columns added or widened by new files.",
+            l(&self.source_schema_changes),
         );
         c(
             &mut out,

@@ -196,6 +196,9 @@ pub struct StatusSnapshot {
     /// Output files open across checkpoints: rows durable, not yet visible.
     #[serde(default)]
     pub open_output: OpenOutput,
+    /// The source schema's last change (columns added or widened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_change: Option<SchemaChange>,
 }
 
 /// Output files kept open across checkpoints (see `sink::writers`).
@@ -206,6 +209,15 @@ pub struct OpenOutput {
     /// Per table: how long ago the oldest rows not yet visible were
     /// written (seconds; the age of its oldest open file).
     pub oldest_invisible_seconds: BTreeMap<String, f64>,
+}
+
+/// The source schema's last change, for `sluice status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchemaChange {
+    pub epoch: u64,
+    pub at_ms: i64,
+    /// `gained column x (Utf8) from file f; ...`.
+    pub what: String,
 }
 
 // ---------------------------------------------------------------- diagnosis
@@ -442,6 +454,7 @@ struct Board {
     partition_commit: Option<PartitionCommitStatus>,
     open_files: u64,
     oldest_open_ms: BTreeMap<String, i64>,
+    schema_change: Option<SchemaChange>,
 }
 
 impl Board {
@@ -503,6 +516,11 @@ impl StatusBoard {
     /// SLOT: the dimension code reports its snapshots here.
     pub fn set_dimensions(&self, dims: Vec<DimensionStatus>) {
         self.lock().dimensions = dims;
+    }
+
+    /// The source schema's last change (at start: the state's).
+    pub fn set_schema_change(&self, c: Option<SchemaChange>) {
+        self.lock().schema_change = c;
     }
 
     /// Partition commit's pending partitions, from its tick.
@@ -599,6 +617,7 @@ impl StatusBoard {
             diagnosis: Diagnosis::default(),
             partition_commit: b.partition_commit.clone(),
             open_output: b.open_output(now_ms),
+            schema_change: b.schema_change.clone(),
         };
         s.diagnosis = diagnose(&s, &b.thresholds);
         s

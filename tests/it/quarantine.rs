@@ -64,7 +64,7 @@ fn bad_files_are_quarantined_and_good_files_land() {
     );
     assert!(
         show.contains(
-            "wrong_schema.parquet: schema mismatch: column event_id has type Int32, expected Utf8"
+            "wrong_schema.parquet: schema mismatch: column event_id has type Int32 in this file where the source schema has Utf8"
         ),
         "{show}"
     );

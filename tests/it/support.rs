@@ -169,6 +169,23 @@ enabled = false
         p
     }
 
+    /// Adds an event file in hour partition `hour` of 2026-11-20 whose
+    /// columns `change` rewrites (a producer whose schema changed).
+    pub fn add_file_with(
+        &mut self,
+        hour: u32,
+        rows: usize,
+        change: impl Fn(RecordBatch) -> RecordBatch,
+    ) -> PathBuf {
+        let id = self.next_file;
+        self.next_file += 1;
+        let p = sluice::demo::file_path(&self.ods(), "2026-11-20", hour, id);
+        let start = sluice::demo::DAY_START_MS + hour as i64 * 3_600_000;
+        let batch = change(sluice::demo::events(id, 0, rows, start));
+        write_parquet(&p, &batch);
+        p
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
         c.args(args)
@@ -443,4 +460,57 @@ pub fn output_text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// Writes `batch` as a Parquet file like a producer (`.inprogress`, then
+/// rename), in row groups of 500 rows.
+pub fn write_parquet(path: &Path, batch: &RecordBatch) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = PathBuf::from(format!("{}.inprogress", path.display()));
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(500))
+        .build();
+    let f = std::fs::File::create(&tmp).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), Some(props)).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `batch` without the columns `drop` and with `add` appended.
+pub fn reshape(
+    batch: &RecordBatch,
+    drop: &[&str],
+    add: Vec<(&str, arrow::array::ArrayRef)>,
+) -> RecordBatch {
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut cols = Vec::new();
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        if !drop.contains(&f.name().as_str()) {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    for (name, c) in add {
+        fields.push(arrow::datatypes::Field::new(
+            name,
+            c.data_type().clone(),
+            true,
+        ));
+        cols.push(c);
+    }
+    RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        cols,
+    )
+    .unwrap()
+}
+
+/// `nc-<event_id>` for each row: the value the evolved files carry in `new_col`.
+pub fn new_col_of(batch: &RecordBatch) -> arrow::array::ArrayRef {
+    let ids = batch.column_by_name("event_id").unwrap().as_string::<i32>();
+    std::sync::Arc::new(arrow::array::StringArray::from_iter_values(
+        ids.iter().map(|i| format!("nc-{}", i.unwrap_or_default())),
+    ))
 }

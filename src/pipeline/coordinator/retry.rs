@@ -91,7 +91,7 @@ impl Coordinator {
                         self.files.insert(path.clone(), rec.clone());
                         self.dirty.insert(path.clone());
                     }
-                    self.enqueue(&path, Arc::new(opened), &rec);
+                    self.admit(&path, opened, &rec);
                 }
                 Err(e) => self.open_failed(&path, e, ""),
             }
