@@ -32,7 +32,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "512MiB")]
     max_buffered: String,
     /// Run only these scenarios (comma-separated keys: read, rewrite,
-    /// part100, part100_dim100k, part100_dim1m, overlap100, part10, part1000).
+    /// part100, part100_dim100k, part100_dim1m, overlap100, part10, part1000,
+    /// uniform10, skew90, part1000_ckpt, trickle, trickle_each_checkpoint).
     #[arg(long)]
     only: Option<String>,
     /// Runs of each scenario; the fastest is reported (a shared machine's
@@ -47,7 +48,7 @@ pub struct BenchArgs {
 const HOURS: u32 = 5;
 /// Under `--dir`: the scenarios' working folders, deleted after the last.
 const RUNS_DIR: &str = "runs";
-const SCENARIOS: [(&str, &str); 9] = [
+const SCENARIOS: [(&str, &str); 14] = [
     ("read", "(a) read only"),
     ("rewrite", "(b) read + rewrite as one table (baseline)"),
     ("part100", "(c) 100 partitioning rules"),
@@ -56,6 +57,14 @@ const SCENARIOS: [(&str, &str); 9] = [
     ("overlap100", "(d) 100 overlapping rules (x3 output)"),
     ("part10", "(e) 10 partitioning rules"),
     ("part1000", "(e) 1,000 partitioning rules"),
+    ("uniform10", "(f) 10 tables by day, 10% of rows each"),
+    ("skew90", "(f) one table-day takes 90% of rows"),
+    ("part1000_ckpt", "(g) (e) with a checkpoint every 250 ms"),
+    ("trickle", "(h) an hour arriving over 24 checkpoints"),
+    (
+        "trickle_each_checkpoint",
+        "(h) the same, files closed every checkpoint",
+    ),
     ("rewrite_same", "(b) again, to show run-to-run noise"),
 ];
 
@@ -91,8 +100,32 @@ fn rules_for(scenario: &str) -> Vec<(String, String)> {
         );
         (name, sql)
     };
+    let by_day = |name: String, cond: String| {
+        let sql = format!(
+            "CREATE TABLE {name} PARTITIONED BY (dt)\nAS SELECT {cols}\nFROM ods_events\nWHERE {cond};\n"
+        );
+        (name, sql)
+    };
     let s = spmids();
     match scenario {
+        "uniform10" => s
+            .chunks(20)
+            .enumerate()
+            .map(|(i, c)| by_day(format!("t{i:04}"), format!("spmid IN ({})", in_list(c))))
+            .collect(),
+        "skew90" => {
+            let (hot, rest) = s.split_at(180);
+            let mut v = vec![by_day(
+                "t_hot".into(),
+                format!("spmid IN ({})", in_list(hot)),
+            )];
+            v.extend(
+                rest.chunks(2)
+                    .enumerate()
+                    .map(|(i, c)| by_day(format!("t{i:04}"), format!("spmid IN ({})", in_list(c)))),
+            );
+            v
+        }
         "rewrite" | "rewrite_same" | "read" => {
             vec![(
                 "t_all".into(),
@@ -111,7 +144,7 @@ fn rules_for(scenario: &str) -> Vec<(String, String)> {
             .enumerate()
             .map(|(i, c)| rule(format!("t{i:04}"), format!("spmid IN ({})", in_list(c))))
             .collect(),
-        "part1000" => {
+        "part1000" | "part1000_ckpt" => {
             let mut v = Vec::new();
             for (i, sp) in s.iter().enumerate() {
                 for h in 0..HOURS {
@@ -197,6 +230,28 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// Parquet files under `p` (committed output; staging is hidden).
+fn output_files(p: &Path) -> u64 {
+    let mut n = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if !e.file_name().to_string_lossy().starts_with('.') {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 fn dir_bytes(p: &Path) -> u64 {
     let mut n = 0;
     let mut stack = vec![p.to_path_buf()];
@@ -246,8 +301,16 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         a.writers
     );
     println!(
-        "{:<46} {:>8} {:>8} {:>12} {:>9} {:>12} {:>10}",
-        "scenario", "secs", "CPU s", "in rows/s", "MB/s", "out rows/s", "peak RSS"
+        "{:<46} {:>8} {:>8} {:>12} {:>9} {:>12} {:>10} {:>7} {:>6}",
+        "scenario",
+        "secs",
+        "CPU s",
+        "in rows/s",
+        "MB/s",
+        "out rows/s",
+        "peak RSS",
+        "files",
+        "ckpts"
     );
     let _ = std::fs::remove_dir_all(a.dir.join(RUNS_DIR));
     let exe = std::env::current_exe()?;
@@ -284,13 +347,34 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
             continue;
         };
         let (secs, rows_out, rss_kb, cpu) = (f[0], f[1], f[2], f[3]);
+        let opt = |i: usize| f.get(i).map(|v| format!("{v:.0}")).unwrap_or_default();
         println!(
-            "{label:<46} {secs:>8.2} {cpu:>8.2} {:>12.0} {:>9.1} {:>12.0} {:>7.0} MB",
+            "{label:<46} {secs:>8.2} {cpu:>8.2} {:>12.0} {:>9.1} {:>12.0} {:>7.0} MB {:>7} {:>6}",
             a.rows as f64 / secs,
             input_bytes as f64 / 1e6 / secs,
             rows_out / secs,
-            rss_kb / 1024.0
+            rss_kb / 1024.0,
+            opt(4),
+            opt(5)
         );
+        if let Some(d) = stdout.lines().find(|l| l.starts_with("TRICKLE ")) {
+            let f: Vec<f64> = d
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            if f.len() == 5 {
+                println!(
+                    "{:<46} files per table-hour: max {:.0}, mean {:.1}; last source file to _SUCCESS {:.2}s; {:.0} checkpoints; largest table-hour {:.1} MB",
+                    "",
+                    f[0],
+                    f[1],
+                    f[2],
+                    f[3],
+                    f[4] / 1e6
+                );
+            }
+        }
         if let Some(d) = stdout.lines().find(|l| l.starts_with("DIMENSION ")) {
             let f: Vec<f64> = d
                 .split_whitespace()
@@ -346,7 +430,7 @@ fn run_child(a: &BenchArgs, exe: &Path, key: &str) -> Result<Result<(Vec<f64>, S
             .collect()
     });
     Ok(match f {
-        Some(f) if f.len() == 4 => Ok((f, stdout)),
+        Some(f) if f.len() >= 4 => Ok((f, stdout)),
         _ => Err(String::from_utf8_lossy(&out.stderr)
             .lines()
             .last()
@@ -368,11 +452,37 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
     if scenario == "read" {
         return read_only(a, ods, &rt);
     }
+    if let Some(rest) = scenario.strip_prefix("trickle") {
+        drop(rt);
+        let cpu0 = cpu_secs();
+        let t0 = Instant::now();
+        let rows = a.rows.min(1_000_000);
+        crate::bench_trickle::run(
+            &work,
+            &rules_for("part10"),
+            rows,
+            a.writers,
+            !rest.is_empty(),
+        )?;
+        println!(
+            "RESULT {} {rows} {} {} {}",
+            t0.elapsed().as_secs_f64(),
+            peak_rss_kb(),
+            cpu_secs() - cpu0,
+            output_files(&work.join("dwd"))
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     for (name, sql) in rules_for(scenario) {
         std::fs::write(work.join("rules").join(format!("{name}.sql")), sql)?;
     }
+    let checkpoint = if scenario == "part1000_ckpt" {
+        "250ms"
+    } else {
+        "10m"
+    };
     let mut cfg_text = format!(
-        "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"10m\"\nwriters = {}\nmax_buffered = \"{}\"\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n{}[http]\nenabled = false\n",
+        "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"dwd\"\ncheckpoint_interval = \"{checkpoint}\"\nwriters = {}\nmax_buffered = \"{}\"\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n{}[http]\nenabled = false\n",
         std::fs::canonicalize(ods)?.display(),
         a.writers,
         a.max_buffered,
@@ -407,9 +517,11 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
     let secs = t0.elapsed().as_secs_f64();
     let rows_out: u64 = s.rows_committed.values().sum();
     println!(
-        "RESULT {secs} {rows_out} {} {}",
+        "RESULT {secs} {rows_out} {} {} {} {}",
         peak_rss_kb(),
-        cpu_secs() - cpu0
+        cpu_secs() - cpu0,
+        output_files(&work.join("dwd")),
+        s.epochs
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod bench;
+mod bench_trickle;
 mod ops_cli;
 mod repair_cli;
 

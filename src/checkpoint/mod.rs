@@ -8,6 +8,7 @@
 //! meta:watermark      discovery watermark (ms since epoch, highest mtime taken)
 //! meta:schema         the committed source schema (changes: see [`schema_history`])
 //! schema_history:<E>  the first schema (E = 0) and each change, with its epoch
+//! meta:spread         hot partitions spread over several writers
 //! file:<path>         FileRecord: size, mtime, status, per-split row offsets
 //! epoch:<E>           EpochRecord: Prepared | Committed, staged -> final names
 //! rows:<day>:<table>  rows committed to a table on a UTC day (for `sluice status`)
@@ -167,6 +168,8 @@ pub struct Prepare {
     /// The source schema changed with a file this epoch takes: recorded
     /// with it (see [`schema_history`]).
     pub source_schema: Option<schema_history::SchemaUpdate>,
+    /// Hot partitions' spread over writers, when it changed (JSON).
+    pub spread: Option<String>,
 }
 
 /// What partition commit knows of one output partition (`pcommit:` keys).
@@ -221,6 +224,8 @@ const K_WATERMARK: &str = "meta:watermark";
 /// `discover::pruned_horizon`).
 const K_PRUNED_BELOW: &str = "meta:pruned_below";
 const K_SCHEMA: &str = "meta:schema";
+/// Hot partitions spread over several writers (`pipeline::spread`, JSON).
+const K_SPREAD: &str = "meta:spread";
 
 fn file_key(path: &str) -> String {
     format!("file:{path}")
@@ -338,6 +343,14 @@ impl StateStore {
         }
     }
 
+    /// Hot partitions' spread over writers as last recorded (JSON).
+    pub fn spread(&self) -> Result<Option<String>, StateError> {
+        Ok(self
+            .db
+            .get(K_SPREAD)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// The stored source schema description (see `read::schema_to_json`).
     pub fn schema(&self) -> Result<Option<String>, StateError> {
         Ok(self
@@ -436,6 +449,9 @@ impl StateStore {
             tx.insert(epoch_key(p.epoch).as_bytes(), rec_bytes.as_slice())?;
             for k in &open.removals {
                 tx.remove(k.as_bytes())?;
+            }
+            if let Some(json) = &p.spread {
+                tx.insert(K_SPREAD, json.as_bytes())?;
             }
             for (k, v) in &open.inserts {
                 tx.insert(k.as_bytes(), v.as_slice())?;

@@ -113,6 +113,8 @@ struct Coordinator {
     oldest_open_ms: BTreeMap<String, i64>,
     /// Output files open after the last checkpoint.
     open_files: usize,
+    /// When the last barrier was taken (writers' busy time is per epoch).
+    last_barrier: Instant,
 }
 
 /// Runs the pipeline until `mode` says stop, with default [`RunOptions`].
@@ -258,6 +260,12 @@ pub(crate) fn run_with_source(
     };
     let (writers, writer_threads) = WriterPool::start(&writer_ctx, cfg.sink.writers, epoch)
         .map_err(|e| PipelineError::Thread(e.to_string()))?;
+    // The hot partitions as the last run left them.
+    if let Some(json) = state.spread()?
+        && let Ok(stored) = serde_json::from_str::<super::spread::Stored>(&json)
+    {
+        writers.set_spread(stored.into_factors());
+    }
     drop(writer_ctx);
 
     let queue = Arc::new(WorkQueue::default());
@@ -343,6 +351,7 @@ pub(crate) fn run_with_source(
         open_partitions: BTreeSet::new(),
         oldest_open_ms: BTreeMap::new(),
         open_files: 0,
+        last_barrier: Instant::now(),
     };
     c.reported = c
         .files
@@ -596,7 +605,8 @@ impl Coordinator {
         self.epoch_bytes.store(0, Ordering::Relaxed);
         let epoch = self.epoch;
         self.epoch += 1;
-        let result = self.prepare_and_commit(epoch, report, t0);
+        let spread = self.respread(&report);
+        let result = self.prepare_and_commit(epoch, report, spread, t0);
         if result.is_ok() {
             // Readers are parked: the source schema a file needed changes
             // with this epoch committed (see `evolve`).
@@ -640,10 +650,39 @@ impl Coordinator {
         policy
     }
 
+    /// Spreads hot partitions over more writers, or back (see `spread`).
+    /// Returns the new factors, to record, when they changed.
+    fn respread(&mut self, report: &EpochReport) -> Option<String> {
+        let wall_us = self.last_barrier.elapsed().as_micros().max(1) as f64;
+        self.last_barrier = Instant::now();
+        let load = super::spread::Load {
+            bytes: report.key_bytes.clone(),
+            busy: report
+                .busy_us
+                .iter()
+                .map(|&b| (b as f64 / wall_us).min(1.0))
+                .collect(),
+        };
+        let prev = self.writers.spread();
+        let next = super::spread::decide(&prev, &load);
+        if next == *prev {
+            return None;
+        }
+        for (k, f) in &next {
+            if prev.get(k) != Some(f) {
+                tracing::info!(table = %k.0, partition = %k.1, writers = f, "hot partition spread over writers");
+            }
+        }
+        let json = serde_json::to_string(&super::spread::Stored::from_factors(&next)).ok();
+        self.writers.set_spread(next);
+        json
+    }
+
     fn prepare_and_commit(
         &mut self,
         epoch: u64,
         mut report: EpochReport,
+        spread: Option<String>,
         t0: Instant,
     ) -> Result<(), PipelineError> {
         ledger::advance(
@@ -678,6 +717,7 @@ impl Coordinator {
             && self.dirty.is_empty()
             && report.open.is_empty()
             && report.closed_records.is_empty()
+            && spread.is_none()
         {
             return Ok(());
         }
@@ -725,6 +765,7 @@ impl Coordinator {
                 .unwrap_or_default(),
             open_files: std::mem::take(&mut report.open),
             open_removals: std::mem::take(&mut report.closed_records),
+            spread,
         };
         epoch::commit_epoch(
             &self.state,

@@ -21,6 +21,9 @@ mod io_retry_tests;
 pub mod queue;
 mod reader;
 pub mod resolve;
+pub mod spread;
+#[cfg(test)]
+mod spread_tests;
 mod startup;
 mod writer;
 

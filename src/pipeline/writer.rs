@@ -60,6 +60,10 @@ pub struct EpochReport {
     pub open_files: usize,
     /// The (table, partition)s those files are in.
     pub open_partitions: std::collections::BTreeSet<(String, String)>,
+    /// Bytes each (table, partition) took in the epoch (see `spread`).
+    pub key_bytes: HashMap<(String, String), u64>,
+    /// Per writer thread: microseconds spent encoding in the epoch.
+    pub busy_us: Vec<u64>,
     /// Rows of each split now in staged files (end row within the split).
     pub offsets: HashMap<SplitId, u64>,
     pub done: HashSet<SplitId>,
@@ -87,6 +91,8 @@ const SHARD_QUEUE: usize = 4;
 #[derive(Clone)]
 pub struct WriterPool {
     shards: Arc<[SyncSender<WriterMsg>]>,
+    /// Hot (table, partition)s spread over several shards (see `spread`).
+    spread: Arc<arc_swap::ArcSwap<super::spread::Factors>>,
 }
 
 impl WriterPool {
@@ -121,9 +127,19 @@ impl WriterPool {
         Ok((
             WriterPool {
                 shards: shards.into(),
+                spread: Default::default(),
             },
             threads,
         ))
+    }
+
+    /// The hot partitions' spread from now on.
+    pub fn set_spread(&self, factors: super::spread::Factors) {
+        self.spread.store(Arc::new(factors));
+    }
+
+    pub fn spread(&self) -> Arc<super::spread::Factors> {
+        self.spread.load_full()
     }
 
     fn shard_of(&self, table: &str, partition: &str) -> usize {
@@ -150,8 +166,19 @@ impl WriterPool {
     ) -> bool {
         let n = self.shards.len();
         let mut by_shard: Vec<Vec<Piece>> = (0..n).map(|_| Vec::new()).collect();
+        let spread = self.spread.load();
         for p in pieces {
-            let s = self.shard_of(&rules.rules[p.rule].table, &p.partition);
+            let table = &rules.rules[p.rule].table;
+            let mut s = self.shard_of(table, &p.partition);
+            if !spread.is_empty()
+                && let Some(&f) = spread.get(&(table.clone(), p.partition.clone()))
+            {
+                // Batches of a hot partition take turns over `f` shards.
+                let turn = crate::route::fnv64(split.file.as_bytes())
+                    .wrapping_add(split.index as u64)
+                    .wrapping_add(end_row);
+                s = (s + (turn % u64::from(f.max(1))) as usize) % n;
+            }
             by_shard[s].push(p);
         }
         // Progress must reach some shard even when no rule took a row.
@@ -231,6 +258,10 @@ fn merge(into: &mut EpochReport, r: EpochReport) {
     }
     into.open_files += r.open_files;
     into.open_partitions.extend(r.open_partitions);
+    for (k, b) in r.key_bytes {
+        *into.key_bytes.entry(k).or_default() += b;
+    }
+    into.busy_us.extend(r.busy_us);
     for (split, end) in r.offsets {
         let e = into.offsets.entry(split).or_insert(0);
         *e = (*e).max(end);
@@ -255,6 +286,8 @@ fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg
     .with_writer_ids(ids.0, ids.1);
     let mut report = EpochReport::default();
     let mut failure: Option<SinkError> = None;
+    // Time spent encoding since the last barrier.
+    let mut busy_us = 0u64;
     while let Ok(msg) = rx.recv() {
         match msg {
             WriterMsg::Data {
@@ -264,10 +297,12 @@ fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg
                 pieces,
             } => {
                 if failure.is_none() {
+                    let started = std::time::Instant::now();
                     let before = writers.bytes_in;
                     for p in &pieces {
                         let rule = &rules.rules[p.rule];
                         let n = p.batch.num_rows() as u64;
+                        let piece_start = writers.bytes_in;
                         if p.output == Output::Errors {
                             // `_errors/<table>`: a folder the sink nests like a table.
                             let out = format!("{ERRORS_DIR}/{}", rule.table);
@@ -282,6 +317,11 @@ fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg
                             failure = Some(e);
                             break;
                         }
+                        let took = writers.bytes_in - piece_start;
+                        *report
+                            .key_bytes
+                            .entry((table.clone(), p.partition.clone()))
+                            .or_default() += took;
                         *report.rows_per_table.entry(table.clone()).or_default() += n;
                         if !report.schemas.contains_key(table) {
                             report
@@ -297,6 +337,7 @@ fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg
                     }
                     ctx.epoch_bytes
                         .fetch_add(writers.bytes_in - before, Ordering::Relaxed);
+                    busy_us += started.elapsed().as_micros() as u64;
                 }
                 let e = report.offsets.entry(split).or_insert(0);
                 *e = (*e).max(end_row);
@@ -311,6 +352,7 @@ fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg
                 reply,
             } => {
                 let mut out = std::mem::take(&mut report);
+                out.busy_us = vec![std::mem::take(&mut busy_us)];
                 let res = match failure.take() {
                     Some(e) => Err(e),
                     None => writers.checkpoint(&policy, next).map(|c| {
