@@ -22,5 +22,6 @@ mod reading;
 mod receiver;
 mod rules;
 mod rules_input;
+mod sdnotify;
 mod support;
 mod webhook_tls;
