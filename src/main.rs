@@ -369,6 +369,10 @@ fn cmd_run(config: &Path, once: bool, opts: &pipeline::RunOptions) -> Result<Exi
             .with_context(|| format!("binding the HTTP endpoint on {addr}"))?;
         tracing::info!(address = %bound, "serving /metrics, /healthz, /readyz");
     }
+    // On a terminal, `--once` (a backfill) shows a progress line; logs stay.
+    let _progress = (once && cfg.log_format == sluice::config::LogFormat::Human)
+        .then(|| telemetry::progress::Progress::start(metrics.clone()))
+        .flatten();
     let mode = if once {
         RunMode::Once
     } else {

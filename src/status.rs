@@ -15,8 +15,7 @@ use crate::telemetry::status::{
 };
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,29 +31,50 @@ pub enum StatusError {
 /// Asks a daemon at `addr`; `Ok(None)` when nothing listens there.
 pub fn fetch(addr: SocketAddr, timeout: Duration) -> Result<Option<StatusSnapshot>, StatusError> {
     let daemon_err = |message: String| StatusError::Daemon { addr, message };
-    let mut sock = match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(s) => s,
-        Err(_) => return Ok(None),
-    };
-    let _ = sock.set_read_timeout(Some(timeout));
-    let _ = sock.set_write_timeout(Some(timeout));
-    sock.write_all(b"GET /status HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n")
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| daemon_err(format!("cannot start an I/O runtime: {e}")))?;
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .no_proxy()
+        .build()
         .map_err(|e| daemon_err(e.to_string()))?;
-    let mut resp = String::new();
-    sock.read_to_string(&mut resp)
-        .map_err(|e| daemon_err(e.to_string()))?;
-    let (head, body) = resp
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| daemon_err("a malformed response".into()))?;
-    let code = head.split_whitespace().nth(1).unwrap_or("");
-    if code != "200" {
-        return Err(daemon_err(format!(
-            "HTTP {code} (is it a sluice older than /status?)"
-        )));
+    let url = format!("http://{addr}/status");
+    rt.block_on(async {
+        let resp = match client.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Ok(None),
+            Err(e) => return Err(daemon_err(chain(&e.without_url()))),
+        };
+        let code = resp.status();
+        if code != reqwest::StatusCode::OK {
+            return Err(daemon_err(format!(
+                "HTTP {} (is it a sluice older than /status?)",
+                code.as_u16()
+            )));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| daemon_err(chain(&e.without_url())))?;
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| daemon_err(format!("JSON this sluice cannot read: {e}")))
+    })
+}
+
+/// `e` and its sources, `outer: inner: root`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
     }
-    serde_json::from_str(body)
-        .map(Some)
-        .map_err(|e| daemon_err(format!("JSON this sluice cannot read: {e}")))
+    out
 }
 
 /// Builds the status of a stopped daemon from its state and a listing.

@@ -256,18 +256,11 @@ const ROWS_KEEP_DAYS: i64 = 8;
 
 /// The UTC day (`YYYY-MM-DD`) of a time in ms since the Unix epoch.
 pub fn utc_day(ms: i64) -> String {
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian calendar).
-    let days = ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%Y-%m-%d").to_string(),
+        // Beyond chrono's ±262,000 years: no real clock reads that.
+        None => "out-of-range".into(),
+    }
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], v: &[u8]) -> Result<T, StateError> {

@@ -15,7 +15,7 @@ pub mod units;
 
 pub use dimension::{DimColumn, DimFormat, DimLayout, DimensionSpec, OnDuplicate};
 pub use partition_commit::{
-    PartitionCommitConfig, TimeColumns, TimeFormat, TimeToken, WebhookConfig,
+    HeaderValueSource, PartitionCommitConfig, TimeColumns, TimeFormat, TimeToken, WebhookConfig,
 };
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -648,7 +648,7 @@ impl Config {
         let dimensions = dimension::validate(raw.dimension, path, base)?;
         let partition_commit = raw
             .partition_commit
-            .map(|p| partition_commit::validate(p, path))
+            .map(|p| partition_commit::validate(p, path, base))
             .transpose()?;
         Ok(Config {
             path: path.to_path_buf(),
@@ -912,10 +912,7 @@ min_rows = 1000
         assert_eq!(p.utc_offset_s, 8 * 3600);
         assert_eq!(p.idle_close, None);
         let w = p.webhook.unwrap();
-        assert_eq!(
-            (w.host.as_str(), w.port, w.path.as_str()),
-            ("127.0.0.1", 8080, "/hook")
-        );
+        assert_eq!(w.url, "http://127.0.0.1:8080/hook");
         // `retries` is deprecated: accepted, ignored, named for a warning.
         assert_eq!(w.ignored_keys, ["retries"]);
         assert_eq!(w.timeout, Duration::from_secs(10));
@@ -923,8 +920,12 @@ min_rows = 1000
         assert_eq!(p.retry_max_backoff, Duration::from_secs(300));
         let cases = [
             (
-                "webhook = { url = \"https://h/x\" }",
-                "https is not supported",
+                "webhook = { url = \"ftp://h/x\" }",
+                "expected an http:// or https:// URL",
+            ),
+            (
+                "webhook = { url = \"https://h/x\", headers = { \"A B\" = \"x\" } }",
+                "partition_commit.webhook.headers.A B",
             ),
             ("time_columns = { hour = \"%H\" }", "needs a day column"),
             ("time_columns = { dt = \"%Y-%m\" }", "must be a day"),

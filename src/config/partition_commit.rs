@@ -9,7 +9,7 @@ use super::ConfigError;
 use super::units::HumanDuration;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
@@ -49,9 +49,17 @@ pub(super) struct RawPartitionCommit {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWebhook {
+    /// `http://` or `https://` (system CA roots, plus `ca_file`).
     url: String,
     #[serde(default = "default_webhook_timeout")]
     timeout: HumanDuration,
+    /// A PEM file of CA certificates trusted besides the system's roots
+    /// (relative to the config file's folder).
+    ca_file: Option<PathBuf>,
+    /// Extra request headers: a literal value, or `"env:NAME"` for the
+    /// value of environment variable `NAME` (read at start, never logged).
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     /// Deprecated and ignored: a failed webhook is retried until it
     /// succeeds (`retry_backoff`, `retry_max_backoff`). Accepted so that
     /// older configs still load; a warning says so at start.
@@ -160,18 +168,37 @@ pub struct TimeColumns {
     pub hour: Option<(String, TimeFormat)>,
 }
 
-/// Where a webhook POSTs (plain `http://` only).
+/// Where a webhook POSTs, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookConfig {
+    /// `http://` or `https://`, checked by [`validate`].
     pub url: String,
-    pub host: String,
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub path: String,
     pub timeout: Duration,
+    /// CA certificates (PEM) trusted besides the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Extra request headers, in the file's order of names.
+    pub headers: Vec<(String, HeaderValueSource)>,
     /// The deprecated keys the file set (`retries`, `backoff`), warned
     /// about at start.
     pub ignored_keys: Vec<&'static str>,
+}
+
+/// Where a header's value comes from. Its `Debug` never shows a value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum HeaderValueSource {
+    /// Written in the config file.
+    Literal(String),
+    /// `"env:NAME"`: the environment variable `NAME`, read at start.
+    Env(String),
+}
+
+impl std::fmt::Debug for HeaderValueSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderValueSource::Literal(_) => f.write_str("Literal(..)"),
+            HeaderValueSource::Env(name) => write!(f, "Env({name})"),
+        }
+    }
 }
 
 impl WebhookConfig {
@@ -207,6 +234,7 @@ pub struct PartitionCommitConfig {
 pub(super) fn validate(
     raw: RawPartitionCommit,
     path: &Path,
+    base: &Path,
 ) -> Result<PartitionCommitConfig, ConfigError> {
     let invalid = |key: &str, message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
@@ -259,7 +287,16 @@ pub(super) fn validate(
     let webhook = match raw.webhook {
         None => None,
         Some(w) => {
-            let (host, port, p) = parse_http_url(&w.url).map_err(|m| invalid("webhook.url", m))?;
+            check_url(&w.url).map_err(|m| invalid("webhook.url", m))?;
+            let headers = w
+                .headers
+                .into_iter()
+                .map(|(name, value)| {
+                    let source = parse_header(&name, &value)
+                        .map_err(|m| invalid(&format!("webhook.headers.{name}"), m))?;
+                    Ok((name, source))
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?;
             if w.timeout.0.is_zero() {
                 return Err(invalid("webhook.timeout", "must be greater than 0".into()));
             }
@@ -272,10 +309,10 @@ pub(super) fn validate(
             }
             Some(WebhookConfig {
                 url: w.url,
-                host,
-                port,
-                path: p,
                 timeout: w.timeout.0,
+                // Relative to the config file's folder, like every path.
+                ca_file: w.ca_file.map(|f| base.join(f)),
+                headers,
                 ignored_keys,
             })
         }
@@ -361,37 +398,43 @@ fn parse_offset(s: &str) -> Result<i64, String> {
     Ok(sign * (h * 3600 + m * 60))
 }
 
-/// `http://host[:port][/path]` -> (host, port, path).
-fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
-    if url.starts_with("https://") {
+/// An `http://` or `https://` URL with a host and no credentials.
+fn check_url(url: &str) -> Result<(), String> {
+    let u = reqwest::Url::parse(url)
+        .map_err(|e| format!("{url:?}: {e}; expected e.g. \"https://scheduler.example/hook\""))?;
+    if !matches!(u.scheme(), "http" | "https") {
         return Err(format!(
-            "{url:?}: https is not supported (sluice posts plain HTTP/1.1 without TLS); use an http:// endpoint, e.g. a local proxy, or `command`"
+            "{url:?}: expected an http:// or https:// URL, e.g. \"https://scheduler.example/hook\""
         ));
     }
-    let Some(rest) = url.strip_prefix("http://") else {
+    if u.host_str().is_none_or(str::is_empty) || !u.username().is_empty() || u.password().is_some()
+    {
         return Err(format!(
-            "{url:?}: expected an http:// URL, e.g. \"http://127.0.0.1:8080/hook\""
-        ));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/".to_string()),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !p.contains(']') => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| format!("{url:?}: port {p:?} is not a number"))?,
-        ),
-        _ => (authority, 80),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.contains('@') || path.contains(char::is_whitespace) {
-        return Err(format!(
-            "{url:?}: expected http://host[:port]/path (no credentials, no spaces)"
+            "{url:?}: expected http(s)://host[:port]/path (no credentials in the URL; use headers)"
         ));
     }
-    Ok((host.to_string(), port, path))
+    Ok(())
+}
+
+/// A header name and its value: `"env:NAME"` or a literal.
+fn parse_header(name: &str, value: &str) -> Result<HeaderValueSource, String> {
+    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!("{name:?} is not an HTTP header name"));
+    }
+    if let Some(var) = value.strip_prefix("env:") {
+        let ok = !var.is_empty() && !var.contains('=') && !var.contains('\0');
+        return if ok {
+            Ok(HeaderValueSource::Env(var.to_string()))
+        } else {
+            Err("\"env:\" must be followed by an environment variable name, e.g. \"env:SCHED_TOKEN\"".into())
+        };
+    }
+    if reqwest::header::HeaderValue::from_str(value).is_err() {
+        return Err(
+            "the value has characters a header cannot carry (control characters, newlines)".into(),
+        );
+    }
+    Ok(HeaderValueSource::Literal(value.to_string()))
 }
 
 #[cfg(test)]
@@ -400,25 +443,48 @@ mod tests {
 
     #[test]
     fn urls() {
+        for ok in [
+            "http://127.0.0.1:8080/hook?x=1",
+            "http://example.com",
+            "http://[::1]:9000/h",
+            "https://x/h",
+        ] {
+            check_url(ok).unwrap();
+        }
+        assert!(check_url("ftp://x/h").unwrap_err().contains("http://"));
+        assert!(check_url("http://h:port/").is_err());
+        assert!(
+            check_url("https://u:p@h/")
+                .unwrap_err()
+                .contains("credentials")
+        );
+        assert!(check_url("hook").is_err());
+    }
+
+    #[test]
+    fn headers() {
         assert_eq!(
-            parse_http_url("http://127.0.0.1:8080/hook?x=1").unwrap(),
-            ("127.0.0.1".into(), 8080, "/hook?x=1".into())
+            parse_header("Authorization", "env:SCHED_TOKEN").unwrap(),
+            HeaderValueSource::Env("SCHED_TOKEN".into())
         );
         assert_eq!(
-            parse_http_url("http://example.com").unwrap(),
-            ("example.com".into(), 80, "/".into())
-        );
-        assert_eq!(
-            parse_http_url("http://[::1]:9000/h").unwrap(),
-            ("::1".into(), 9000, "/h".into())
+            parse_header("X-Source", "sluice").unwrap(),
+            HeaderValueSource::Literal("sluice".into())
         );
         assert!(
-            parse_http_url("https://x/h")
+            parse_header("Bad Name", "x")
                 .unwrap_err()
-                .contains("https is not supported")
+                .contains("header name")
         );
-        assert!(parse_http_url("ftp://x/h").is_err());
-        assert!(parse_http_url("http://h:port/").is_err());
+        assert!(
+            parse_header("A", "env:")
+                .unwrap_err()
+                .contains("env:SCHED_TOKEN")
+        );
+        assert!(parse_header("A", "a\nb").is_err());
+        // A value never shows in a debug print.
+        let d = format!("{:?}", HeaderValueSource::Literal("s3cret".into()));
+        assert!(!d.contains("s3cret"), "{d}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Human units in config files: durations ("30s", "5m", "1h 30m") and byte
-//! sizes ("128MiB", "1GB", "4096"). Parsing happens during deserialization,
+//! sizes ("128MiB", "1GB", "4096"; parsed by `bytesize`). Parsing happens during deserialization,
 //! so a bad value is reported with the file's line and column.
 
 use serde::{Deserialize, Deserializer, de};
@@ -73,33 +73,25 @@ pub fn format_bytes(n: u64) -> String {
     }
 }
 
-/// Parses `"128MiB"`, `"1 GB"`, `"4096"`. Decimal (KB, MB, GB) and binary
-/// (KiB, MiB, GiB) units are both accepted.
+/// Parses `"128MiB"`, `"1 GB"`, `"4096"`, `"1.5KiB"` with `bytesize`:
+/// decimal (K, KB, MB, GB, TB) and binary (Ki, KiB, MiB, GiB, TiB) units,
+/// any case; whole numbers exactly (no floating-point rounding).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!("invalid size {s:?}: expected a number followed by a unit, e.g. \"128MiB\"")
-    })?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" | "k" => 1_000,
-        "mb" | "m" => 1_000_000,
-        "gb" | "g" => 1_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
-        other => {
-            return Err(format!(
-                "invalid size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, KB, MB or GB)"
-            ));
-        }
-    };
-    Ok((value * mult as f64) as u64)
+    t.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|_| {
+            let unit = t.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+            let number = &t[..t.len() - unit.len()];
+            if number.parse::<f64>().is_err() {
+                format!("invalid size {s:?}: expected a number followed by a unit, e.g. \"128MiB\"")
+            } else {
+                format!(
+                    "invalid size {s:?}: unknown unit {:?} (use B, KiB, MiB, GiB, KB, MB or GB)",
+                    unit.trim().to_ascii_lowercase()
+                )
+            }
+        })
 }
 
 #[cfg(test)]
@@ -117,7 +109,19 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown unit")
         );
-        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("MiB").unwrap_err().contains("expected a number"));
+        // Beyond f64's 53-bit mantissa: exact.
+        assert_eq!(
+            parse_size("9007199254740993B").unwrap(),
+            9_007_199_254_740_993
+        );
+        assert_eq!(parse_size(" 2 tib ").unwrap(), 2 << 40);
+        assert_eq!(parse_size("3k").unwrap(), 3_000);
+        assert!(
+            parse_size("1.2.3MB")
+                .unwrap_err()
+                .contains("expected a number")
+        );
     }
 
     #[test]

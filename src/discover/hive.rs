@@ -104,31 +104,12 @@ pub fn segment(key: &str, value: Option<&str>) -> String {
 }
 
 /// Reverses [`escape`] (and Hive's own escaping of source paths). A `%`
-/// not followed by two hex digits is kept as it is. Works on bytes, never
-/// slicing the text, so any path (multi-byte characters after a `%`, a `%`
-/// at the end) is safe.
+/// not followed by two hex digits is kept as it is; bytes that are not
+/// UTF-8 once decoded become U+FFFD.
 pub fn unescape(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let hex = |at: usize| {
-        bytes
-            .get(at)
-            .and_then(|b| char::from(*b).to_digit(16))
-            .map(|d| d as u8)
-    };
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%'
-            && let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2))
-        {
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(v)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

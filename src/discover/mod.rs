@@ -82,20 +82,39 @@ pub fn is_hidden_or_in_progress(path: &str) -> bool {
         || IN_PROGRESS_SUFFIXES.iter().any(|s| path.ends_with(s))
 }
 
-/// Glob on a file name: `*` any run, `?` one character.
+/// Glob on a file name: `*` any run, `?` one character; every other
+/// character is literal. Iterative, O(pattern x name) at worst: a `*`
+/// only ever moves forward over the name (the recursive matcher this
+/// replaces took exponential time on patterns with many `*`).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn rec(p: &[char], n: &[char]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some('*'), _) => rec(&p[1..], n) || (!n.is_empty() && rec(p, &n[1..])),
-            (Some('?'), Some(_)) => rec(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => rec(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    rec(&p, &n)
+    let (mut pi, mut ni) = (0, 0);
+    // The last `*` seen, and where in the name it is matched up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || Some(c) == n.get(ni) => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                // The last `*` takes one more character.
+                Some((sp, sn)) => {
+                    star = Some((sp, sn + 1));
+                    pi = sp + 1;
+                    ni = sn + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
 }
 
 pub(crate) fn dir_of(path: &str) -> &str {
@@ -477,5 +496,24 @@ mod tests {
         assert!(glob_match("part-?.parquet", "part-1.parquet"));
         assert!(!glob_match("*.parquet", "a.parquet.tmp"));
         assert!(glob_match("*", ""));
+        assert!(glob_match("", ""));
+        assert!(!glob_match("", "a"));
+        assert!(!glob_match("?", ""));
+        assert!(glob_match("a*b*c", "aXbYbZc"));
+        assert!(!glob_match("a*b*c", "aXbYbZ"));
+        assert!(glob_match("**x", "x"));
+        assert!(glob_match("*.parquet", "日志.parquet"));
+        assert!(glob_match("?.parquet", "日.parquet"));
+        assert!(glob_match("[a].parquet", "[a].parquet"));
+        assert!(!glob_match("[a].parquet", "a.parquet"));
+    }
+
+    #[test]
+    fn many_stars_do_not_backtrack_exponentially() {
+        // Recursively this is C(76, 12) paths (never finishes); iteratively
+        // at most 13 x 64 steps.
+        let pattern = format!("{}b", "*a".repeat(12));
+        assert!(!glob_match(&pattern, &"a".repeat(64)));
+        assert!(glob_match(&pattern, &format!("{}b", "a".repeat(64))));
     }
 }

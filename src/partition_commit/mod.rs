@@ -47,6 +47,7 @@
 pub mod notify;
 pub mod retry;
 pub mod rule;
+pub mod webhook;
 
 use crate::checkpoint::{StagedFile, StateError, StateStore};
 use crate::config::PartitionCommitConfig;
@@ -62,6 +63,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 use tokio::runtime::Handle;
+use webhook::Webhook;
 
 /// Jobs waiting for the notifier thread.
 const QUEUE: usize = 64;
@@ -75,13 +77,14 @@ pub enum CommitError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error("webhook: {0}")]
-    Io(#[from] std::io::Error),
+    Http(String),
+    /// The webhook cannot be set up (`ca_file`, an `env:` header).
+    #[error("partition_commit.webhook: {0}")]
+    Setup(String),
     #[error("webhook: no answer within {}", humantime::format_duration(*.0))]
     Timeout(Duration),
     #[error("webhook answered HTTP {0}")]
     Status(u16),
-    #[error("webhook: not an HTTP response: {0:?}")]
-    BadResponse(String),
     #[error("invalid object path {0}")]
     Path(String),
     #[error("cannot write {path}: {source}")]
@@ -130,8 +133,10 @@ impl PartitionCommitter {
         let (jobs, jobs_rx) = sync_channel(QUEUE);
         let (done_tx, done) = sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
+        let webhook = cfg.webhook.as_ref().map(Webhook::new).transpose()?;
         let worker = Worker {
             cfg: cfg.clone(),
+            webhook,
             sink,
             handle,
             metrics: metrics.clone(),

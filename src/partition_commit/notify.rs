@@ -1,20 +1,20 @@
 //! The commit policies, run for one partition at a time on the notifier
 //! thread: `_SUCCESS` through the sink's `object_store`, the command (no
-//! shell, time-bounded), the webhook (one HTTP/1.1 POST over a tokio
-//! `TcpStream`, time-bounded). A job is one attempt; it ends with a
+//! shell, time-bounded), the webhook (one POST through [`Webhook`],
+//! time-bounded). A job is one attempt; it ends with a
 //! [`Completion`] sent back to the coordinator, which records a success in
 //! state, or a failure and when to try again (see [`super::retry`]). The
 //! thread never sleeps on a failing partition, so others go ahead.
 
 use super::CommitError;
-use crate::config::{PartitionCommitConfig, WebhookConfig};
+use super::webhook::Webhook;
+use crate::config::PartitionCommitConfig;
 use crate::telemetry::Metrics;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Handle;
 
 /// One partition to commit.
@@ -78,6 +78,8 @@ pub struct Completion {
 
 pub(super) struct Worker {
     pub cfg: PartitionCommitConfig,
+    /// Built at start from `cfg.webhook`.
+    pub webhook: Option<Webhook>,
     pub sink: Arc<dyn ObjectStore>,
     pub handle: Handle,
     pub metrics: Arc<Metrics>,
@@ -147,8 +149,8 @@ impl Worker {
         if self.stop.load(Ordering::SeqCst) {
             return Outcome::Interrupted;
         }
-        if let Some(hook) = &self.cfg.webhook {
-            let r = match self.handle.block_on(post(hook, &job.body(at_ms))) {
+        if let Some(hook) = &self.webhook {
+            let r = match self.handle.block_on(hook.post(job.body(at_ms))) {
                 Ok(status) if (200..300).contains(&status) => Ok(()),
                 Ok(status) => Err(CommitError::Status(status)),
                 Err(e) => Err(e),
@@ -173,56 +175,6 @@ async fn write_success(store: &Arc<dyn ObjectStore>, job: &Job) -> Result<(), Co
         .await
         .map(|_| ())
         .map_err(|source| CommitError::Store { path: raw, source })
-}
-
-/// One HTTP/1.1 POST; returns the response status. Bounded by the timeout.
-pub async fn post(hook: &WebhookConfig, body: &str) -> Result<u16, CommitError> {
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect((hook.host.as_str(), hook.port)).await?;
-        let host = if hook.host.contains(':') {
-            format!("[{}]:{}", hook.host, hook.port)
-        } else {
-            format!("{}:{}", hook.host, hook.port)
-        };
-        let req = format!(
-            "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sluice/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            hook.path,
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await?;
-        s.flush().await?;
-        // Only the status line matters.
-        let mut buf = Vec::with_capacity(256);
-        let mut chunk = [0u8; 256];
-        while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 8192 {
-            let n = s.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<Vec<u8>, std::io::Error>(buf)
-    };
-    let buf = tokio::time::timeout(hook.timeout, exchange)
-        .await
-        .map_err(|_| CommitError::Timeout(hook.timeout))??;
-    parse_status(&buf)
-}
-
-fn parse_status(buf: &[u8]) -> Result<u16, CommitError> {
-    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    match (
-        parts.next(),
-        parts.next().and_then(|c| c.parse::<u16>().ok()),
-    ) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Ok(code),
-        _ => Err(CommitError::BadResponse(
-            line.trim().chars().take(80).collect(),
-        )),
-    }
 }
 
 /// Runs the command with placeholders substituted; fails on a non-zero
@@ -286,14 +238,6 @@ mod tests {
         assert_eq!(v["files"], 2);
         assert_eq!(v["late"], false);
         assert_eq!(v["committed_at"], "2026-11-20T00:00:00Z");
-    }
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(parse_status(b"HTTP/1.1 204 No Content\r\n").unwrap(), 204);
-        assert_eq!(parse_status(b"HTTP/1.0 503 x\r\n").unwrap(), 503);
-        assert!(parse_status(b"SSH-2.0\r\n").is_err());
-        assert!(parse_status(b"").is_err());
     }
 
     #[test]

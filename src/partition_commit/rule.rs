@@ -162,24 +162,15 @@ fn parse(fmt: &TimeFormat, value: &str) -> Option<Parsed> {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date; `None` if invalid.
 fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let dim = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if !(1..=dim).contains(&d) {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(y).ok()?,
+        u32::try_from(m).ok()?,
+        u32::try_from(d).ok()?,
+    )?;
+    Some(
+        date.signed_duration_since(chrono::DateTime::UNIX_EPOCH.date_naive())
+            .num_days(),
+    )
 }
 
 /// When an idle newest source partition closes in `settled` mode: at

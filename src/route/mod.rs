@@ -494,15 +494,9 @@ fn fingerprint(files: &[(PathBuf, String)]) -> String {
     format!("{:016x}", fnv64(fp.as_bytes()))
 }
 
-/// FNV-1a, for fingerprints that must be stable across runs.
-pub fn fnv64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
+/// FNV-1a 64, for fingerprints that must be stable across runs: the one
+/// `hash_bucket` uses (one implementation, pinned by its test vectors).
+pub use sluice_udf::hash::fnv1a64 as fnv64;
 
 /// A shared, swappable rule set.
 pub type SharedRules = Arc<RuleSet>;

@@ -1,12 +1,14 @@
 //! Telemetry: owns logging setup (human or JSON `tracing` output), the
 //! metrics registry, the HTTP endpoints (`/metrics`, `/healthz`,
 //! `/readyz`, `/status`), the status board behind `sluice status`,
-//! discovery's reports of what it does not read, and systemd notifications.
+//! discovery's reports of what it does not read, systemd notifications and
+//! the progress line of `run --once` on a terminal.
 
 pub mod commit_status;
 pub mod discovery;
 pub mod http;
 pub mod metrics;
+pub mod progress;
 pub mod sdnotify;
 pub mod status;
 
@@ -37,7 +39,8 @@ pub fn init_logging(format: LogFormat, level: &str) {
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        // stderr, around `run --once`'s progress line when there is one.
+        .with_writer(progress::LogWriter);
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {
         LogFormat::Json => registry.with(fmt.json()).try_init(),

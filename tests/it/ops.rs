@@ -110,7 +110,8 @@ fn metrics_reconcile_with_the_rows_fed_in_and_systemd_is_notified() {
     let status = child.wait().unwrap();
     assert!(status.success());
     let n = notify.recv(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"STOPPING=1");
+    // sd-notify ends each state with a newline, as sd_notify(3) allows.
+    assert_eq!(&buf[..n], b"STOPPING=1\n");
 }
 
 /// Waits until `table` holds rows whose event_id starts with `prefix` (one source file).

@@ -46,6 +46,16 @@ pub fn start_switchable_receiver(initial: u16) -> (String, Got, Arc<AtomicU16>) 
 
 fn serve(s: &mut TcpStream, got: &Got, status: u16) {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    if let Some((head, body)) = read_request(s) {
+        let line = head.lines().next().unwrap_or("").to_string();
+        got.lock().unwrap().push((status, line, body));
+        answer(s, status);
+    }
+}
+
+/// Reads one request: (its head, the JSON body); `None` if the client
+/// went away first.
+pub fn read_request(s: &mut impl Read) -> Option<(String, serde_json::Value)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     let head_end = loop {
@@ -53,7 +63,7 @@ fn serve(s: &mut TcpStream, got: &Got, status: u16) {
             break i + 4;
         }
         match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     };
@@ -68,19 +78,22 @@ fn serve(s: &mut TcpStream, got: &Got, status: u16) {
         .unwrap_or(0);
     while buf.len() < head_end + len {
         match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
     let body: serde_json::Value = serde_json::from_slice(&buf[head_end..head_end + len])
         .unwrap_or_else(|e| serde_json::Value::String(format!("not JSON: {e}")));
-    let mut g = got.lock().unwrap();
-    g.push((status, head.lines().next().unwrap_or("").to_string(), body));
-    drop(g);
+    Some((head, body))
+}
+
+/// Answers `status` with an empty body and closes.
+pub fn answer(s: &mut impl Write, status: u16) {
     let _ = write!(
         s,
         "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
+    let _ = s.flush();
 }
 
 /// The bodies answered with 200.
