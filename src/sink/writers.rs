@@ -24,6 +24,12 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use tokio::runtime::Handle;
 
+/// Whether a `(table, partition)` is about to be committed.
+pub type PartitionDue = Box<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// A closed file, and the open-file record to drop when it had one.
+type ClosedFile = (StagedFile, Option<(String, u32)>);
+
 /// Which open files a checkpoint closes.
 pub struct ClosePolicy {
     /// Every file (the run stops).
@@ -33,7 +39,7 @@ pub struct ClosePolicy {
     /// Per-table ages that replace `max_age_ms` (from the rules).
     pub table_max_age_ms: std::collections::HashMap<String, i64>,
     /// Partitions about to be committed: `(table, partition)`.
-    pub partition_due: Option<Box<dyn Fn(&str, &str) -> bool + Send + Sync>>,
+    pub partition_due: Option<PartitionDue>,
     /// The checkpoint's time (ms since the Unix epoch).
     pub now_ms: i64,
 }
@@ -487,8 +493,8 @@ fn record_durable(
         OpenFileRecord::new(
             table,
             partition,
-            &o.staged.to_string(),
-            &o.final_path.to_string(),
+            o.staged.as_ref(),
+            o.final_path.as_ref(),
             o.opened_ms,
         )
     });
@@ -571,7 +577,7 @@ fn open_file(
 fn close_file(
     uploads: &mut upload::Uploads,
     w: &mut PartitionWriter,
-) -> Result<Option<(StagedFile, Option<(String, u32)>)>, SinkError> {
+) -> Result<Option<ClosedFile>, SinkError> {
     let Some(o) = w.open.take() else {
         return Ok(None);
     };

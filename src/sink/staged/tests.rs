@@ -113,8 +113,8 @@ fn a_file_open_over_checkpoints_is_finished_with_exactly_its_checkpointed_rows()
     let len = finish(&path, u2.record.durable_len, &footer).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
     let got = read_all(&path);
-    let mut want = ids(&[a.clone()]);
-    want.extend(ids(&[b.clone()]));
+    let mut want = ids(std::slice::from_ref(&a));
+    want.extend(ids(std::slice::from_ref(&b)));
     assert_eq!(ids(&got), want, "exactly the checkpointed rows, in order");
     assert_eq!(got[0].schema(), a.schema(), "the Arrow schema is kept");
 
