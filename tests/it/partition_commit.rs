@@ -30,6 +30,14 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s" }}
 retry_backoff = "100ms"
 "#
     ));
+    // Files stay open across checkpoints until they are due: hour 02 (never
+    // committed here) must still become visible for the check below.
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(
+        env.config(),
+        cfg.replace("[sink]\n", "[sink]\nmax_file_age = \"1s\"\n"),
+    )
+    .unwrap();
     env.add_file(0, 800);
     env.add_file(1, 800);
     let (mut child, rx) =
