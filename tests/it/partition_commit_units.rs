@@ -123,6 +123,17 @@ retry_backoff = "100ms"
     }
     assert!(child.wait().unwrap().success());
 
+    // `state show` counts units: t_click's and t_types' three hours, and
+    // t_android's day; hours 00 and 01 of both hourly tables committed,
+    // hour 00 of both once more as late.
+    let show = env.state_show();
+    assert!(
+        show.contains(
+            "partition commit: 7 partitions tracked, 4 committed (2 late re-commits), 3 with rows not announced yet, 0 of them failing"
+        ),
+        "{show}"
+    );
+
     // One command run per commit, with the hour and its totals.
     let runs = std::fs::read_to_string(env.path().join("runs")).unwrap();
     let runs: Vec<&str> = runs.lines().filter(|l| l.starts_with("t_types ")).collect();
