@@ -504,3 +504,6 @@ impl Drop for PartitionCommitter {
         self.stop.store(true, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests;
