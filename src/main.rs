@@ -728,16 +728,28 @@ fn cmd_state_show(config: &Path) -> Result<ExitCode> {
     }
     println!("files in the seen-set: {} {:?}", files.len(), by_status);
     let parts = state.partitions()?;
-    if cfg.partition_commit.is_some() || !parts.is_empty() {
-        let committed = parts.iter().filter(|p| p.committed_before()).count();
-        let unannounced = parts.iter().filter(|p| p.rows > p.committed_rows).count();
-        let late: u64 = parts.iter().map(|p| p.late_count).sum();
-        let failing = parts
+    if let Some(pc) = &cfg.partition_commit {
+        // Counted per commit unit (time partition), as they are committed.
+        let period_of = sluice::partition_commit::rule::PeriodOf {
+            columns: pc.time_columns.clone(),
+            utc_offset_s: pc.utc_offset_s,
+        };
+        let leaves = parts.len();
+        let units = sluice::partition_commit::unit::group(parts, &period_of);
+        let committed = units.iter().filter(|u| u.committed_before()).count();
+        let unannounced = units.iter().filter(|u| u.unannounced()).count();
+        let late: u64 = units.iter().map(|u| u.late_count()).sum();
+        let failing = units
             .iter()
-            .filter(|p| p.rows > p.committed_rows && p.failed_attempts > 0)
+            .filter(|u| u.unannounced() && u.failed_attempts() > 0)
             .count();
         println!(
-            "partition commit: {} partitions tracked, {committed} committed ({late} late re-commits), {unannounced} with rows not announced yet, {failing} of them failing (see sluice status)",
+            "partition commit: {} partitions tracked, {committed} committed ({late} late re-commits), {unannounced} with rows not announced yet, {failing} of them failing (see sluice status); {leaves} leaf partitions",
+            units.len()
+        );
+    } else if !parts.is_empty() {
+        println!(
+            "partition commit: off; {} leaf partitions tracked from before",
             parts.len()
         );
     }

@@ -10,8 +10,8 @@ use crate::discover::{self, SelectParams};
 use crate::route::RuleSet;
 use crate::telemetry::discovery::DiscoveryStatus;
 use crate::telemetry::status::{
-    self, Backlog, LastCheckpoint, PartitionCommitStatus, PendingCommit, Phase, Quarantined,
-    RulesInfo, STATUS_FORMAT, StatusSnapshot, StatusSource, Thresholds, human_bytes,
+    self, Backlog, LastCheckpoint, PartitionCommitStatus, Phase, Quarantined, RulesInfo,
+    STATUS_FORMAT, StatusSnapshot, StatusSource, Thresholds, human_bytes,
 };
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -120,8 +120,8 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
             at_ms: e.at_ms,
             what: e.describe(),
         });
-        if cfg.partition_commit.is_some() {
-            s.partition_commit = Some(failing_commits(st)?);
+        if let Some(pc) = &cfg.partition_commit {
+            s.partition_commit = Some(failing_commits(st, pc)?);
         }
     }
     s.quarantined = files
@@ -208,23 +208,17 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
     Ok(s)
 }
 
-/// Partitions whose last commit attempt failed, from their records: a
-/// stopped daemon cannot say which others are complete.
-fn failing_commits(st: &StateStore) -> Result<PartitionCommitStatus, StateError> {
-    let mut failing: Vec<PendingCommit> = st
-        .partitions()?
-        .into_iter()
-        .filter(|r| r.failed_attempts > 0 && r.rows > r.committed_rows)
-        .map(|r| PendingCommit {
-            since_ms: r.first_failed_ms.unwrap_or(0),
-            table: r.table,
-            partition: r.partition,
-            failed_attempts: r.failed_attempts,
-            next_attempt_ms: None,
-            last_error: r.last_error,
-        })
-        .collect();
-    failing.sort_by_key(|p| p.since_ms);
+/// Units (time partitions) whose last commit attempt failed, from their
+/// leaves' records: a stopped daemon cannot say which others are complete.
+fn failing_commits(
+    st: &StateStore,
+    pc: &crate::config::PartitionCommitConfig,
+) -> Result<PartitionCommitStatus, StateError> {
+    let period_of = crate::partition_commit::rule::PeriodOf {
+        columns: pc.time_columns.clone(),
+        utc_offset_s: pc.utc_offset_s,
+    };
+    let mut failing = crate::partition_commit::unit::failing(st.partitions()?, &period_of);
     let n = failing.len() as u64;
     let oldest = failing.first().map(|p| p.since_ms);
     failing.truncate(20);
@@ -476,6 +470,7 @@ fn render_discovery(d: &DiscoveryStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::status::PendingCommit;
 
     #[test]
     fn renders_every_section() {

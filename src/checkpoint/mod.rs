@@ -30,11 +30,12 @@
 //! [`tools`] holds the operator tools that work on a stopped daemon's state
 //! (rewind, export, import); [`retry`] the plan for releasing quarantined
 //! files; [`identity`] the state id and whether the state has ever
-//! committed anything.
+//! committed anything; [`pcommit`] the partition commit records.
 
 pub mod identity;
 pub mod ledger;
 pub mod open_files;
+pub mod pcommit;
 pub mod retry;
 pub mod schema_history;
 pub mod tools;
@@ -43,6 +44,9 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::BTreeMap;
 use std::path::Path;
+
+pub use pcommit::PartitionRecord;
+use pcommit::pcommit_key;
 
 /// The state format this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
@@ -172,45 +176,6 @@ pub struct Prepare {
     pub spread: Option<String>,
 }
 
-/// What partition commit knows of one output partition (`pcommit:` keys).
-/// `rows`/`files` grow in the prepare transaction of every epoch that
-/// stages files for it; `committed_rows` is `rows` as of the last commit
-/// whose `_SUCCESS` and notifications went out. `rows > committed_rows`
-/// means rows landed that no commit has announced yet.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionRecord {
-    pub v: u32,
-    pub table: String,
-    pub partition: String,
-    pub rows: u64,
-    pub files: u64,
-    #[serde(default)]
-    pub committed_rows: u64,
-    /// When it was last committed; `None`: never.
-    #[serde(default)]
-    pub committed_at_ms: Option<i64>,
-    /// Commits after the first (late data re-committed the partition).
-    #[serde(default)]
-    pub late_count: u64,
-    /// Failed commit attempts since the last recorded commit (the
-    /// partition stays pending and is retried); cleared by a commit.
-    #[serde(default)]
-    pub failed_attempts: u32,
-    /// When the first of those attempts failed.
-    #[serde(default)]
-    pub first_failed_ms: Option<i64>,
-    /// Why the last one failed (no secrets: status codes and I/O errors).
-    #[serde(default)]
-    pub last_error: Option<String>,
-}
-
-impl PartitionRecord {
-    /// Committed before: the next commit is a late one.
-    pub fn committed_before(&self) -> bool {
-        self.committed_at_ms.is_some()
-    }
-}
-
 /// The sled-backed state store.
 pub struct StateStore {
     db: sled::Db,
@@ -229,12 +194,6 @@ const K_SPREAD: &str = "meta:spread";
 
 fn file_key(path: &str) -> String {
     format!("file:{path}")
-}
-
-const PCOMMIT_PREFIX: &str = "pcommit:";
-
-fn pcommit_key(table: &str, partition: &str) -> String {
-    format!("{PCOMMIT_PREFIX}{table}\0{partition}")
 }
 
 fn table_schema_key(table: &str) -> String {
@@ -549,79 +508,6 @@ impl StateStore {
         Ok(())
     }
 
-    /// Every output partition partition commit tracks.
-    pub fn partitions(&self) -> Result<Vec<PartitionRecord>, StateError> {
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(PCOMMIT_PREFIX) {
-            let (k, v) = kv?;
-            out.push(decode(&k, &v)?);
-        }
-        Ok(out)
-    }
-
-    /// Records that a commit of `table`/`partition` announcing `rows` rows
-    /// went out at `at_ms` (after `_SUCCESS` and the notifications, so a
-    /// crash before this re-sends them: at-least-once). Flushed.
-    pub fn record_partition_commit(
-        &self,
-        table: &str,
-        partition: &str,
-        rows: u64,
-        at_ms: i64,
-    ) -> Result<(), StateError> {
-        let key = pcommit_key(table, partition);
-        let Some(v) = self.db.get(&key)? else {
-            return Ok(());
-        };
-        let mut r: PartitionRecord = decode(key.as_bytes(), &v)?;
-        if r.committed_before() {
-            r.late_count += 1;
-        }
-        r.committed_rows = r.committed_rows.max(rows);
-        r.committed_at_ms = Some(at_ms);
-        r.failed_attempts = 0;
-        r.first_failed_ms = None;
-        r.last_error = None;
-        self.db.insert(key.as_bytes(), encode(&r))?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Records a failed commit attempt of `table`/`partition` at `at_ms`:
-    /// nothing is announced, the partition stays pending. Returns the
-    /// number of failed attempts since its last commit. Not flushed: losing
-    /// it in a crash only loses the count (the partition is retried anyway).
-    pub fn record_partition_failure(
-        &self,
-        table: &str,
-        partition: &str,
-        at_ms: i64,
-        error: &str,
-    ) -> Result<u32, StateError> {
-        let key = pcommit_key(table, partition);
-        let Some(v) = self.db.get(&key)? else {
-            return Ok(0);
-        };
-        let mut r: PartitionRecord = decode(key.as_bytes(), &v)?;
-        r.failed_attempts = r.failed_attempts.saturating_add(1);
-        r.first_failed_ms.get_or_insert(at_ms);
-        r.last_error = Some(error.to_string());
-        self.db.insert(key.as_bytes(), encode(&r))?;
-        Ok(r.failed_attempts)
-    }
-
-    /// Forgets partitions fully announced before `before_ms`.
-    pub fn prune_partitions(&self, before_ms: i64) -> Result<usize, StateError> {
-        let mut n = 0;
-        for r in self.partitions()? {
-            if r.committed_rows >= r.rows && r.committed_at_ms.is_some_and(|t| t < before_ms) {
-                self.db.remove(pcommit_key(&r.table, &r.partition))?;
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-
     /// Writes one file record outside an epoch (operator tools).
     pub fn put_file(&self, path: &str, rec: &FileRecord) -> Result<(), StateError> {
         self.db.insert(file_key(path), encode(rec))?;
@@ -801,86 +687,6 @@ mod tests {
         .unwrap();
         assert!(s.table_rows("2026-11-20").unwrap().is_empty());
         assert_eq!(s.table_rows("2026-11-30").unwrap().get("a"), Some(&5));
-    }
-
-    #[test]
-    fn partition_rows_are_counted_at_prepare_and_commits_recorded_after() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = StateStore::open(dir.path()).unwrap();
-        let f = |table: &str, partition: &str, rows: u64| StagedFile {
-            table: table.into(),
-            partition: partition.into(),
-            staged: "s".into(),
-            final_path: "f".into(),
-            rows,
-            bytes: 1,
-        };
-        let h0 = "dt=2026-11-20/hour=00";
-        s.prepare(&Prepare {
-            epoch: 1,
-            files: vec![f("t", h0, 3), f("t", h0, 4), f("u", "dept=x", 9)],
-            track_partitions: [("t".to_string(), h0.to_string())].into(),
-            ..Default::default()
-        })
-        .unwrap();
-        // Not tracked when partition commit is off.
-        s.prepare(&Prepare {
-            epoch: 2,
-            files: vec![f("t", h0, 100)],
-            ..Default::default()
-        })
-        .unwrap();
-        let p = s.partitions().unwrap();
-        assert_eq!(p.len(), 1, "only the tracked partitions: {p:?}");
-        assert_eq!((p[0].rows, p[0].files, p[0].committed_rows), (7, 2, 0));
-        assert!(!p[0].committed_before());
-        // Failed attempts: still unannounced, counted, and kept across a reopen.
-        assert_eq!(
-            s.record_partition_failure("t", h0, 500, "HTTP 500")
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            s.record_partition_failure("t", h0, 900, "HTTP 503")
-                .unwrap(),
-            2
-        );
-        // A crash before the commit is recorded: still unannounced after a reopen.
-        drop(s);
-        let s = reopen(dir.path());
-        let p = &s.partitions().unwrap()[0];
-        assert_eq!(p.committed_rows, 0);
-        assert_eq!(
-            (
-                p.failed_attempts,
-                p.first_failed_ms,
-                p.last_error.as_deref()
-            ),
-            (2, Some(500), Some("HTTP 503"))
-        );
-        s.record_partition_commit("t", h0, 7, 1000).unwrap();
-        let p = &s.partitions().unwrap()[0];
-        assert_eq!((p.failed_attempts, p.first_failed_ms), (0, None));
-        // Late rows, then the late commit.
-        s.prepare(&Prepare {
-            epoch: 3,
-            files: vec![f("t", h0, 2)],
-            track_partitions: [("t".to_string(), h0.to_string())].into(),
-            ..Default::default()
-        })
-        .unwrap();
-        let p = &s.partitions().unwrap()[0];
-        assert_eq!((p.rows, p.files, p.committed_rows), (9, 3, 7));
-        assert!(p.committed_before());
-        s.record_partition_commit("t", h0, 9, 2000).unwrap();
-        let p = &s.partitions().unwrap()[0];
-        assert_eq!(
-            (p.committed_rows, p.committed_at_ms, p.late_count),
-            (9, Some(2000), 1)
-        );
-        assert_eq!(s.prune_partitions(2000).unwrap(), 0);
-        assert_eq!(s.prune_partitions(2001).unwrap(), 1);
-        assert!(s.partitions().unwrap().is_empty());
     }
 
     #[test]

@@ -1,59 +1,70 @@
 //! Partition commit: telling downstream jobs (Hive, Spark, Airflow) that an
-//! output partition is complete. Owns the completeness rule ([`rule`], pure),
-//! the commit policies ([`notify`]: `_SUCCESS`, command, webhook) and the
-//! notifier thread that runs them. It reads and updates the `pcommit:`
-//! records through [`StateStore`] and writes only `_SUCCESS` objects into
-//! the sink; it never touches data files. Failed commits wait and are
-//! retried ([`retry`]).
+//! output time partition is complete. Owns the completeness rule ([`rule`],
+//! pure), the commit unit ([`unit`], pure: leaf partitions grouped under
+//! their time partition), the commit policies ([`notify`]: `_SUCCESS`,
+//! command, webhook) and the notifier thread that runs them. It reads and
+//! updates the `pcommit:` records through [`StateStore`] and writes only
+//! `_SUCCESS` objects into the sink; it never touches data files. Failed
+//! commits wait and are retried ([`retry`]).
+//!
+//! The unit of a commit is the time partition (`dt=.../hour=...`, the level
+//! a scheduler waits on), not each leaf partition: one `_SUCCESS` in its
+//! directory and one notification listing its sub-partitions. The records
+//! stay per leaf; a commit updates all of a unit's leaves.
 //!
 //! ```text
 //!  epoch E commits ─► tick (coordinator thread, also ~1/s while idle)
-//!     records: rows per (table, partition), added in E's prepare transaction
+//!     records: rows per (table, leaf partition), added in E's prepare transaction
+//!     unit::group: leaves summed per (table, time partition)
 //!     source view: every known source file, open (active/waiting) or done
-//!     rule::decide ─► due, and its backoff passed? ─► Job ──sync_channel(64)──► notifier thread
+//!     rule::decide ─► due, no open file under it, backoff passed? ─► Job ──sync_channel(64)──► notifier thread
 //!                                                 _SUCCESS, command, webhook (one attempt)
-//!     record_partition_commit ◄── Completion: done ◄──┤
+//!     record_partition_commit (every leaf) ◄── Completion: done ◄──┤
 //!     record_partition_failure, backoff ◄── failed ◄──┘
 //! ```
 //!
 //! # Guarantees
 //!
-//! - Rows are counted per partition in the same sled transaction that
+//! - Rows are counted per leaf partition in the same sled transaction that
 //!   prepares the epoch staging them, and ticks run only once every
 //!   prepared epoch is committed, so a commit never announces rows that
-//!   are not in final files.
-//! - A commit is recorded (`committed_rows`, `committed_at_ms`) only after
-//!   `_SUCCESS` is written and the command and webhook ran. A crash in
-//!   between leaves the partition unrecorded: after the restart it is
+//!   are not in final files. A unit with an output file still open in any
+//!   leaf waits for the checkpoint that closes it.
+//! - A commit is recorded (`committed_rows`, `committed_at_ms`, on every
+//!   leaf of the unit in one transaction) only after `_SUCCESS` is written
+//!   and the command and webhook ran. A crash in
+//!   between leaves the unit unrecorded: after the restart it is
 //!   committed again (`_SUCCESS` is rewritten, notifications are sent once
 //!   more). Notifications are at-least-once: never lost, possibly repeated.
 //!   The crash point `after_partition_notify` (just before the record) is
 //!   how the tests prove it.
 //!   The same holds for jobs interrupted by a shutdown.
 //! - A commit whose `_SUCCESS`, command or webhook fails is **not**
-//!   recorded: the partition stays pending (its failed attempts, first
-//!   failure and last error go into its record, for `sluice status`) and is
+//!   recorded: the unit stays pending (its failed attempts, first
+//!   failure and last error go into its leaves' records, for `sluice
+//!   status`) and is
 //!   tried again after a capped exponential backoff, until it succeeds,
 //!   after a restart too. Every failed attempt is counted and logged (the
 //!   log lines are rate-limited). A command that succeeded is not run again
 //!   while only the webhook keeps failing (in this process, for the same
 //!   rows).
-//! - Partitions are independent: one that keeps failing waits on its own
-//!   backoff while later ones are committed. No order between partitions
+//! - Units are independent: one that keeps failing waits on its own
+//!   backoff while later ones are committed. No order between units
 //!   is promised (none was: the notifier takes them in key order).
 //! - The pipeline never waits for a notification: the queue is bounded and
-//!   a full queue leaves the partition pending for a later tick.
+//!   a full queue leaves the unit pending for a later tick.
 
 pub mod notify;
 pub mod retry;
 pub mod rule;
+pub mod unit;
 pub mod webhook;
 
 use crate::checkpoint::{StagedFile, StateError, StateStore};
 use crate::config::PartitionCommitConfig;
 use crate::telemetry::Metrics;
 use crate::telemetry::status::{PartitionCommitStatus, PendingCommit};
-use notify::{Completion, Job, Outcome, Worker};
+use notify::{Completion, Job, Leaf, Outcome, Worker};
 use object_store::ObjectStore;
 use retry::{LogLimit, Pending};
 use rule::{Decision, IdleClose, PeriodOf, SourceMode};
@@ -208,14 +219,16 @@ impl PartitionCommitter {
         !table.starts_with('_') && self.period_of.period_of_partition(partition).is_some()
     }
 
-    /// Records finished jobs, then commits every complete partition with
-    /// unannounced rows. `source` is every known source file (path relative
-    /// to the source root) and whether it is still open (active or waiting).
+    /// Records finished jobs, then commits every complete unit (time
+    /// partition, see [`unit`]) with unannounced rows in any of its leaves.
+    /// `source` is every known source file (path relative to the source
+    /// root) and whether it is still open (active or waiting).
     ///
-    /// A partition with an output file still open (`open`: kept across
-    /// checkpoints, see `sink::writers`) waits: the checkpoint that closes
-    /// it (see [`Self::closing`]) comes first, so `_SUCCESS` follows every
-    /// file of the partition.
+    /// A unit with an output file still open in any leaf (`open`: leaf
+    /// partitions, files kept across checkpoints, see `sink::writers`)
+    /// waits: the checkpoint that closes them (see [`Self::closing`]; every
+    /// leaf of a unit has the unit's period, so they close together) comes
+    /// first, so `_SUCCESS` follows every file of every sub-partition.
     pub fn tick<'a>(
         &mut self,
         state: &StateStore,
@@ -225,45 +238,59 @@ impl PartitionCommitter {
     ) -> Result<(), CommitError> {
         self.record_completions(state, now_ms)?;
         let watermark = self.watermark(source, now_ms);
+        let open_units = unit::open_units(open, &self.period_of.columns);
+        let units = unit::group(state.partitions()?, &self.period_of);
         let mut due = HashSet::new();
         let mut full = false;
-        for r in state.partitions()? {
-            let period = self.period_of.period_of_partition(&r.partition);
+        for u in &units {
             let d = rule::decide(
-                period,
-                r.rows,
-                r.committed_rows,
-                r.committed_before(),
+                Some(u.period),
+                u.rows(),
+                u.committed_rows(),
+                u.committed_before(),
                 watermark,
                 now_ms,
                 self.delay_ms,
             );
+            if !u.unannounced() {
+                continue;
+            }
             let Decision::Commit { late } = d else {
                 continue;
             };
-            let key = (r.table.clone(), r.partition.clone());
-            if open.contains(&key) {
+            let key = u.key();
+            if open_units.contains(&key) {
                 continue;
             }
+            let rows = u.rows();
             let p = self.pending.entry(key.clone()).or_insert_with(|| {
-                let mut p = Pending::new(r.rows, now_ms, r.failed_attempts, r.first_failed_ms);
-                p.last_error = r.last_error.clone();
+                let mut p = Pending::new(rows, now_ms, u.failed_attempts(), u.first_failed_ms());
+                p.last_error = u.last_error();
                 p
             });
-            p.grew(r.rows);
+            p.grew(rows);
             due.insert(key.clone());
             if full || self.in_flight.contains(&key) || !p.due(now_ms) {
                 continue;
             }
             let Some(jobs) = &self.jobs else { continue };
             let job = Job {
-                table: r.table,
-                partition: r.partition,
-                rows: r.rows,
-                files: r.files,
+                table: u.table.clone(),
+                partition: u.partition.clone(),
+                rows,
+                files: u.files(),
                 late,
                 run_command: !p.command_done,
                 at_ms: p.attempt(now_ms),
+                leaves: u
+                    .leaves
+                    .iter()
+                    .map(|l| Leaf {
+                        partition: l.partition.clone(),
+                        rows: l.rows,
+                        files: l.files,
+                    })
+                    .collect(),
             };
             match jobs.try_send(job) {
                 Ok(()) => {
@@ -279,7 +306,7 @@ impl PartitionCommitter {
         self.report(now_ms);
         if now_ms - self.last_prune_ms > 3_600_000 {
             self.last_prune_ms = now_ms;
-            state.prune_partitions(now_ms - KEEP_MS)?;
+            state.forget_partitions(&unit::prunable(&units, now_ms - KEEP_MS))?;
         }
         Ok(())
     }
@@ -401,13 +428,19 @@ impl PartitionCommitter {
             // `_SUCCESS`, the command and the webhook ran; the commit is not
             // recorded yet. A crash here repeats them after the restart.
             crate::crashpoint::hit("after_partition_notify");
-            state.record_partition_commit(&j.table, &j.partition, j.rows, c.at_ms)?;
+            let announced: Vec<(String, u64)> = j
+                .leaves
+                .iter()
+                .map(|l| (l.partition.clone(), l.rows))
+                .collect();
+            state.record_partition_commit(&j.table, &announced, c.at_ms)?;
             self.metrics.add_partition_committed(&j.table, j.late);
+            let sub_partitions = j.sub_partitions().count();
             if j.late {
-                tracing::warn!(table = %j.table, partition = %j.partition, rows = j.rows, files = j.files,
+                tracing::warn!(table = %j.table, partition = %j.partition, rows = j.rows, files = j.files, sub_partitions,
                     "late data: partition committed again");
             } else {
-                tracing::info!(table = %j.table, partition = %j.partition, rows = j.rows, files = j.files,
+                tracing::info!(table = %j.table, partition = %j.partition, rows = j.rows, files = j.files, sub_partitions,
                     failed_attempts = failures, "partition committed");
             }
         }
@@ -440,7 +473,8 @@ impl PartitionCommitter {
             self.retry_max_backoff,
         );
         let attempt = p.failures;
-        state.record_partition_failure(&j.table, &j.partition, now_ms, &error)?;
+        let leaves: Vec<String> = j.leaves.iter().map(|l| l.partition.clone()).collect();
+        state.record_partition_failure(&j.table, &leaves, now_ms, &error)?;
         if let Some(suppressed) = self.log_limit.allow(now_ms) {
             tracing::warn!(table = %j.table, partition = %j.partition, attempt, error = %error,
                 retry_in = %humantime::format_duration(wait), suppressed,
@@ -475,3 +509,6 @@ impl Drop for PartitionCommitter {
         self.stop.store(true, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests;

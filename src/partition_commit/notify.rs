@@ -1,4 +1,4 @@
-//! The commit policies, run for one partition at a time on the notifier
+//! The commit policies, run for one unit (time partition) at a time on the notifier
 //! thread: `_SUCCESS` through the sink's `object_store`, the command (no
 //! shell, time-bounded), the webhook (one POST through [`Webhook`],
 //! time-bounded). A job is one attempt; it ends with a
@@ -17,12 +17,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
-/// One partition to commit.
+/// One unit (time partition, see [`super::unit`]) to commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
     pub table: String,
+    /// The time partition, e.g. `dt=2026-11-20/hour=13`.
     pub partition: String,
-    /// Rows and files of the partition as of this commit (totals).
+    /// Rows and files of the unit as of this commit (totals over its leaves).
     pub rows: u64,
     pub files: u64,
     pub late: bool,
@@ -32,17 +33,46 @@ pub struct Job {
     /// `committed_at`: the first attempt of this commit, so that a retried
     /// notification carries the same body.
     pub at_ms: i64,
+    /// Every tracked leaf partition of the unit (full paths, in order), with
+    /// its rows and files: recorded as announced when the commit succeeds.
+    pub leaves: Vec<Leaf>,
 }
 
+/// One leaf partition of a [`Job`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// The full partition path, e.g. `dt=2026-11-20/hour=13/event_type=click`.
+    pub partition: String,
+    pub rows: u64,
+    pub files: u64,
+}
+
+/// `SLUICE_SUB_PARTITIONS` holds at most this many bytes (whole lines): a
+/// single environment string is limited to 128 KiB on Linux, and a spawn
+/// that fails would fail on every retry.
+const ENV_LIST_MAX: usize = 64 << 10;
+
 impl Job {
-    /// The partition's directory, relative to the sink root.
+    /// The unit's directory, relative to the sink root.
     pub fn path(&self) -> String {
         format!("{}/{}", self.table, self.partition)
     }
 
+    /// The leaves below the unit: (path relative to the unit, leaf). Empty
+    /// when the time columns are the whole partition.
+    pub fn sub_partitions(&self) -> impl Iterator<Item = (&str, &Leaf)> {
+        self.leaves
+            .iter()
+            .map(|l| (super::unit::sub_path(&self.partition, &l.partition), l))
+            .filter(|(sub, _)| !sub.is_empty())
+    }
+
     /// The webhook's JSON body.
     pub fn body(&self, committed_at_ms: i64) -> String {
-        let at = std::time::UNIX_EPOCH + Duration::from_millis(committed_at_ms.max(0) as u64);
+        let subs: Vec<serde_json::Value> = self
+            .sub_partitions()
+            .map(|(sub, l)| serde_json::json!({"partition": sub, "rows": l.rows, "files": l.files}))
+            .collect();
         serde_json::json!({
             "table": self.table,
             "partition": self.partition,
@@ -50,10 +80,43 @@ impl Job {
             "rows": self.rows,
             "files": self.files,
             "late": self.late,
-            "committed_at": humantime::format_rfc3339_seconds(at).to_string(),
+            "committed_at": rfc3339(committed_at_ms),
+            "sub_partitions": subs,
         })
         .to_string()
     }
+
+    /// The command's environment: the unit and its totals, and its
+    /// sub-partitions one per line (`<path>\t<rows>\t<files>`, at most
+    /// [`ENV_LIST_MAX`] bytes of whole lines; `SLUICE_SUB_PARTITION_COUNT`
+    /// says how many there are in all).
+    pub fn command_env(&self) -> Vec<(&'static str, String)> {
+        let mut list = String::new();
+        let mut count = 0usize;
+        for (sub, l) in self.sub_partitions() {
+            count += 1;
+            let line = format!("{sub}\t{}\t{}\n", l.rows, l.files);
+            if list.len() + line.len() <= ENV_LIST_MAX {
+                list.push_str(&line);
+            }
+        }
+        vec![
+            ("SLUICE_TABLE", self.table.clone()),
+            ("SLUICE_PARTITION", self.partition.clone()),
+            ("SLUICE_PATH", self.path()),
+            ("SLUICE_ROWS", self.rows.to_string()),
+            ("SLUICE_FILES", self.files.to_string()),
+            ("SLUICE_LATE", self.late.to_string()),
+            ("SLUICE_COMMITTED_AT", rfc3339(self.at_ms)),
+            ("SLUICE_SUB_PARTITION_COUNT", count.to_string()),
+            ("SLUICE_SUB_PARTITIONS", list),
+        ]
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// How a job ended.
@@ -177,19 +240,24 @@ async fn write_success(store: &Arc<dyn ObjectStore>, job: &Job) -> Result<(), Co
         .map_err(|source| CommitError::Store { path: raw, source })
 }
 
-/// Runs the command with placeholders substituted; fails on a non-zero
+/// Runs the command with placeholders substituted and the unit in its
+/// environment (see [`Job::command_env`]); fails on a non-zero
 /// exit, a spawn error or the timeout (the child is then killed).
 fn run_command(cmd: &[String], job: &Job, timeout: Duration) -> Result<(), CommitError> {
     let subst = |a: &String| {
         a.replace("{table}", &job.table)
             .replace("{partition}", &job.partition)
             .replace("{path}", &job.path())
+            .replace("{rows}", &job.rows.to_string())
+            .replace("{files}", &job.files.to_string())
+            .replace("{late}", &job.late.to_string())
     };
     let Some((prog, args)) = cmd.split_first() else {
         return Ok(());
     };
     let mut child = std::process::Command::new(subst(prog))
         .args(args.iter().map(subst))
+        .envs(job.command_env())
         .stdin(std::process::Stdio::null())
         .spawn()
         .map_err(|e| CommitError::Command(format!("cannot start {prog}: {e}")))?;
@@ -225,7 +293,101 @@ mod tests {
             late: false,
             run_command: true,
             at_ms: 0,
+            leaves: vec![Leaf {
+                partition: "dt=2026-11-20/hour=00".into(),
+                rows: 7,
+                files: 2,
+            }],
         }
+    }
+
+    /// The unit `dt=2026-11-20/hour=13` with two event types below it.
+    fn deep_job() -> Job {
+        let leaf = |t: &str, rows, files| Leaf {
+            partition: format!("dt=2026-11-20/hour=13/event_type={t}"),
+            rows,
+            files,
+        };
+        Job {
+            table: "t".into(),
+            partition: "dt=2026-11-20/hour=13".into(),
+            rows: 12,
+            files: 3,
+            late: true,
+            run_command: true,
+            at_ms: 1_795_132_800_000,
+            leaves: vec![leaf("click", 10, 2), leaf("view", 2, 1)],
+        }
+    }
+
+    #[test]
+    fn a_unit_body_lists_its_sub_partitions() {
+        let v: serde_json::Value =
+            serde_json::from_str(&deep_job().body(1_795_132_800_000)).unwrap();
+        assert_eq!(v["partition"], "dt=2026-11-20/hour=13");
+        assert_eq!(v["path"], "t/dt=2026-11-20/hour=13");
+        assert_eq!(
+            (v["rows"].as_u64(), v["files"].as_u64()),
+            (Some(12), Some(3))
+        );
+        assert_eq!(v["late"], true);
+        assert_eq!(
+            v["sub_partitions"],
+            serde_json::json!([
+                {"partition": "event_type=click", "rows": 10, "files": 2},
+                {"partition": "event_type=view", "rows": 2, "files": 1},
+            ])
+        );
+    }
+
+    #[test]
+    fn the_command_gets_the_unit_in_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let cmd = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!(
+                "printf '%s|%s|%s|%s|%s|%s\\n%s' \"$SLUICE_PATH\" \"$SLUICE_ROWS\" \"$SLUICE_FILES\" \"$SLUICE_LATE\" \"$SLUICE_SUB_PARTITION_COUNT\" \"$0\" \"$SLUICE_SUB_PARTITIONS\" > {}",
+                out.display()
+            ),
+            "{rows}/{files}/{late}".to_string(),
+        ];
+        run_command(&cmd, &deep_job(), Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "t/dt=2026-11-20/hour=13|12|3|true|2|12/3/true\nevent_type=click\t10\t2\nevent_type=view\t2\t1\n"
+        );
+        let env = deep_job().command_env();
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("SLUICE_COMMITTED_AT").as_deref(),
+            Some("2026-11-20T00:00:00Z")
+        );
+        // No sub-partitions when the leaf is the unit.
+        let env = job().command_env();
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("SLUICE_SUB_PARTITION_COUNT").as_deref(), Some("0"));
+        assert_eq!(get("SLUICE_SUB_PARTITIONS").as_deref(), Some(""));
+        // A huge list is cut at whole lines; the count stays exact.
+        let mut big = deep_job();
+        big.leaves = (0..5_000)
+            .map(|i| Leaf {
+                partition: format!("dt=2026-11-20/hour=13/product=p{i:05}"),
+                rows: 1,
+                files: 1,
+            })
+            .collect();
+        let env = big.command_env();
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        let list = get("SLUICE_SUB_PARTITIONS").unwrap();
+        assert!(
+            list.len() <= ENV_LIST_MAX && list.ends_with('\n'),
+            "{}",
+            list.len()
+        );
+        assert!(list.lines().count() < 5_000);
+        assert_eq!(get("SLUICE_SUB_PARTITION_COUNT").as_deref(), Some("5000"));
     }
 
     #[test]
@@ -238,6 +400,8 @@ mod tests {
         assert_eq!(v["files"], 2);
         assert_eq!(v["late"], false);
         assert_eq!(v["committed_at"], "2026-11-20T00:00:00Z");
+        // The leaf is the unit: no sub-partitions.
+        assert_eq!(v["sub_partitions"], serde_json::json!([]));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod ops_tools;
 mod partition_commit;
 mod partition_commit_crash;
 mod partition_commit_retry;
+mod partition_commit_units;
 mod quarantine;
 mod reading;
 mod receiver;

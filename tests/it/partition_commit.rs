@@ -30,6 +30,8 @@ webhook = {{ url = "http://{addr}/hook", timeout = "2s" }}
 retry_backoff = "100ms"
 "#
     ));
+    // Files stay open across checkpoints until they are due: hour 02 (never
+    // committed here) becomes visible after the test config's max_file_age.
     env.add_file(0, 800);
     env.add_file(1, 800);
     let (mut child, rx) =

@@ -146,8 +146,40 @@ pub fn partition_contents(dir: &std::path::Path) -> (u64, u64) {
     (rows, files.len() as u64)
 }
 
-/// The body a commit of `table`'s `partition` must carry, given what the
-/// sink holds now (`committed_at` is taken from `got`).
+/// The sub-partitions of a unit directory, from the sink: every directory
+/// below it holding visible Parquet files, as (path relative to the unit,
+/// rows, files), in path order.
+pub fn sub_partitions(unit: &std::path::Path) -> Vec<(String, u64, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![unit.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if p.is_dir() && !name.starts_with('.') && !name.starts_with('_') {
+                let (rows, files) = partition_contents(&p);
+                let rel = p.strip_prefix(unit).unwrap().to_string_lossy().to_string();
+                if std::fs::read_dir(&p).unwrap().any(|f| {
+                    f.unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "parquet")
+                }) {
+                    out.push((rel, rows, files));
+                }
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The body a commit of `table`'s `partition` (a unit: time partition) must
+/// carry, given what the sink holds now (`committed_at` is taken from `got`).
 pub fn expected_body(
     env: &Env,
     table: &str,
@@ -155,7 +187,12 @@ pub fn expected_body(
     late: bool,
     got: &serde_json::Value,
 ) -> serde_json::Value {
-    let (rows, files) = partition_contents(&env.sink().join(table).join(partition));
+    let unit = env.sink().join(table).join(partition);
+    let (rows, files) = partition_contents(&unit);
+    let subs: Vec<serde_json::Value> = sub_partitions(&unit)
+        .into_iter()
+        .map(|(p, rows, files)| serde_json::json!({"partition": p, "rows": rows, "files": files}))
+        .collect();
     serde_json::json!({
         "table": table,
         "partition": partition,
@@ -164,5 +201,6 @@ pub fn expected_body(
         "files": files,
         "late": late,
         "committed_at": got["committed_at"].clone(),
+        "sub_partitions": subs,
     })
 }
