@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The phases a crash test can name.
-pub const PHASES: [&str; 11] = [
+pub const PHASES: [&str; 12] = [
     "mid_read",
     "before_prepare",
     "after_prepare",
@@ -33,6 +33,9 @@ pub const PHASES: [&str; 11] = [
     // A writer made one open file's rows durable at a checkpoint; the
     // other files and the prepare are still to come.
     "mid_checkpoint_flush",
+    // A checkpoint closed one file of a complete partition (footer
+    // written); the others, the prepare and the commit are still to come.
+    "mid_partition_close",
     // A partition's `_SUCCESS`, command and webhook ran; its commit is not
     // recorded yet.
     "after_partition_notify",

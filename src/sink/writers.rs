@@ -445,7 +445,14 @@ impl Writers {
             };
             let local = matches!(o.writer.inner(), Body::Local(_));
             if !local || policy.closes(&w.table, &w.partition, o.opened_ms) {
+                let complete = policy
+                    .partition_due
+                    .as_ref()
+                    .is_some_and(|f| f(&w.table, &w.partition));
                 self.close(k)?;
+                if complete {
+                    crate::crashpoint::hit("mid_partition_close");
+                }
                 continue;
             }
             if let Some(u) = record_durable(o, &w.table, &w.partition)? {
