@@ -127,6 +127,12 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
     );
     unsafe_key("state.dir", s(&old.state_dir), s(&new.state_dir));
     unsafe_key("sink.root", s(&old.sink.root), s(&new.sink.root));
+    unsafe_key("stores", s(&old.stores), s(&new.stores));
+    unsafe_key(
+        "source.partition_pruning",
+        s(&old.source.pruning),
+        s(&new.source.pruning),
+    );
     unsafe_key(
         "sink.target_file_size",
         s(&old.sink.target_file_size),

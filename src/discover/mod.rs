@@ -16,13 +16,13 @@
 
 pub mod hive;
 pub mod listing;
+pub mod prune;
 pub mod skipped;
 
-pub use listing::{LinkSkip, LinkSkipped, Listing, list};
+pub use listing::{LinkSkip, LinkSkipped, Listing, Scope, list, list_scoped};
 
 use crate::config::{OlderThanLookback, Visibility};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,8 @@ pub enum DiscoverError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot list the source root {location}: {message}")]
+    Store { location: String, message: String },
     #[error("cannot list the source: the listing thread panicked")]
     ListingThread,
     #[error("cannot watch {path}: {source}")]
@@ -200,11 +202,16 @@ pub fn pruned_horizon(
 
 /// Watches the source root; every filesystem event sends a (lossy) wake-up.
 /// Events only make a scan come earlier: the periodic scan still runs.
+/// Watches a local source root; an object store has no notifications
+/// (`None`: periodic scans only).
 pub fn watch(
-    root: &Path,
+    root: &crate::store::Location,
     wake: std::sync::mpsc::SyncSender<()>,
-) -> Result<notify::RecommendedWatcher, DiscoverError> {
+) -> Result<Option<notify::RecommendedWatcher>, DiscoverError> {
     use notify::Watcher;
+    let Some(root) = root.local_root() else {
+        return Ok(None);
+    };
     let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
         // A full channel already holds a wake-up: dropping this one is fine.
         let _ = wake.try_send(());
@@ -218,7 +225,7 @@ pub fn watch(
             path: root.display().to_string(),
             source,
         })?;
-    Ok(w)
+    Ok(Some(w))
 }
 
 /// Paths grouped by directory, for reports.

@@ -6,7 +6,7 @@ use super::PipelineError;
 use super::queue::{WorkItem, WorkQueue};
 use super::reader::{self, ReaderCtx, SplitInfo};
 use super::startup::{
-    RunOptions, load_checked, local_store, now_ms, recover, refuse_existing_output, source_schema,
+    RunOptions, load_checked, now_ms, open_store, recover, refuse_existing_output, source_schema,
     taken_of,
 };
 use super::writer::{EpochReport, WriterCtx, WriterPool};
@@ -118,7 +118,11 @@ pub fn run_with(
     metrics: Arc<Metrics>,
     handle: Handle,
 ) -> Result<RunSummary, PipelineError> {
-    let source = local_store(&cfg.source.root, false)?;
+    let source = crate::store::counted::Counted::wrap(
+        open_store(&cfg.source.root, &cfg.stores, false)?,
+        metrics.discovery.requests.clone(),
+        cfg.source.root.url().is_some(),
+    );
     run_with_source(cfg, mode, opts, metrics, handle, source)
 }
 
@@ -131,7 +135,7 @@ pub(crate) fn run_with_source(
     handle: Handle,
     source: Arc<dyn ObjectStore>,
 ) -> Result<RunSummary, PipelineError> {
-    let sink = local_store(&cfg.sink.root, true)?;
+    let sink = open_store(&cfg.sink.root, &cfg.stores, true)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| PipelineError::Store {
         root: cfg.state_dir.display().to_string(),
         message: e.to_string(),
@@ -139,7 +143,7 @@ pub(crate) fn run_with_source(
     metrics.status.set_facts(status::RunFacts {
         readers: cfg.read.readers as u64,
         thresholds: status::Thresholds::from_config(cfg),
-        sink_root: &cfg.sink.root,
+        sink_root: cfg.sink.root.local_root(),
         state_dir: &cfg.state_dir,
     });
     let notifier = crate::telemetry::sdnotify::Notifier::from_env();
@@ -149,7 +153,7 @@ pub(crate) fn run_with_source(
     if !opts.allow_existing_output {
         refuse_existing_output(cfg, &state, &sink, &handle)?;
     }
-    let recovered = recover(&state, &sink, Some(&cfg.sink.root), &handle)?;
+    let recovered = recover(&state, &sink, cfg.sink.root.local_root(), &handle)?;
     if let Some(e) = state
         .epochs()?
         .iter()
@@ -170,7 +174,7 @@ pub(crate) fn run_with_source(
         // before. Keep systemd's start timeout from expiring meanwhile.
         if metrics.status.phase() != Phase::WaitingForSchema {
             metrics.status.set_phase(Phase::WaitingForSchema);
-            tracing::info!(root = %cfg.source.root.display(), "waiting for the first source file to learn the schema; not ready until then");
+            tracing::info!(root = %cfg.source.root, "waiting for the first source file to learn the schema; not ready until then");
         }
         notifier.notify(&format!(
             "STATUS={}\nEXTEND_TIMEOUT_USEC={}",
@@ -180,7 +184,7 @@ pub(crate) fn run_with_source(
         ));
         match &shutdown {
             None => {
-                tracing::info!(root = %cfg.source.root.display(), "no source file yet: nothing to do");
+                tracing::info!(root = %cfg.source.root, "no source file yet: nothing to do");
                 return Ok(RunSummary {
                     recovered_epochs: recovered,
                     ..Default::default()
@@ -378,7 +382,7 @@ impl Coordinator {
         let (wake_tx, wake_rx): (SyncSender<()>, Receiver<()>) = sync_channel(1);
         let _watcher = match mode {
             RunMode::Daemon { .. } => match discover::watch(&self.cfg.source.root, wake_tx) {
-                Ok(w) => Some(w),
+                Ok(w) => w,
                 Err(e) => {
                     tracing::warn!(error = %e, "file notifications unavailable; relying on periodic scans");
                     None
@@ -672,16 +676,16 @@ impl Coordinator {
                 .map(|pc| pc.tracked(&report.files))
                 .unwrap_or_default(),
         };
-        sink::commit::sync_local(Some(&self.cfg.sink.root))?;
+        sink::commit::sync_local(self.cfg.sink.root.local_root())?;
         crashpoint::hit("before_prepare");
         self.state.prepare(&prepare)?;
         crashpoint::hit("after_prepare");
         self.handle
             .block_on(sink::commit::commit_files(&self.sink, epoch, &report.files))
             .map_err(|source| PipelineError::Uncommittable { epoch, source })?;
-        sink::commit::sync_local(Some(&self.cfg.sink.root))?;
+        sink::commit::sync_local(self.cfg.sink.root.local_root())?;
         self.state.mark_committed(epoch, 20)?;
-        if let Err(e) = sink::commit::drop_epoch_staging(Some(&self.cfg.sink.root), epoch) {
+        if let Err(e) = sink::commit::drop_epoch_staging(self.cfg.sink.root.local_root(), epoch) {
             tracing::warn!(epoch, error = %e, "committed, but its staging folder stays until the next start");
         }
         self.table_schemas.extend(table_schemas);

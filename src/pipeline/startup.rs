@@ -34,6 +34,16 @@ pub fn local_store(
     Ok(Arc::new(fs))
 }
 
+/// Opens a configured location (a local folder, created when `create`, or
+/// an object store) as a store rooted at it.
+pub fn open_store(
+    loc: &crate::store::Location,
+    settings: &crate::store::StoreSettings,
+    create: bool,
+) -> Result<Arc<dyn ObjectStore>, PipelineError> {
+    Ok(crate::store::open(loc, settings, create)?)
+}
+
 pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -154,7 +164,7 @@ pub(super) fn refuse_existing_output(
     }
     Err(PipelineError::ExistingOutput {
         state_dir: cfg.state_dir.display().to_string(),
-        sink_root: cfg.sink.root.display().to_string(),
+        sink_root: cfg.sink.root.to_string(),
         files: found.files,
         table_count: found.tables.len(),
         tables: tables.join(", "),
