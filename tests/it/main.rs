@@ -17,6 +17,7 @@ mod ops_tools;
 mod partition_commit;
 mod partition_commit_crash;
 mod partition_commit_retry;
+mod pruning;
 mod quarantine;
 mod reading;
 mod receiver;
