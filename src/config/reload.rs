@@ -94,7 +94,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         );
     }
     unsafe_key("source.name", s(&old.source.name), s(&new.source.name));
-    unsafe_key("source.root", s(&old.source.root), s(&new.source.root));
+    unsafe_key(
+        "source.root",
+        old.source.root.to_string(),
+        new.source.root.to_string(),
+    );
     unsafe_key(
         "source.format",
         s(&old.source.format),
@@ -126,7 +130,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         s(&new.source.partition_columns),
     );
     unsafe_key("state.dir", s(&old.state_dir), s(&new.state_dir));
-    unsafe_key("sink.root", s(&old.sink.root), s(&new.sink.root));
+    unsafe_key(
+        "sink.root",
+        old.sink.root.to_string(),
+        new.sink.root.to_string(),
+    );
     unsafe_key("stores", s(&old.stores), s(&new.stores));
     unsafe_key(
         "source.partition_pruning",

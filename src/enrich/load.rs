@@ -59,7 +59,8 @@ fn store_at(dir: &Path) -> Result<Arc<dyn ObjectStore>, EnrichError> {
 }
 
 fn open_store(loc: &Location, spec: &DimensionSpec) -> Result<Arc<dyn ObjectStore>, EnrichError> {
-    crate::store::open(loc, &spec.stores, false).map_err(|e| EnrichError::Load(e.to_string()))
+    crate::store::open_with(loc, &spec.stores, false, crate::store::Patience::Source)
+        .map_err(|e| EnrichError::Load(e.to_string()))
 }
 
 async fn one_file(

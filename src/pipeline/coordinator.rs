@@ -119,7 +119,12 @@ pub fn run_with(
     handle: Handle,
 ) -> Result<RunSummary, PipelineError> {
     let source = crate::store::counted::Counted::wrap(
-        open_store(&cfg.source.root, &cfg.stores, false)?,
+        crate::store::open_with(
+            &cfg.source.root,
+            &cfg.stores,
+            false,
+            crate::store::Patience::Source,
+        )?,
         metrics.discovery.requests.clone(),
         cfg.source.root.url().is_some(),
     );

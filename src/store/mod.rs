@@ -76,8 +76,12 @@ pub struct StoreSettings {
 /// How persistently requests are retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Patience {
-    /// The pipeline: `object_store`'s own retries, then sluice's backoff.
+    /// `object_store`'s own retries (10, up to 3 minutes per request).
     Normal,
+    /// The source and dimensions, which sluice retries itself (every scan,
+    /// `read.io_retry_*`): 3 retries within 20 s, so a scan against a
+    /// store that is down fails in seconds and says so.
+    Source,
     /// `sluice check`: one retry, short timeouts; fail fast and say why.
     Probe,
 }
@@ -138,6 +142,14 @@ pub fn open_parts(
             // drop what the environment set (AWS_ALLOW_HTTP, proxies).
             let (retry, timeouts) = match patience {
                 Patience::Normal => (RetryConfig::default(), None),
+                Patience::Source => (
+                    RetryConfig {
+                        max_retries: 3,
+                        retry_timeout: Duration::from_secs(20),
+                        ..Default::default()
+                    },
+                    None,
+                ),
                 Patience::Probe => (
                     RetryConfig {
                         max_retries: 1,
@@ -197,7 +209,17 @@ pub fn open(
     settings: &StoreSettings,
     create: bool,
 ) -> Result<Arc<dyn ObjectStore>, StoreError> {
-    Ok(open_parts(loc, settings, create, Patience::Normal)?.rooted())
+    open_with(loc, settings, create, Patience::Normal)
+}
+
+/// [`open`] with the given retry policy.
+pub fn open_with(
+    loc: &Location,
+    settings: &StoreSettings,
+    create: bool,
+    patience: Patience,
+) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    Ok(open_parts(loc, settings, create, patience)?.rooted())
 }
 
 /// The environment's S3 settings, then the bucket's overrides.

@@ -1,8 +1,10 @@
 //! Object storage against a real S3 server (see `s3_support`): what the
 //! server offers the sink, the source and a dimension on S3 read exactly
-//! once by the real binary, and `sluice check` reaching each store.
+//! once by the real binary, `sluice check` reaching each store, and a
+//! daemon whose source store stops and comes back.
 
-use crate::s3_support::{S3, s3};
+use crate::ops::{get, metric};
+use crate::s3_support::{S3, Weed, s3};
 use crate::support::*;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -242,4 +244,86 @@ fn check_reaches_every_store_and_names_what_fails() {
         text.to_lowercase().contains("connect") || text.contains("refused"),
         "{text}"
     );
+}
+
+/// The source store stops under a running daemon: scans fail fast and
+/// say so (`/healthz`, the status diagnosis, the failure counter); when it
+/// is back, the daemon goes on and every row lands exactly once.
+#[test]
+fn a_daemon_whose_source_store_goes_down_says_so_and_resumes_exactly_once() {
+    if s3().is_none() {
+        return;
+    }
+    let Some((s3, mut weed)) = Weed::private() else {
+        return;
+    };
+    let bucket = s3.bucket();
+    let mut env = Env::new("").with_http();
+    configure(&env, &s3, &bucket);
+    s3.put(
+        &s3.store(&bucket, "dim"),
+        "spmid.csv",
+        std::fs::read(env.path().join("dim/spmid.csv")).unwrap(),
+    );
+    let first = [env.add_file(0, 600)];
+    s3.upload(&env.ods(), &first, &bucket, "ods/events");
+
+    let mut cmd = env.cmd(&["run", "--config", env.config().to_str().unwrap()]);
+    for (k, v) in s3.env() {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("AWS_ENDPOINT_URL");
+    let (mut child, rx) = spawn_with_log(cmd);
+    let mut log = String::new();
+    let addr = wait_http_addr(&rx, &mut log);
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let t0 = std::time::Instant::now();
+        while !ok() {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(90),
+                "never: {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let a = addr.as_str();
+    let done = |n: u64| move || metric(&get(a, "/metrics").1, "sluice_files_done_total") >= n;
+    wait("file 0 done", &done(1));
+
+    weed.kill();
+    wait("/healthz fails", &|| get(&addr, "/healthz").0 == 503);
+    let out = env
+        .cmd(&[
+            "status",
+            "--config",
+            env.config().to_str().unwrap(),
+            "--addr",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(text.contains("source store unreachable"), "{text}");
+    assert!(
+        text.contains(&format!("s3://{bucket}/ods/events")),
+        "{text}"
+    );
+    assert!(!text.contains(&s3.secret), "{text}");
+    assert!(metric(&get(&addr, "/metrics").1, "sluice_listing_failures_total") >= 3);
+
+    weed.restart(&s3);
+    let second = [env.add_file(1, 700)];
+    s3.upload(&env.ods(), &second, &bucket, "ods/events");
+    wait("file 1 done", &done(2));
+    wait("/healthz passes", &|| get(&addr, "/healthz").0 == 200);
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+    let d = diff_tables(
+        &expected_tables(&env.ods(), &[]),
+        &actual_tables(&env.sink()),
+    );
+    assert!(d.is_empty(), "{d:?}");
 }

@@ -77,11 +77,6 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Option<S3> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     if let Ok(endpoint) = std::env::var("SLUICE_TEST_S3_ENDPOINT") {
         let key = std::env::var("SLUICE_TEST_S3_KEY").unwrap_or("sluicetest".into());
         let secret = std::env::var("SLUICE_TEST_S3_SECRET").unwrap_or("sluicetestsecret".into());
@@ -89,91 +84,161 @@ fn start() -> Option<S3> {
             endpoint,
             key,
             secret,
-            rt,
+            rt: runtime(),
         });
     }
-    let weed = weed_binary()?;
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("s3-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    let (key, secret) = ("sluicetest".to_string(), "sluicetestsecret".to_string());
-    std::fs::write(
-        dir.join("s3.json"),
-        format!(
-            r#"{{"identities":[{{"name":"sluice","credentials":[{{"accessKey":"{key}","secretKey":"{secret}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
-        ),
-    )
-    .unwrap();
-    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
-    let s3_port = ports[3];
-    let mut cmd = Command::new(&weed);
-    cmd.arg("server")
-        .arg(format!("-dir={}", dir.join("data").display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3"])
-        .arg(format!("-master.port={}", ports[0]))
-        .arg(format!("-volume.port={}", ports[1]))
-        .arg(format!("-filer.port={}", ports[2]))
-        .arg(format!("-s3.port={s3_port}"))
-        .arg(format!("-s3.port.iceberg={}", ports[4]))
-        .arg(format!("-s3.port.lance={}", ports[5]))
-        .arg(format!("-s3.config={}", dir.join("s3.json").display()))
-        .args(["-master.volumeSizeLimitMB=64", "-volume.max=50"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("weed.log")).unwrap());
-    // SAFETY: prctl with constant arguments only sets a flag of the child
-    // process; it allocates nothing and is async-signal-safe.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    // The death signal follows the thread that forked: a thread that lives
-    // as long as the process does the spawning.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let child = cmd.spawn();
-        let ok = child.is_ok();
-        let _ = tx.send(child.map(|c| c.id()));
-        if ok {
-            loop {
-                std::thread::park();
-            }
-        }
-    });
-    let pid = rx
-        .recv()
+    let (s3, weed) = Weed::start("shared")?;
+    // Lives as long as the test process (its death signal kills weed).
+    std::mem::forget(weed);
+    Some(s3)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
         .unwrap()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", weed.display()));
-    let s = S3 {
-        endpoint: format!("http://127.0.0.1:{s3_port}"),
-        key,
-        secret,
-        rt,
-    };
-    // Up when a bucket can be created (the filer and a volume are ready).
-    let t0 = Instant::now();
-    loop {
-        if TcpStream::connect(("127.0.0.1", s3_port)).is_ok()
-            && s.try_create_bucket("sluice-ready").is_ok()
-        {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(90),
-            "weed (pid {pid}) did not start; see {}",
-            dir.join("weed.log").display()
-        );
-        std::thread::sleep(Duration::from_millis(250));
+}
+
+/// A `weed server` process of this test process.
+pub struct Weed {
+    binary: PathBuf,
+    dir: PathBuf,
+    ports: Vec<u16>,
+    pid: u32,
+}
+
+impl Weed {
+    /// A server of one's own (tests that stop it); `None` without a binary.
+    pub fn private() -> Option<(S3, Weed)> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        Weed::start(&format!("private{}", N.fetch_add(1, Ordering::Relaxed)))
     }
-    eprintln!(
-        "S3 test server: weed pid {pid} at {} ({:.1}s)",
-        s.endpoint,
-        t0.elapsed().as_secs_f64()
-    );
-    Some(s)
+
+    fn start(name: &str) -> Option<(S3, Weed)> {
+        let binary = weed_binary()?;
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("s3-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let (key, secret) = ("sluicetest".to_string(), "sluicetestsecret".to_string());
+        std::fs::write(
+            dir.join("s3.json"),
+            format!(
+                r#"{{"identities":[{{"name":"sluice","credentials":[{{"accessKey":"{key}","secretKey":"{secret}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        let mut weed = Weed {
+            binary,
+            dir,
+            ports,
+            pid: 0,
+        };
+        let s3 = S3 {
+            endpoint: format!("http://127.0.0.1:{}", weed.ports[3]),
+            key,
+            secret,
+            rt: runtime(),
+        };
+        weed.run(&s3);
+        Some((s3, weed))
+    }
+
+    /// Starts the process and waits until `s3` can create a bucket.
+    fn run(&mut self, s3: &S3) {
+        let (dir, ports) = (&self.dir, &self.ports);
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("server")
+            .arg(format!("-dir={}", dir.join("data").display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3"])
+            .arg(format!("-master.port={}", ports[0]))
+            .arg(format!("-volume.port={}", ports[1]))
+            .arg(format!("-filer.port={}", ports[2]))
+            .arg(format!("-s3.port={}", ports[3]))
+            .arg(format!("-s3.port.iceberg={}", ports[4]))
+            .arg(format!("-s3.port.lance={}", ports[5]))
+            .arg(format!("-s3.config={}", dir.join("s3.json").display()))
+            .args(["-master.volumeSizeLimitMB=64", "-volume.max=50"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("weed.log"))
+                    .unwrap(),
+            );
+        // SAFETY: prctl with constant arguments only sets a flag of the
+        // child process; it allocates nothing and is async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        // The death signal follows the thread that forked: a thread that
+        // lives as long as the process does the spawning.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let child = cmd.spawn();
+            let ok = child.is_ok();
+            let _ = tx.send(child.map(|c| c.id()));
+            if ok {
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+        self.pid = rx
+            .recv()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        let t0 = Instant::now();
+        loop {
+            if TcpStream::connect(("127.0.0.1", ports[3])).is_ok()
+                && s3.try_create_bucket("sluice-ready").is_ok()
+            {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "weed (pid {}) did not start; see {}",
+                self.pid,
+                dir.join("weed.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        eprintln!(
+            "S3 test server: weed pid {} at {} ({:.1}s)",
+            self.pid,
+            s3.endpoint,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+
+    /// SIGKILL, reaped.
+    pub fn kill(&mut self) {
+        // SAFETY: signalling a process this test started.
+        unsafe {
+            libc::kill(self.pid as i32, libc::SIGKILL);
+            libc::waitpid(self.pid as i32, std::ptr::null_mut(), 0);
+        }
+    }
+
+    /// Starts it again on the same ports and data.
+    pub fn restart(&mut self, s3: &S3) {
+        self.run(s3);
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 static BUCKETS: AtomicU32 = AtomicU32::new(0);
