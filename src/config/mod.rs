@@ -87,6 +87,9 @@ struct RawSource {
     /// marker: the file that marks a directory complete.
     #[serde(default = "default_marker")]
     marker: String,
+    /// manifest: the folder (under the root) of the producer's index files.
+    #[serde(default = "default_manifest_dir")]
+    manifest_dir: String,
     /// Glob on the file name (`*` and `?`).
     #[serde(default = "default_pattern")]
     pattern: String,
@@ -245,6 +248,9 @@ fn default_min_age() -> HumanDuration {
 fn default_marker() -> String {
     "_SUCCESS".into()
 }
+fn default_manifest_dir() -> String {
+    "_manifests".into()
+}
 fn default_pattern() -> String {
     "*.parquet".into()
 }
@@ -332,6 +338,9 @@ pub enum Visibility {
     Settled { min_age: Duration },
     /// Its directory holds the named marker file.
     Marker { name: String },
+    /// An index file under `dir` (relative to the root) names it; data
+    /// files are never listed (see `discover::manifest`).
+    Manifest { dir: String },
 }
 
 /// What discovery does with a file whose mtime is more than `lookback`
@@ -504,10 +513,28 @@ impl Config {
                 }
                 Visibility::Marker { name: s.marker }
             }
+            "manifest" => {
+                let dir = s.manifest_dir.trim_matches('/');
+                if dir.is_empty()
+                    || dir
+                        .split('/')
+                        .any(|seg| seg == ".." || seg == "." || seg.is_empty())
+                {
+                    return Err(invalid(
+                        "source.manifest_dir",
+                        "must be a folder under source.root such as \"_manifests\"".into(),
+                    ));
+                }
+                Visibility::Manifest {
+                    dir: dir.to_string(),
+                }
+            }
             other => {
                 return Err(invalid(
                     "source.visibility",
-                    format!("unknown mode {other:?}; expected \"settled\" or \"marker\""),
+                    format!(
+                        "unknown mode {other:?}; expected \"settled\", \"marker\" or \"manifest\""
+                    ),
                 ));
             }
         };

@@ -32,7 +32,7 @@ fn dur(d: &Duration) -> String {
 fn min_age(v: &Visibility) -> Option<Duration> {
     match v {
         Visibility::Settled { min_age } => Some(*min_age),
-        Visibility::Marker { .. } => None,
+        Visibility::Marker { .. } | Visibility::Manifest { .. } => None,
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub mod hive;
 pub mod listing;
+pub mod manifest;
 pub mod prune;
 pub mod skipped;
 
@@ -134,7 +135,7 @@ pub fn select(listing: &[Listed], p: &SelectParams<'_>) -> Selection {
             .filter(|o| file_name(&o.path) == name)
             .map(|o| dir_of(&o.path))
             .collect(),
-        Visibility::Settled { .. } => HashSet::new(),
+        Visibility::Settled { .. } | Visibility::Manifest { .. } => HashSet::new(),
     };
     // A watermark in the future (a file stamped ahead of the clock) must
     // not push the floor past files landing now.
@@ -167,6 +168,7 @@ pub fn select(listing: &[Listed], p: &SelectParams<'_>) -> Selection {
         let visible = match p.visibility {
             Visibility::Settled { min_age } => p.now_ms - o.mtime_ms >= min_age.as_millis() as i64,
             Visibility::Marker { .. } => markers.contains(dir_of(&o.path)),
+            Visibility::Manifest { .. } => true,
         };
         if visible {
             out.new.push(o.clone());

@@ -282,7 +282,8 @@ pub(crate) fn run_with_source(
         Some(pc) => {
             let mode = match cfg.source.visibility {
                 crate::config::Visibility::Marker { .. } => SourceMode::Marker,
-                crate::config::Visibility::Settled { .. } => SourceMode::Settled,
+                crate::config::Visibility::Settled { .. }
+                | crate::config::Visibility::Manifest { .. } => SourceMode::Settled,
             };
             let p =
                 PartitionCommitter::start(pc, mode, sink.clone(), handle.clone(), metrics.clone())?;

@@ -214,7 +214,8 @@ impl Thresholds {
     pub fn from_config(cfg: &crate::config::Config) -> Thresholds {
         let min_age = match &cfg.source.visibility {
             crate::config::Visibility::Settled { min_age } => *min_age,
-            crate::config::Visibility::Marker { .. } => Duration::ZERO,
+            crate::config::Visibility::Marker { .. }
+            | crate::config::Visibility::Manifest { .. } => Duration::ZERO,
         };
         let ci = cfg.sink.checkpoint_interval.as_secs_f64();
         Thresholds {

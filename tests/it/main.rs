@@ -11,6 +11,7 @@ mod discovery_cost;
 mod engine;
 mod errors;
 mod http;
+mod manifest;
 mod ops;
 mod ops_daemon;
 mod ops_tools;

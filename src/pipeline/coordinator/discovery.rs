@@ -18,6 +18,8 @@ pub(super) struct DiscoveryBook {
     pub(super) pruned_below: Option<i64>,
     /// When the last full listing ran (with `partition_pruning`).
     last_full: Option<Instant>,
+    /// `visibility = "manifest"`: the index files read.
+    manifests: discover::manifest::ManifestBook,
 }
 
 impl DiscoveryBook {
@@ -63,13 +65,23 @@ impl Coordinator {
             _ => None,
         };
         let t0 = Instant::now();
-        let listed = discover::list_scoped(
-            &self.source,
-            &self.cfg.source.root,
-            self.cfg.source.follow_symlinks,
-            &|p| taken.contains_key(p),
-            prune_floor,
-        );
+        let listed = match &self.cfg.source.visibility {
+            crate::config::Visibility::Manifest { dir } => discover::manifest::scan(
+                &self.source,
+                &self.cfg.source.root,
+                dir,
+                &mut self.discovery.manifests,
+                &|p| taken.contains_key(p),
+            )
+            .map(|l| (l, discover::Scope::Full)),
+            _ => discover::list_scoped(
+                &self.source,
+                &self.cfg.source.root,
+                self.cfg.source.follow_symlinks,
+                &|p| taken.contains_key(p),
+                prune_floor,
+            ),
+        };
         let listing = match listed {
             Ok((l, scope)) => {
                 let full = scope == discover::Scope::Full;
