@@ -118,8 +118,19 @@ impl Weed {
 
     fn start(name: &str) -> Option<(S3, Weed)> {
         let binary = weed_binary()?;
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("s3-{}-{name}", std::process::id()));
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Data of servers whose test process is gone.
+        for e in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let pid = name
+                .strip_prefix("s3-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = tmp.join(format!("s3-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let (key, secret) = ("sluicetest".to_string(), "sluicetestsecret".to_string());
@@ -238,6 +249,7 @@ impl Weed {
 impl Drop for Weed {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
