@@ -570,7 +570,8 @@ fn current_rss_kb() -> u64 {
 /// Reads every split through the same fetch + decode path, routing nothing.
 fn read_only(a: &BenchArgs, ods: &Path, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
     let store = pipeline::local_store(ods, false)?;
-    let listing = sluice::discover::list(&store, ods, false, &|_| false)?;
+    let ods_root = sluice::store::Location::Local(ods.to_path_buf());
+    let listing = sluice::discover::list(&store, &ods_root, false, &|_| false)?;
     let files: Vec<_> = listing
         .files
         .into_iter()

@@ -5,6 +5,7 @@
 //! # Layout, in data-flow order
 //!
 //! - [`config`]: the TOML file, validated once into a typed `Config`.
+//! - [`store`]: a configured location (local folder, `s3://`, `gs://`, `az://`) opened as an object store.
 //! - [`discover`]: listing the source, visibility modes, the watermark + lookback seen-set.
 //! - [`split`]: a file's row groups cut into splits (pure).
 //! - [`read`]: a split fetched through `object_store` and decoded into tagged batches.
@@ -35,4 +36,5 @@ pub mod rules_cli;
 pub mod sink;
 pub mod split;
 pub mod status;
+pub mod store;
 pub mod telemetry;

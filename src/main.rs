@@ -446,6 +446,23 @@ fn cmd_check(config: &Path) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let rt = runtime()?;
+    // Every object store first: a missing bucket, denied credentials or an
+    // unreachable endpoint, with the store's own error.
+    let reached = rt.block_on(sluice::store::probe_config(&cfg));
+    let mut unreachable = 0;
+    for r in &reached {
+        match &r.result {
+            Ok(()) => println!("store {:<22} ok  {}", r.key, r.location),
+            Err(e) => {
+                eprintln!("error: {}: {e}", r.key);
+                unreachable += 1;
+            }
+        }
+    }
+    if unreachable > 0 {
+        eprintln!("{unreachable} store(s) cannot be reached");
+        return Ok(ExitCode::from(2));
+    }
     // Read-only: use the stored schemas when the state exists and no daemon
     // holds it (sled locks it while the daemon runs).
     let state = match rules_cli::open_state_if_free(&cfg) {
@@ -654,15 +671,13 @@ fn cmd_demo(dir: &Path, hours: u32, files_per_hour: u32, rows_per_file: usize) -
     )?;
     let secs = t0.elapsed().as_secs_f64();
     let rows_in = files.iter().map(|(_, r)| *r as u64).sum::<u64>();
-    let sink = pipeline::local_store(&cfg.sink.root, false)?;
+    let sink = pipeline::open_store(&cfg.sink.root, &cfg.stores, false)?;
     let tables = rt
         .block_on(sluice::demo::report::summarize(&sink))
         .map_err(anyhow::Error::msg)?;
     println!(
         "\nread {} files ({rows_in} rows) in {secs:.1}s, {} checkpoint(s); what landed in {}:\n",
-        summary.files_done,
-        summary.epochs,
-        cfg.sink.root.display()
+        summary.files_done, summary.epochs, cfg.sink.root
     );
     print!("{}", sluice::demo::report::render(&tables, &cfg.sink.root));
     println!(

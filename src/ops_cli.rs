@@ -166,7 +166,8 @@ pub fn cmd_rewind(cfg: &Config, to: &str, yes: bool) -> Result<ExitCode> {
     };
     let state = open_state(cfg).context("opening the state")?;
     let rt = crate::runtime()?;
-    let source = pipeline::local_store(&cfg.source.root, false).context("opening source.root")?;
+    let source = pipeline::open_store(&cfg.source.root, &cfg.stores, false)
+        .context("opening source.root")?;
     let files = state.files()?;
     let listing = sluice::discover::list(
         &source,
@@ -241,8 +242,9 @@ pub fn cmd_rewind(cfg: &Config, to: &str, yes: bool) -> Result<ExitCode> {
     }
     // Prepared epochs do not depend on file records; roll them forward
     // first, as the next start would, so the state is clean.
-    let sink = pipeline::local_store(&cfg.sink.root, true).context("opening sink.root")?;
-    let rolled = pipeline::recover(&state, &sink, Some(&cfg.sink.root), rt.handle())?;
+    let sink =
+        pipeline::open_store(&cfg.sink.root, &cfg.stores, true).context("opening sink.root")?;
+    let rolled = pipeline::recover(&state, &sink, cfg.sink.root.local_root(), rt.handle())?;
     if rolled > 0 {
         println!("rolled {rolled} prepared epoch(s) forward first");
     }
@@ -265,15 +267,15 @@ pub fn cmd_export(cfg: &Config, out: Option<&Path>) -> Result<ExitCode> {
         .count();
     if prepared > 0 {
         eprintln!(
-            "warning: {prepared} epoch(s) are prepared but not committed; their staged files are under {}/.sluice-staging: move the sink with the state, or run `sluice run --once` first",
-            cfg.sink.root.display()
+            "warning: {prepared} epoch(s) are prepared but not committed; their staged files are under {}: move the sink with the state, or run `sluice run --once` first",
+            cfg.sink.root.join_display(".sluice-staging")
         );
     }
     let open = state.open_files()?.len();
     if open > 0 {
         eprintln!(
             "warning: {open} output file(s) were open at the last checkpoint (a daemon that did not stop cleanly); their rows are under {}/.sluice-staging: move the sink with the state, or run `sluice run --once` first",
-            cfg.sink.root.display()
+            cfg.sink.root
         );
     }
     let n = match out {

@@ -27,7 +27,8 @@ pub fn cmd_quarantine_retry(
     }
     let state = open_state(cfg).context("opening the state")?;
     let rt = crate::runtime()?;
-    let source = pipeline::local_store(&cfg.source.root, false).context("opening source.root")?;
+    let source = pipeline::open_store(&cfg.source.root, &cfg.stores, false)
+        .context("opening source.root")?;
     let schema = state
         .schema()?
         .and_then(|j| sluice::read::SourceSchema::from_json(&j).ok());
@@ -128,8 +129,9 @@ fn describe(s: &FileState) -> &'static str {
 pub fn cmd_resolve_epoch(cfg: &Config, yes: bool) -> Result<ExitCode> {
     let state = open_state(cfg).context("opening the state")?;
     let rt = crate::runtime()?;
-    let sink = pipeline::local_store(&cfg.sink.root, true).context("opening sink.root")?;
-    let root = Some(cfg.sink.root.as_path());
+    let sink =
+        pipeline::open_store(&cfg.sink.root, &cfg.stores, true).context("opening sink.root")?;
+    let root = cfg.sink.root.local_root();
     let epochs = resolve::check(&state, &sink, root, rt.handle())?;
     if epochs.is_empty() {
         println!("no epoch is prepared and uncommitted: nothing to resolve");
@@ -174,7 +176,7 @@ pub fn cmd_resolve_epoch(cfg: &Config, yes: bool) -> Result<ExitCode> {
                 ) {
                     println!(
                         "           its staged file {} is deleted by the next start: copy it out first to keep its rows",
-                        cfg.sink.root.join(&f.file.staged).display()
+                        cfg.sink.root.join_display(&f.file.staged)
                     );
                 }
             }

@@ -138,10 +138,10 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
 
     // Backlog: what the state has not finished, plus what a run would take now.
     let source_err = |message: String| StatusError::Source {
-        root: cfg.source.root.display().to_string(),
+        root: cfg.source.root.to_string(),
         message,
     };
-    let store = crate::pipeline::local_store(&cfg.source.root, false)
+    let store = crate::pipeline::open_store(&cfg.source.root, &cfg.stores, false)
         .map_err(|e| source_err(e.to_string()))?;
     let taken = crate::pipeline::taken_of(&files);
     let listing = discover::list(&store, &cfg.source.root, cfg.source.follow_symlinks, &|p| {
@@ -203,7 +203,7 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
         }),
         _ => None,
     };
-    s.disk = status::disks(&cfg.sink.root, &cfg.state_dir);
+    s.disk = status::disks(cfg.sink.root.local_root(), &cfg.state_dir);
     s.diagnosis = status::diagnose(&s, &Thresholds::from_config(cfg));
     Ok(s)
 }

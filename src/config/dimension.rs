@@ -3,10 +3,10 @@
 //! here; whether the columns exist is known when a snapshot is loaded.
 
 use super::units::HumanDuration;
-use super::{ConfigError, is_identifier, resolve};
+use super::{ConfigError, is_identifier};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
@@ -114,7 +114,8 @@ pub struct DimColumn {
 #[derive(Clone, Debug)]
 pub struct DimensionSpec {
     pub name: String,
-    pub path: PathBuf,
+    /// A file, a folder, or a prefix in an object store.
+    pub path: crate::store::Location,
     pub format: DimFormat,
     pub layout: DimLayout,
     pub key: String,
@@ -126,6 +127,8 @@ pub struct DimensionSpec {
     pub min_rows: u64,
     pub min_ratio: f64,
     pub persist: bool,
+    /// How to open `path` when it is an object store (`Config::stores`).
+    pub stores: crate::store::StoreSettings,
 }
 
 pub(super) fn validate(
@@ -248,7 +251,8 @@ pub(super) fn validate(
                 "must be between 0 and 1 (e.g. 0.5: refuse a load with less than half the rows of the last one)".into(),
             ));
         }
-        let dim_path = resolve(base, &d.path).map_err(|m| invalid("path", m))?;
+        let dim_path =
+            crate::store::Location::parse(base, &d.path).map_err(|m| invalid("path", m))?;
         out.push(DimensionSpec {
             name: d.name,
             path: dim_path,
@@ -263,6 +267,7 @@ pub(super) fn validate(
             min_rows: d.min_rows,
             min_ratio: d.min_ratio,
             persist: d.persist,
+            stores: Default::default(),
         });
     }
     Ok(out)

@@ -11,8 +11,10 @@ pub mod dimension;
 pub mod partition_commit;
 pub mod paths;
 pub mod reload;
+pub mod stores;
 pub mod units;
 
+use crate::store::{Location, StoreSettings};
 pub use dimension::{DimColumn, DimFormat, DimLayout, DimensionSpec, OnDuplicate};
 pub use partition_commit::{
     HeaderValueSource, PartitionCommitConfig, TimeColumns, TimeFormat, TimeToken, WebhookConfig,
@@ -63,6 +65,9 @@ struct RawConfig {
     dimension: Vec<dimension::RawDimension>,
     /// Absent: partitions are never marked complete.
     partition_commit: Option<partition_commit::RawPartitionCommit>,
+    /// `[stores."s3://bucket"]`: per-bucket overrides of the environment.
+    #[serde(default)]
+    stores: std::collections::BTreeMap<String, stores::RawStore>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,7 +75,7 @@ struct RawConfig {
 struct RawSource {
     /// The table name rules select FROM.
     name: String,
-    /// A local path or a `file://` URL.
+    /// A local path, a `file://` URL, or an `s3://`, `gs://`, `az://` URL.
     root: String,
     #[serde(default = "default_format")]
     format: String,
@@ -82,6 +87,9 @@ struct RawSource {
     /// marker: the file that marks a directory complete.
     #[serde(default = "default_marker")]
     marker: String,
+    /// manifest: the folder (under the root) of the producer's index files.
+    #[serde(default = "default_manifest_dir")]
+    manifest_dir: String,
     /// Glob on the file name (`*` and `?`).
     #[serde(default = "default_pattern")]
     pattern: String,
@@ -103,6 +111,14 @@ struct RawSource {
     /// quarantined (any other missing column reads as NULL).
     #[serde(default)]
     required_columns: Vec<String>,
+    /// "off", or "hive": scans list only the top-level day folders at or
+    /// after `watermark - lookback` (see `discover::prune`).
+    #[serde(default = "default_partition_pruning")]
+    partition_pruning: String,
+    /// With pruning: how often a full listing runs to find files that
+    /// landed in older folders.
+    #[serde(default = "default_reconcile_interval")]
+    reconcile_interval: HumanDuration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +257,9 @@ fn default_min_age() -> HumanDuration {
 fn default_marker() -> String {
     "_SUCCESS".into()
 }
+fn default_manifest_dir() -> String {
+    "_manifests".into()
+}
 fn default_pattern() -> String {
     "*.parquet".into()
 }
@@ -248,6 +267,12 @@ fn default_scan_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
 fn default_lookback() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3600))
+}
+fn default_partition_pruning() -> String {
+    "off".into()
+}
+fn default_reconcile_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(3600))
 }
 fn default_older_than_lookback() -> String {
@@ -325,6 +350,9 @@ pub enum Visibility {
     Settled { min_age: Duration },
     /// Its directory holds the named marker file.
     Marker { name: String },
+    /// An index file under `dir` (relative to the root) names it; data
+    /// files are never listed (see `discover::manifest`).
+    Manifest { dir: String },
 }
 
 /// What discovery does with a file whose mtime is more than `lookback`
@@ -364,7 +392,7 @@ pub enum LogFormat {
 #[derive(Clone, Debug)]
 pub struct SourceConfig {
     pub name: String,
-    pub root: PathBuf,
+    pub root: Location,
     pub format: SourceFormat,
     pub visibility: Visibility,
     pub pattern: String,
@@ -379,11 +407,14 @@ pub struct SourceConfig {
     /// a file without one is quarantined. Any other column of the source
     /// schema a file lacks is read as NULL.
     pub required_columns: Vec<String>,
+    /// `partition_pruning = "hive"`: the interval of full (reconcile)
+    /// listings; `None`: every scan lists everything.
+    pub pruning: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
 pub struct SinkConfig {
-    pub root: PathBuf,
+    pub root: Location,
     pub checkpoint_interval: Duration,
     /// How long an output file may stay open (see `sink::writers`).
     pub max_file_age: Duration,
@@ -426,6 +457,8 @@ pub struct Config {
     pub dimensions: Vec<DimensionSpec>,
     /// `[partition_commit]`: `_SUCCESS` and notifications for complete partitions.
     pub partition_commit: Option<PartitionCommitConfig>,
+    /// How to open the object stores the locations above name.
+    pub stores: StoreSettings,
 }
 
 impl Config {
@@ -498,10 +531,28 @@ impl Config {
                 }
                 Visibility::Marker { name: s.marker }
             }
+            "manifest" => {
+                let dir = s.manifest_dir.trim_matches('/');
+                if dir.is_empty()
+                    || dir
+                        .split('/')
+                        .any(|seg| seg == ".." || seg == "." || seg.is_empty())
+                {
+                    return Err(invalid(
+                        "source.manifest_dir",
+                        "must be a folder under source.root such as \"_manifests\"".into(),
+                    ));
+                }
+                Visibility::Manifest {
+                    dir: dir.to_string(),
+                }
+            }
             other => {
                 return Err(invalid(
                     "source.visibility",
-                    format!("unknown mode {other:?}; expected \"settled\" or \"marker\""),
+                    format!(
+                        "unknown mode {other:?}; expected \"settled\", \"marker\" or \"manifest\""
+                    ),
                 ));
             }
         };
@@ -518,6 +569,22 @@ impl Config {
                 return Err(invalid(
                     "source.older_than_lookback",
                     format!("unknown value {other:?}; expected \"skip\" or \"take\""),
+                ));
+            }
+        };
+        let pruning = match s.partition_pruning.as_str() {
+            "off" => None,
+            "hive" if s.reconcile_interval.0 >= s.scan_interval.0 => Some(s.reconcile_interval.0),
+            "hive" => {
+                return Err(invalid(
+                    "source.reconcile_interval",
+                    "must be at least source.scan_interval".into(),
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    "source.partition_pruning",
+                    format!("unknown value {other:?}; expected \"off\" or \"hive\""),
                 ));
             }
         };
@@ -635,17 +702,21 @@ impl Config {
                 ));
             }
         };
-        let source_root = resolve(base, &s.root).map_err(|m| invalid("source.root", m))?;
-        let sink_root = resolve(base, &sink.root).map_err(|m| invalid("sink.root", m))?;
+        let source_root = Location::parse(base, &s.root).map_err(|m| invalid("source.root", m))?;
+        let sink_root = Location::parse(base, &sink.root).map_err(|m| invalid("sink.root", m))?;
         let state_dir = resolve(base, &raw.state.dir).map_err(|m| invalid("state.dir", m))?;
         let rules_dir = resolve(base, &raw.rules.dir).map_err(|m| invalid("rules.dir", m))?;
-        if sink_root.starts_with(&source_root) || source_root.starts_with(&sink_root) {
+        if source_root.contains(&sink_root) || sink_root.contains(&source_root) {
             return Err(invalid(
                 "sink.root",
                 "must not be inside source.root (or contain it)".into(),
             ));
         }
-        let dimensions = dimension::validate(raw.dimension, path, base)?;
+        let mut dimensions = dimension::validate(raw.dimension, path, base)?;
+        let stores = stores::validate(raw.stores, path)?;
+        for d in &mut dimensions {
+            d.stores = stores.clone();
+        }
         let partition_commit = raw
             .partition_commit
             .map(|p| partition_commit::validate(p, path, base))
@@ -654,6 +725,7 @@ impl Config {
             path: path.to_path_buf(),
             dimensions,
             partition_commit,
+            stores,
             source: SourceConfig {
                 name: s.name,
                 root: source_root,
@@ -666,6 +738,7 @@ impl Config {
                 follow_symlinks: s.follow_symlinks,
                 partition_columns: s.partition_columns,
                 required_columns: s.required_columns,
+                pruning,
             },
             state_dir,
             sink: SinkConfig {
@@ -699,43 +772,15 @@ impl Config {
     }
 }
 
-/// `file://` URLs and paths; relative paths are taken from the config's folder.
+/// A local folder (the state, the rules): a path or a `file://` URL;
+/// relative paths are taken from the config's folder.
 fn resolve(base: &Path, value: &str) -> Result<PathBuf, String> {
-    let p = if let Some(rest) = value.strip_prefix("file://") {
-        PathBuf::from(rest)
-    } else if value.contains("://") {
-        return Err(format!(
-            "{value:?}: only local paths and file:// URLs are supported in this version"
-        ));
-    } else {
-        PathBuf::from(value)
-    };
-    if value.is_empty() {
-        return Err("must not be empty".into());
+    match Location::parse(base, value)? {
+        Location::Local(p) => Ok(p),
+        Location::Url(_) => Err(format!(
+            "{value:?}: must be a local folder (a path or a file:// URL)"
+        )),
     }
-    let joined = if p.is_absolute() { p } else { base.join(p) };
-    Ok(normalize(&joined))
-}
-
-/// Lexical normalization (`a/./b/../c` -> `a/c`), then absolute.
-fn normalize(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(p)
-    };
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// Letters, digits and `_`, not starting with a digit.
@@ -839,7 +884,7 @@ min_rows = 1000
 "#;
         let c = Config::parse(&format!("{GOOD}{dim}"), Path::new("x.toml")).unwrap();
         let d = &c.dimensions[0];
-        assert_eq!(d.path, PathBuf::from("/data/dim/spmid"));
+        assert_eq!(d.path, Location::Local(PathBuf::from("/data/dim/spmid")));
         assert_eq!(d.reload_interval, Duration::from_secs(300));
         assert_eq!(d.min_rows, 1000);
         assert_eq!(d.on_duplicate, OnDuplicate::Error);
@@ -956,6 +1001,67 @@ min_rows = 1000
     }
 
     #[test]
+    fn object_store_urls_and_store_sections() {
+        let text = GOOD
+            .replace("/data/ods/events", "s3://ods-bucket/ods/events/")
+            .replace("/data/dwd", "s3://dwd-bucket/dwd")
+            + "[stores.\"s3://ods-bucket\"]\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\nregion = \"us-east-1\"\nvirtual_hosted_style = false\n";
+        let c = Config::parse(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(c.source.root.to_string(), "s3://ods-bucket/ods/events");
+        assert_eq!(c.sink.root.to_string(), "s3://dwd-bucket/dwd");
+        let o = &c.stores.s3["s3://ods-bucket"];
+        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(o.allow_http, Some(true));
+        let cases = [
+            (
+                "s3://dwd-bucket/dwd",
+                "s3://ods-bucket/ods/events/out",
+                "must not be inside source.root",
+            ),
+            (
+                "s3://dwd-bucket/dwd",
+                "s3://ods-bucket",
+                "must not be inside source.root",
+            ),
+            (
+                "allow_http = true",
+                "allow_http = true\nsecret_access_key = \"x\"",
+                "secret_access_key",
+            ),
+            (
+                "[stores.\"s3://ods-bucket\"]",
+                "[stores.\"s3://ods-bucket/x\"]",
+                "name the bucket alone",
+            ),
+            (
+                "[stores.\"s3://ods-bucket\"]",
+                "[stores.\"gs://ods-bucket\"]",
+                "for s3:// buckets",
+            ),
+            (
+                "[stores.\"s3://ods-bucket\"]",
+                "[stores.\"/data\"]",
+                "bucket URL",
+            ),
+            (
+                "\"http://127.0.0.1:9000\"",
+                "\"127.0.0.1:9000\"",
+                "must start with http",
+            ),
+            ("s3://dwd-bucket/dwd", "hdfs://nn/dwd", "unsupported scheme"),
+        ];
+        for (from, to, want) in cases {
+            let e = Config::parse(&text.replace(from, to), Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        // Distinct prefixes of one bucket do not overlap.
+        let same_bucket = text.replace("s3://dwd-bucket/dwd", "s3://ods-bucket/dwd");
+        assert!(Config::parse(&same_bucket, Path::new("x.toml")).is_ok());
+    }
+
+    #[test]
     fn bad_values_refused() {
         let cases = [
             (
@@ -980,9 +1086,9 @@ min_rows = 1000
                 "inside source.root",
             ),
             (
-                "root = \"/data/dwd\"",
-                "root = \"s3://bucket/x\"",
-                "only local paths",
+                "dir = \"/var/lib/sluice\"",
+                "dir = \"s3://bucket/state\"",
+                "state.dir: \"s3://bucket/state\": must be a local folder",
             ),
             (
                 "dir = \"rules\"",

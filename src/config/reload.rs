@@ -32,7 +32,7 @@ fn dur(d: &Duration) -> String {
 fn min_age(v: &Visibility) -> Option<Duration> {
     match v {
         Visibility::Settled { min_age } => Some(*min_age),
-        Visibility::Marker { .. } => None,
+        Visibility::Marker { .. } | Visibility::Manifest { .. } => None,
     }
 }
 
@@ -99,7 +99,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         );
     }
     unsafe_key("source.name", s(&old.source.name), s(&new.source.name));
-    unsafe_key("source.root", s(&old.source.root), s(&new.source.root));
+    unsafe_key(
+        "source.root",
+        old.source.root.to_string(),
+        new.source.root.to_string(),
+    );
     unsafe_key(
         "source.format",
         s(&old.source.format),
@@ -136,7 +140,17 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         s(&new.source.required_columns),
     );
     unsafe_key("state.dir", s(&old.state_dir), s(&new.state_dir));
-    unsafe_key("sink.root", s(&old.sink.root), s(&new.sink.root));
+    unsafe_key(
+        "sink.root",
+        old.sink.root.to_string(),
+        new.sink.root.to_string(),
+    );
+    unsafe_key("stores", s(&old.stores), s(&new.stores));
+    unsafe_key(
+        "source.partition_pruning",
+        s(&old.source.pruning),
+        s(&new.source.pruning),
+    );
     unsafe_key(
         "sink.target_file_size",
         s(&old.sink.target_file_size),

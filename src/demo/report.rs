@@ -53,7 +53,7 @@ pub async fn summarize(
 }
 
 /// A plain-text table of [`summarize`]'s result.
-pub fn render(tables: &BTreeMap<String, TableSummary>, root: &std::path::Path) -> String {
+pub fn render(tables: &BTreeMap<String, TableSummary>, root: &crate::store::Location) -> String {
     let mut s = format!(
         "{:<22} {:>10} {:>7} {:>11} {:>10}  location\n",
         "table", "partitions", "files", "rows", "size"
@@ -66,7 +66,7 @@ pub fn render(tables: &BTreeMap<String, TableSummary>, root: &std::path::Path) -
             t.files,
             t.rows,
             crate::config::units::format_bytes(t.bytes),
-            root.join(name).display()
+            root.join_display(name)
         ));
     }
     s

@@ -1,4 +1,6 @@
-//! Listing a local source root through `object_store`, one entry at a time:
+//! Listing the source root through `object_store`. An object-store root
+//! is listed as it is (no symlinks there; a failed page fails the listing).
+//! A local root is listed one entry at a time:
 //! a bad entry (a symlink loop, a name that is not UTF-8 or holds a control
 //! character, a folder that cannot be read) is reported on its own and never
 //! fails the listing; only a root that cannot be read does. Entries reached
@@ -7,8 +9,9 @@
 //! when followed, a file reachable by several paths is listed once.
 
 use super::{DiscoverError, Listed};
+use crate::store::Location;
 use futures::StreamExt;
-use object_store::ObjectStore;
+use object_store::{ObjectMeta, ObjectStore};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +60,119 @@ impl std::fmt::Display for LinkSkip {
     }
 }
 
+/// Lists every object under `root` (which `store` serves).
+pub fn list(
+    store: &Arc<dyn ObjectStore>,
+    root: &Location,
+    follow_symlinks: bool,
+    is_taken: &dyn Fn(&str) -> bool,
+) -> Result<Listing, DiscoverError> {
+    list_scoped(store, root, follow_symlinks, is_taken, None).map(|(l, _)| l)
+}
+
+/// What a listing covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything under the root.
+    Full,
+    /// Pruned at a floor (see [`super::prune`]): `skipped` top-level day
+    /// folders were not listed.
+    Pruned { skipped: usize },
+}
+
+/// [`list`], pruned to the day folders at or after `prune_floor` when it
+/// is given and the root is partitioned by day (else a full listing).
+pub fn list_scoped(
+    store: &Arc<dyn ObjectStore>,
+    root: &Location,
+    follow_symlinks: bool,
+    is_taken: &dyn Fn(&str) -> bool,
+    prune_floor: Option<i64>,
+) -> Result<(Listing, Scope), DiscoverError> {
+    match root.local_root() {
+        Some(dir) => list_local(store, dir, follow_symlinks, is_taken, prune_floor),
+        None => list_store(store, root, prune_floor),
+    }
+}
+
+type Entries = Vec<object_store::Result<ObjectMeta>>;
+
+/// The listing requests: the whole root, or the root's top level and then
+/// each day folder kept.
+async fn collect(
+    store: &Arc<dyn ObjectStore>,
+    prune_floor: Option<i64>,
+) -> object_store::Result<(Entries, Scope)> {
+    let Some(floor) = prune_floor else {
+        return Ok((store.list(None).collect().await, Scope::Full));
+    };
+    let top = store.list_with_delimiter(None).await?;
+    let names: Vec<String> = top.common_prefixes.iter().map(|p| p.to_string()).collect();
+    if super::prune::kept(&names, floor).is_none() {
+        return Ok((store.list(None).collect().await, Scope::Full));
+    }
+    let mut out: Entries = top.objects.into_iter().map(Ok).collect();
+    let mut skipped = 0;
+    for p in &top.common_prefixes {
+        if super::prune::skips(p.as_ref(), floor) {
+            skipped += 1;
+            continue;
+        }
+        out.extend(store.list(Some(p)).collect::<Vec<_>>().await);
+    }
+    Ok((out, Scope::Pruned { skipped }))
+}
+
+/// An object-store listing. The client needs a tokio runtime: the one the
+/// caller entered, else one made for the call; either way it is driven from
+/// a thread of its own, so a caller inside the runtime does not block it.
+fn list_store(
+    store: &Arc<dyn ObjectStore>,
+    root: &Location,
+    prune_floor: Option<i64>,
+) -> Result<(Listing, Scope), DiscoverError> {
+    let handle = tokio::runtime::Handle::try_current().ok();
+    let store_err = |e: object_store::Error| DiscoverError::Store {
+        location: root.to_string(),
+        message: crate::store::chain(&e),
+    };
+    let (entries, scope) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let fut = collect(store, prune_floor);
+            match &handle {
+                Some(h) => h.block_on(fut),
+                None => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| object_store::Error::Generic {
+                        store: "runtime",
+                        source: Box::new(e),
+                    })?
+                    .block_on(fut),
+            }
+        })
+        .join()
+    })
+    .map_err(|_| DiscoverError::ListingThread)?
+    .map_err(store_err)?;
+    let mut files = Vec::with_capacity(entries.len());
+    for e in entries {
+        let meta = e.map_err(store_err)?;
+        files.push(Listed {
+            path: meta.location.to_string(),
+            size: meta.size,
+            mtime_ms: meta.last_modified.timestamp_millis(),
+        });
+    }
+    Ok((
+        Listing {
+            files,
+            ..Default::default()
+        },
+        scope,
+    ))
+}
+
 /// Lists every object under the local directory `root` (which `store`
 /// serves). `is_taken` says which paths discovery already took: when a
 /// followed symlink makes a file reachable by several paths, the one already
@@ -66,12 +182,13 @@ impl std::fmt::Display for LinkSkip {
 /// an error per bad entry and goes on, unless it runs inside a tokio
 /// runtime, where it stops at the first error; the walk therefore runs on a
 /// thread of its own, outside any runtime.
-pub fn list(
+fn list_local(
     store: &Arc<dyn ObjectStore>,
     root: &Path,
     follow_symlinks: bool,
     is_taken: &dyn Fn(&str) -> bool,
-) -> Result<Listing, DiscoverError> {
+    prune_floor: Option<i64>,
+) -> Result<(Listing, Scope), DiscoverError> {
     let root_err = |source: std::io::Error| DiscoverError::Root {
         path: root.display().to_string(),
         source,
@@ -80,11 +197,15 @@ pub fn list(
     // A root that is gone, not a folder or not readable lists as empty in
     // object_store: that is a failed listing, not an empty source.
     std::fs::read_dir(&real_root).map_err(root_err)?;
-    let entries = std::thread::scope(|s| {
-        s.spawn(|| futures::executor::block_on(store.list(None).collect::<Vec<_>>()))
+    let (entries, scope) = std::thread::scope(|s| {
+        s.spawn(|| futures::executor::block_on(collect(store, prune_floor)))
             .join()
     })
-    .map_err(|_| DiscoverError::ListingThread)?;
+    .map_err(|_| DiscoverError::ListingThread)?
+    .map_err(|e| DiscoverError::Store {
+        location: root.display().to_string(),
+        message: crate::store::chain(&e),
+    })?;
     let mut out = Listing::default();
     let mut dirs: HashMap<String, bool> = HashMap::new();
     // Files reached through a symlink, by what they resolve to.
@@ -165,7 +286,7 @@ pub fn list(
         }
     }
     out.files.extend(kept);
-    Ok(out)
+    Ok((out, scope))
 }
 
 #[cfg(test)]
@@ -187,7 +308,9 @@ mod tests {
             .build()
             .unwrap();
         let _in_runtime = rt.enter();
-        list(&store, root, follow, &|p| taken.contains(&p)).unwrap()
+        list_local(&store, root, follow, &|p| taken.contains(&p), None)
+            .unwrap()
+            .0
     }
 
     fn paths(l: &Listing) -> Vec<&str> {
@@ -222,6 +345,31 @@ mod tests {
     }
 
     #[test]
+    fn a_pruned_listing_lists_only_the_day_folders_at_or_after_the_floor() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("ods");
+        for day in ["2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"] {
+            touch(&root.join(format!("dt={day}/hour=01/a.parquet")));
+        }
+        touch(&root.join("top.parquet"));
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&root).unwrap());
+        let floor = super::super::prune::day_of_segment("dt=2026-11-20").unwrap() + 3_600_000;
+        let (l, scope) = list_local(&store, &root, false, &|_| false, Some(floor)).unwrap();
+        assert_eq!(scope, Scope::Pruned { skipped: 2 });
+        assert_eq!(
+            paths(&l),
+            [
+                "dt=2026-11-19/hour=01/a.parquet",
+                "dt=2026-11-20/hour=01/a.parquet",
+                "top.parquet"
+            ]
+        );
+        let (l, scope) = list_local(&store, &root, false, &|_| false, None).unwrap();
+        assert_eq!((scope, l.files.len()), (Scope::Full, 5));
+    }
+
+    #[test]
     fn a_root_that_cannot_be_listed_fails_the_listing() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("ods");
@@ -229,12 +377,12 @@ mod tests {
         let store: Arc<dyn ObjectStore> =
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&root).unwrap());
         std::fs::remove_dir(&root).unwrap();
-        let e = list(&store, &root, false, &|_| false)
+        let e = list_local(&store, &root, false, &|_| false, None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot list the source root"), "{e}");
         std::fs::write(&root, b"not a folder").unwrap();
-        assert!(list(&store, &root, false, &|_| false).is_err());
+        assert!(list_local(&store, &root, false, &|_| false, None).is_err());
     }
 
     #[test]

@@ -16,13 +16,14 @@
 
 pub mod hive;
 pub mod listing;
+pub mod manifest;
+pub mod prune;
 pub mod skipped;
 
-pub use listing::{LinkSkip, LinkSkipped, Listing, list};
+pub use listing::{LinkSkip, LinkSkipped, Listing, Scope, list, list_scoped};
 
 use crate::config::{OlderThanLookback, Visibility};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub enum DiscoverError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot list the source root {location}: {message}")]
+    Store { location: String, message: String },
     #[error("cannot list the source: the listing thread panicked")]
     ListingThread,
     #[error("cannot watch {path}: {source}")]
@@ -151,7 +154,7 @@ pub fn select(listing: &[Listed], p: &SelectParams<'_>) -> Selection {
             .filter(|o| file_name(&o.path) == name)
             .map(|o| dir_of(&o.path))
             .collect(),
-        Visibility::Settled { .. } => HashSet::new(),
+        Visibility::Settled { .. } | Visibility::Manifest { .. } => HashSet::new(),
     };
     // A watermark in the future (a file stamped ahead of the clock) must
     // not push the floor past files landing now.
@@ -184,6 +187,7 @@ pub fn select(listing: &[Listed], p: &SelectParams<'_>) -> Selection {
         let visible = match p.visibility {
             Visibility::Settled { min_age } => p.now_ms - o.mtime_ms >= min_age.as_millis() as i64,
             Visibility::Marker { .. } => markers.contains(dir_of(&o.path)),
+            Visibility::Manifest { .. } => true,
         };
         if visible {
             out.new.push(o.clone());
@@ -219,11 +223,16 @@ pub fn pruned_horizon(
 
 /// Watches the source root; every filesystem event sends a (lossy) wake-up.
 /// Events only make a scan come earlier: the periodic scan still runs.
+/// Watches a local source root; an object store has no notifications
+/// (`None`: periodic scans only).
 pub fn watch(
-    root: &Path,
+    root: &crate::store::Location,
     wake: std::sync::mpsc::SyncSender<()>,
-) -> Result<notify::RecommendedWatcher, DiscoverError> {
+) -> Result<Option<notify::RecommendedWatcher>, DiscoverError> {
     use notify::Watcher;
+    let Some(root) = root.local_root() else {
+        return Ok(None);
+    };
     let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
         // A full channel already holds a wake-up: dropping this one is fine.
         let _ = wake.try_send(());
@@ -237,7 +246,7 @@ pub fn watch(
             path: root.display().to_string(),
             source,
         })?;
-    Ok(w)
+    Ok(Some(w))
 }
 
 /// Paths grouped by directory, for reports.

@@ -44,6 +44,25 @@ impl OldFiles {
         self.known = now;
         skipped
     }
+
+    /// [`Self::scan`] for a listing pruned to recent partitions: what it
+    /// did not list is not forgotten (the next full listing decides).
+    pub fn scan_partial(
+        &mut self,
+        too_old: &[Listed],
+        pruned_below_ms: Option<i64>,
+    ) -> Vec<Listed> {
+        let first = !std::mem::replace(&mut self.scanned, true);
+        let mut skipped = Vec::new();
+        for f in too_old {
+            if self.known.insert(f.path.clone())
+                && !(first && pruned_below_ms.is_some_and(|p| f.mtime_ms < p))
+            {
+                skipped.push(f.clone());
+            }
+        }
+        skipped
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use super::EnrichError;
 use super::snapshot::{Fingerprint, Snapshot};
 use crate::config::{DimFormat, DimLayout, DimensionSpec};
+use crate::store::{Location, ObjectUrl};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
@@ -57,6 +58,23 @@ fn store_at(dir: &Path) -> Result<Arc<dyn ObjectStore>, EnrichError> {
         .map_err(|e| EnrichError::Load(format!("cannot open {}: {e}", dir.display())))
 }
 
+fn open_store(loc: &Location, spec: &DimensionSpec) -> Result<Arc<dyn ObjectStore>, EnrichError> {
+    crate::store::open_with(loc, &spec.stores, false, crate::store::Patience::Source)
+        .map_err(|e| EnrichError::Load(e.to_string()))
+}
+
+async fn one_file(
+    store: Arc<dyn ObjectStore>,
+    name: String,
+) -> Result<Vec<Candidate>, EnrichError> {
+    let m = store.head(&ObjPath::from(name.as_str())).await?;
+    Ok(vec![Candidate {
+        origin: name,
+        store,
+        files: vec![m],
+    }])
+}
+
 fn is_data_file(spec: &DimensionSpec, name: &str) -> bool {
     if name.starts_with('.') || name.starts_with('_') || name.ends_with(".inprogress") {
         return false;
@@ -71,25 +89,43 @@ fn is_data_file(spec: &DimensionSpec, name: &str) -> bool {
 /// What can be loaded now, best first: for `dated`, complete folders from
 /// the newest down; else the one file or folder.
 pub async fn candidates(spec: &DimensionSpec) -> Result<Vec<Candidate>, EnrichError> {
-    let meta = tokio::fs::metadata(&spec.path)
-        .await
-        .map_err(|e| EnrichError::Load(format!("{} is not readable: {e}", spec.path.display())))?;
-    if meta.is_file() {
-        let parent = spec.path.parent().unwrap_or(Path::new("/"));
-        let name = spec
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let store = store_at(parent)?;
-        let m = store.head(&ObjPath::from(name.as_str())).await?;
-        return Ok(vec![Candidate {
-            origin: name,
-            store,
-            files: vec![m],
-        }]);
-    }
-    let store = store_at(&spec.path)?;
+    let store = match &spec.path {
+        Location::Local(path) => {
+            let meta = tokio::fs::metadata(path).await.map_err(|e| {
+                EnrichError::Load(format!("{} is not readable: {e}", path.display()))
+            })?;
+            if meta.is_file() {
+                let parent = path.parent().unwrap_or(Path::new("/"));
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                return one_file(store_at(parent)?, name).await;
+            }
+            store_at(path)?
+        }
+        Location::Url(url) => {
+            // An object at exactly this key is a one-file dimension; else
+            // the key is a prefix ("folder").
+            if let Some((parent, name)) = url
+                .prefix
+                .rsplit_once('/')
+                .or((!url.prefix.is_empty()).then_some(("", url.prefix.as_str())))
+            {
+                let parent = Location::Url(ObjectUrl {
+                    prefix: parent.to_string(),
+                    ..url.clone()
+                });
+                let store = open_store(&parent, spec)?;
+                match store.head(&ObjPath::from(name)).await {
+                    Ok(_) => return one_file(store, name.to_string()).await,
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            open_store(&spec.path, spec)?
+        }
+    };
     let all: Vec<ObjectMeta> = store.list(None).try_collect().await?;
     match &spec.layout {
         DimLayout::Plain => {
@@ -103,7 +139,7 @@ pub async fn candidates(spec: &DimensionSpec) -> Result<Vec<Candidate>, EnrichEr
                 })
                 .collect();
             Ok(vec![Candidate {
-                origin: format!("{}/", spec.path.display()),
+                origin: format!("{}/", spec.path),
                 store,
                 files,
             }])

@@ -412,7 +412,7 @@ fn initial_load(
     let mut tried: Vec<String> = Vec::new();
     let cands = match handle.block_on(load::candidates(spec)) {
         Ok(c) if c.is_empty() => {
-            tried.push(format!("{}: no complete version", spec.path.display()));
+            tried.push(format!("{}: no complete version", spec.path));
             c
         }
         Ok(c) => c,
@@ -519,9 +519,9 @@ fn reload_loop(d: &Dim, stop: &Stop, handle: &Handle, state_dir: Option<&std::pa
         let _span = tracing::debug_span!("dimension_reload", dimension = %spec.name).entered();
         let current = d.current.load_full();
         let best = handle.block_on(load::candidates(spec)).and_then(|c| {
-            c.into_iter().next().ok_or_else(|| {
-                EnrichError::Load(format!("{}: no complete version", spec.path.display()))
-            })
+            c.into_iter()
+                .next()
+                .ok_or_else(|| EnrichError::Load(format!("{}: no complete version", spec.path)))
         });
         let outcome = match best {
             Err(e) => Err(("listing".to_string(), Fingerprint::default(), e)),

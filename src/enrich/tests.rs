@@ -8,8 +8,9 @@ use std::path::Path;
 
 fn spec(path: &Path, layout: DimLayout) -> DimensionSpec {
     DimensionSpec {
+        stores: Default::default(),
         name: "dim_spmid".into(),
-        path: path.to_path_buf(),
+        path: crate::store::Location::Local(path.to_path_buf()),
         format: DimFormat::Auto,
         layout,
         key: "spmid".into(),

@@ -6,7 +6,7 @@ use super::PipelineError;
 use super::queue::{WorkItem, WorkQueue};
 use super::reader::{self, ReaderCtx, SplitInfo};
 use super::startup::{
-    RunOptions, load_checked, local_store, now_ms, recover, refuse_existing_output, source_schema,
+    RunOptions, load_checked, now_ms, open_store, recover, refuse_existing_output, source_schema,
     taken_of,
 };
 use super::writer::{WriterCtx, WriterPool};
@@ -133,7 +133,16 @@ pub fn run_with(
     metrics: Arc<Metrics>,
     handle: Handle,
 ) -> Result<RunSummary, PipelineError> {
-    let source = local_store(&cfg.source.root, false)?;
+    let source = crate::store::counted::Counted::wrap(
+        crate::store::open_with(
+            &cfg.source.root,
+            &cfg.stores,
+            false,
+            crate::store::Patience::Source,
+        )?,
+        metrics.discovery.requests.clone(),
+        cfg.source.root.url().is_some(),
+    );
     run_with_source(cfg, mode, opts, metrics, handle, source)
 }
 
@@ -146,7 +155,7 @@ pub(crate) fn run_with_source(
     handle: Handle,
     source: Arc<dyn ObjectStore>,
 ) -> Result<RunSummary, PipelineError> {
-    let sink = local_store(&cfg.sink.root, true)?;
+    let sink = open_store(&cfg.sink.root, &cfg.stores, true)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| PipelineError::Store {
         root: cfg.state_dir.display().to_string(),
         message: e.to_string(),
@@ -154,7 +163,7 @@ pub(crate) fn run_with_source(
     metrics.status.set_facts(status::RunFacts {
         readers: cfg.read.readers as u64,
         thresholds: status::Thresholds::from_config(cfg),
-        sink_root: &cfg.sink.root,
+        sink_root: cfg.sink.root.local_root(),
         state_dir: &cfg.state_dir,
     });
     let notifier = crate::telemetry::sdnotify::Notifier::from_env();
@@ -164,7 +173,7 @@ pub(crate) fn run_with_source(
     if !opts.allow_existing_output {
         refuse_existing_output(cfg, &state, &sink, &handle)?;
     }
-    let recovered = recover(&state, &sink, Some(&cfg.sink.root), &handle)?;
+    let recovered = recover(&state, &sink, cfg.sink.root.local_root(), &handle)?;
     if let Some(e) = state
         .epochs()?
         .iter()
@@ -185,7 +194,7 @@ pub(crate) fn run_with_source(
         // before. Keep systemd's start timeout from expiring meanwhile.
         if metrics.status.phase() != Phase::WaitingForSchema {
             metrics.status.set_phase(Phase::WaitingForSchema);
-            tracing::info!(root = %cfg.source.root.display(), "waiting for the first source file to learn the schema; not ready until then");
+            tracing::info!(root = %cfg.source.root, "waiting for the first source file to learn the schema; not ready until then");
         }
         notifier.notify(&format!(
             "STATUS={}\nEXTEND_TIMEOUT_USEC={}",
@@ -195,7 +204,7 @@ pub(crate) fn run_with_source(
         ));
         match &shutdown {
             None => {
-                tracing::info!(root = %cfg.source.root.display(), "no source file yet: nothing to do");
+                tracing::info!(root = %cfg.source.root, "no source file yet: nothing to do");
                 return Ok(RunSummary {
                     recovered_epochs: recovered,
                     ..Default::default()
@@ -250,7 +259,7 @@ pub(crate) fn run_with_source(
             zstd_level: cfg.sink.zstd_level,
             // The sink is a local directory in this version.
             part_size: sink::LOCAL_PART_SIZE,
-            local_root: Some(cfg.sink.root.clone()),
+            local_root: cfg.sink.root.local_root().map(std::path::Path::to_path_buf),
         },
         max_buffered: cfg.sink.max_buffered,
         metrics: metrics.clone(),
@@ -297,7 +306,8 @@ pub(crate) fn run_with_source(
         Some(pc) => {
             let mode = match cfg.source.visibility {
                 crate::config::Visibility::Marker { .. } => SourceMode::Marker,
-                crate::config::Visibility::Settled { .. } => SourceMode::Settled,
+                crate::config::Visibility::Settled { .. }
+                | crate::config::Visibility::Manifest { .. } => SourceMode::Settled,
             };
             let p =
                 PartitionCommitter::start(pc, mode, sink.clone(), handle.clone(), metrics.clone())?;
@@ -408,7 +418,7 @@ impl Coordinator {
         let (wake_tx, wake_rx): (SyncSender<()>, Receiver<()>) = sync_channel(1);
         let _watcher = match mode {
             RunMode::Daemon { .. } => match discover::watch(&self.cfg.source.root, wake_tx) {
-                Ok(w) => Some(w),
+                Ok(w) => w,
                 Err(e) => {
                     tracing::warn!(error = %e, "file notifications unavailable; relying on periodic scans");
                     None

@@ -168,7 +168,7 @@ impl Setup {
         fetches: u32,
         vanished: bool,
     ) -> (super::RunSummary, Arc<Metrics>) {
-        let inner = super::local_store(&self.cfg.source.root, false).unwrap();
+        let inner = super::open_store(&self.cfg.source.root, &self.cfg.stores, false).unwrap();
         let store = Arc::new(Faulty {
             inner,
             target: "hour=01/part-000002.parquet".into(),

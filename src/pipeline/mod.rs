@@ -29,7 +29,8 @@ mod writer;
 
 pub use coordinator::{RunMode, RunSummary, run, run_with};
 pub use startup::{
-    ExistingOutput, RunOptions, existing_output, local_store, recover, source_schema, taken_of,
+    ExistingOutput, RunOptions, existing_output, local_store, open_store, recover, source_schema,
+    taken_of,
 };
 
 use crate::checkpoint::StateError;
@@ -53,6 +54,8 @@ pub enum PipelineError {
     Commit(#[from] crate::partition_commit::CommitError),
     #[error("rules refused:\n{0}")]
     Rules(String),
+    #[error(transparent)]
+    Open(#[from] crate::store::StoreError),
     #[error("cannot open store {root}: {message}")]
     Store { root: String, message: String },
     #[error("a pipeline thread stopped unexpectedly: {0}")]

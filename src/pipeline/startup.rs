@@ -35,6 +35,16 @@ pub fn local_store(
 
 pub(super) use crate::clock::now_ms;
 
+/// Opens a configured location (a local folder, created when `create`, or
+/// an object store) as a store rooted at it.
+pub fn open_store(
+    loc: &crate::store::Location,
+    settings: &crate::store::StoreSettings,
+    create: bool,
+) -> Result<Arc<dyn ObjectStore>, PipelineError> {
+    Ok(crate::store::open(loc, settings, create)?)
+}
+
 /// Step 4 of the protocol: roll every prepared epoch forward, finish the
 /// files that were open at the last checkpoint (their recorded rows, no
 /// more: see `sink::staged`) and commit them as one epoch, then delete
@@ -200,7 +210,7 @@ pub(super) fn refuse_existing_output(
     }
     Err(PipelineError::ExistingOutput {
         state_dir: cfg.state_dir.display().to_string(),
-        sink_root: cfg.sink.root.display().to_string(),
+        sink_root: cfg.sink.root.to_string(),
         files: found.files,
         table_count: found.tables.len(),
         tables: tables.join(", "),

@@ -293,26 +293,29 @@ pub fn resolve_source_schema(
             Err(e) => notes.push(format!("copy of the stored schema not used: {e}")),
         }
     }
-    if cfg.source.root.is_dir() {
-        let found = crate::pipeline::local_store(&cfg.source.root, false)
+    if cfg.source.root.local_root().is_none_or(Path::is_dir) {
+        let found = crate::pipeline::open_store(&cfg.source.root, &cfg.stores, false)
             .and_then(|store| crate::pipeline::source_schema(cfg, None, false, &store, handle));
         match found {
             Ok(Some(schema)) => {
                 return Ok(ResolvedSchema {
                     schema,
-                    origin: format!("the first source file under {}", shown(&cfg.source.root)),
+                    origin: format!(
+                        "the first source file under {}",
+                        match cfg.source.root.local_root() {
+                            Some(p) => shown(p),
+                            None => cfg.source.root.to_string(),
+                        }
+                    ),
                     notes,
                     declared: false,
                 });
             }
-            Ok(None) => notes.push(format!(
-                "no readable source file under {}",
-                cfg.source.root.display()
-            )),
+            Ok(None) => notes.push(format!("no readable source file under {}", cfg.source.root)),
             Err(e) => notes.push(format!("source not used: {e}")),
         }
     } else {
-        notes.push(format!("no source folder {}", cfg.source.root.display()));
+        notes.push(format!("no source folder {}", cfg.source.root));
     }
     let declared = cfg.rules_dir.join(TESTS_DIR).join(DECLARED_SCHEMA);
     if declared.is_file() {

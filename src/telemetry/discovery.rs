@@ -25,6 +25,12 @@ pub struct DiscoveryStats {
     listing_failures: AtomicU64,
     failed_in_a_row: AtomicU64,
     recent: Mutex<Recent>,
+    /// Requests to the source store (the store is wrapped in a counter).
+    pub requests: std::sync::Arc<crate::store::counted::Requests>,
+    scans_full: AtomicU64,
+    scans_pruned: AtomicU64,
+    last_scan_us: AtomicU64,
+    late_files: AtomicU64,
 }
 
 #[derive(Default)]
@@ -110,6 +116,24 @@ impl DiscoveryStats {
         self.failed_in_a_row.store(0, Ordering::Relaxed);
     }
 
+    /// A scan's listing took `took`; `full`: everything was listed.
+    pub fn scanned(&self, full: bool, took: std::time::Duration) {
+        let c = if full {
+            &self.scans_full
+        } else {
+            &self.scans_pruned
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        self.last_scan_us
+            .store(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A new file found by a full listing in a folder pruned scans skip.
+    pub fn late(&self, path: &str, mtime_ms: i64) {
+        tracing::info!(file = %path, mtime_ms, "late file: it landed in a partition older than watermark - lookback; found by the reconcile listing and taken");
+        self.late_files.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// `/healthz`'s reason after repeated failed listings.
     pub fn unhealthy(&self) -> Option<String> {
         let n = self.failed_in_a_row.load(Ordering::Relaxed);
@@ -159,6 +183,11 @@ impl DiscoveryStats {
                 "Scans whose listing of the source root failed.",
                 &self.listing_failures,
             ),
+            (
+                "sluice_files_late_total",
+                "New files found by a full (reconcile) listing in partitions pruned scans skip.",
+                &self.late_files,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -171,6 +200,27 @@ impl DiscoveryStats {
             out,
             "# HELP {name} Consecutive scans whose listing failed (/healthz fails at {FAILED_SCANS_UNHEALTHY}).\n# TYPE {name} gauge\n{name} {}",
             self.failed_in_a_row.load(Ordering::Relaxed)
+        );
+        let name = "sluice_source_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests to the source store by operation (a LIST page of 1000 keys is one request).\n# TYPE {name} counter"
+        );
+        for (op, n) in self.requests.snapshot() {
+            let _ = writeln!(out, "{name}{{op=\"{op}\"}} {n}");
+        }
+        let name = "sluice_source_scans_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Discovery scans by kind (full listing, or pruned to recent partitions).\n# TYPE {name} counter\n{name}{{kind=\"full\"}} {}\n{name}{{kind=\"pruned\"}} {}",
+            self.scans_full.load(Ordering::Relaxed),
+            self.scans_pruned.load(Ordering::Relaxed)
+        );
+        let name = "sluice_source_scan_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} How long the last scan's listing took.\n# TYPE {name} gauge\n{name} {:.6}",
+            self.last_scan_us.load(Ordering::Relaxed) as f64 / 1e6
         );
     }
 }
@@ -193,8 +243,19 @@ mod tests {
         );
         d.listing_ok();
         assert_eq!(d.unhealthy(), None);
+        d.scanned(false, std::time::Duration::from_millis(1500));
+        d.requests.list.fetch_add(4, Ordering::Relaxed);
         let mut text = String::new();
         d.render(&mut text);
+        assert!(
+            text.contains("sluice_source_requests_total{op=\"list\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sluice_source_scans_total{kind=\"pruned\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("sluice_source_scan_seconds 1.5"), "{text}");
         assert!(text.contains("sluice_listing_failures_total 3"), "{text}");
         assert!(
             text.contains("sluice_listing_failed_scans_in_a_row 0"),

@@ -149,6 +149,8 @@ pub enum DiagnosisKind {
     Healthy,
     Starting,
     NotRunning,
+    /// The source cannot be listed, scan after scan.
+    SourceUnreachable,
     Stalled,
     DiskFull,
     SinkErrors,
@@ -237,7 +239,8 @@ impl Thresholds {
     pub fn from_config(cfg: &crate::config::Config) -> Thresholds {
         let min_age = match &cfg.source.visibility {
             crate::config::Visibility::Settled { min_age } => *min_age,
-            crate::config::Visibility::Marker { .. } => Duration::ZERO,
+            crate::config::Visibility::Marker { .. }
+            | crate::config::Visibility::Manifest { .. } => Duration::ZERO,
         };
         let ci = cfg.sink.checkpoint_interval.as_secs_f64();
         Thresholds {
@@ -304,6 +307,19 @@ pub fn diagnose(s: &StatusSnapshot, t: &Thresholds) -> Diagnosis {
     }
     if s.phase != Phase::Running {
         return d(DiagnosisKind::Starting, s.phase.describe().to_string());
+    }
+    if s.discovery.failed_scans_in_a_row >= super::discovery::FAILED_SCANS_UNHEALTHY {
+        return d(
+            DiagnosisKind::SourceUnreachable,
+            format!(
+                "source store unreachable: the last {} listings failed ({}); retried every scan, nothing is lost meanwhile",
+                s.discovery.failed_scans_in_a_row,
+                s.discovery
+                    .last_listing_error
+                    .as_deref()
+                    .unwrap_or("no error recorded")
+            ),
+        );
     }
     if let Some(why) = &s.stalled {
         return d(DiagnosisKind::Stalled, format!("stalled: {why}"));
@@ -407,11 +423,12 @@ pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
     ))
 }
 
-/// Disk figures for the sink root and the state dir.
-pub fn disks(sink: &Path, state: &Path) -> Vec<DiskInfo> {
-    [("sink", sink), ("state", state)]
+/// Disk figures for the sink root (when local) and the state dir.
+pub fn disks(sink: Option<&Path>, state: &Path) -> Vec<DiskInfo> {
+    [("sink", sink), ("state", Some(state))]
         .into_iter()
         .filter_map(|(what, p)| {
+            let p = p?;
             disk_space(p).map(|(free, total)| DiskInfo {
                 what: what.into(),
                 path: p.display().to_string(),
@@ -435,7 +452,7 @@ struct Board {
     phase: Phase,
     readers: u64,
     thresholds: Thresholds,
-    sink_root: PathBuf,
+    sink_root: Option<PathBuf>,
     state_dir: PathBuf,
     last: Option<LastCheckpoint>,
     quarantined: Vec<Quarantined>,
@@ -475,7 +492,8 @@ impl Board {
 pub struct RunFacts<'a> {
     pub readers: u64,
     pub thresholds: Thresholds,
-    pub sink_root: &'a Path,
+    /// `None` when the sink is an object store (no disk to report).
+    pub sink_root: Option<&'a Path>,
     pub state_dir: &'a Path,
 }
 
@@ -509,7 +527,7 @@ impl StatusBoard {
         let mut b = self.lock();
         b.readers = f.readers;
         b.thresholds = f.thresholds;
-        b.sink_root = f.sink_root.to_path_buf();
+        b.sink_root = f.sink_root.map(Path::to_path_buf);
         b.state_dir = f.state_dir.to_path_buf();
     }
 
@@ -611,7 +629,7 @@ impl StatusBoard {
                 checkpoint_interval_seconds: b.thresholds.checkpoint_interval_seconds,
                 recent_checkpoint_ms: b.recent_checkpoint_ms.iter().copied().collect(),
             }),
-            disk: disks(&b.sink_root, &b.state_dir),
+            disk: disks(b.sink_root.as_deref(), &b.state_dir),
             stalled: m.stalled(now_ms),
             discovery: m.discovery.status(),
             diagnosis: Diagnosis::default(),
@@ -700,6 +718,17 @@ mod tests {
         assert_eq!(kind(&s), DiagnosisKind::DiskFull);
         s.stalled = Some("main loop has not run for 400 s".into());
         assert_eq!(kind(&s), DiagnosisKind::Stalled);
+        s.discovery.failed_scans_in_a_row = 3;
+        s.discovery.last_listing_error =
+            Some("cannot list the source root s3://b/ods: refused".into());
+        let dg = diagnose(&s, &t());
+        assert_eq!(dg.kind, DiagnosisKind::SourceUnreachable);
+        assert!(
+            dg.message.starts_with("source store unreachable") && dg.message.contains("s3://b/ods"),
+            "{}",
+            dg.message
+        );
+        s.discovery.failed_scans_in_a_row = 0;
         s.phase = Phase::WaitingForSchema;
         assert_eq!(kind(&s), DiagnosisKind::Starting);
 
@@ -726,7 +755,7 @@ mod tests {
         b.set_facts(RunFacts {
             readers: 2,
             thresholds: t(),
-            sink_root: Path::new("/"),
+            sink_root: Some(Path::new("/")),
             state_dir: Path::new("/"),
         });
         let facts = || CheckpointFacts {

@@ -193,7 +193,7 @@ impl Coordinator {
         epoch::commit_epoch(
             &self.state,
             &self.sink,
-            Some(&self.cfg.sink.root),
+            self.cfg.sink.root.local_root(),
             &self.handle,
             &prepare,
         )?;

@@ -16,6 +16,10 @@ pub(super) struct DiscoveryBook {
     links: HashSet<String>,
     /// Records of files below this mtime may have been pruned.
     pub(super) pruned_below: Option<i64>,
+    /// When the last full listing ran (with `partition_pruning`).
+    last_full: Option<Instant>,
+    /// `visibility = "manifest"`: the index files read.
+    manifests: discover::manifest::ManifestBook,
 }
 
 impl DiscoveryBook {
@@ -43,13 +47,50 @@ impl Coordinator {
     pub(super) fn discover(&mut self, fail_on_listing: bool) -> Result<(), PipelineError> {
         let _span = tracing::debug_span!("discover").entered();
         let taken = taken_of(&self.files);
-        let listing = match discover::list(
-            &self.source,
-            &self.cfg.source.root,
-            self.cfg.source.follow_symlinks,
-            &|p| taken.contains_key(p),
-        ) {
-            Ok(l) => l,
+        let watermark = self.state.watermark_ms()?;
+        let now = now_ms();
+        // With pruning: the floor of the day folders listed, unless a full
+        // (reconcile) listing is due.
+        let floor = watermark.map(|w| {
+            w.min(now)
+                .saturating_sub(self.cfg.source.lookback.as_millis() as i64)
+        });
+        let reconcile_due = |every: Duration| {
+            self.discovery
+                .last_full
+                .is_none_or(|t| t.elapsed() >= every)
+        };
+        let prune_floor = match self.cfg.source.pruning {
+            Some(every) if !reconcile_due(every) => floor,
+            _ => None,
+        };
+        let t0 = Instant::now();
+        let listed = match &self.cfg.source.visibility {
+            crate::config::Visibility::Manifest { dir } => discover::manifest::scan(
+                &self.source,
+                &self.cfg.source.root,
+                dir,
+                &mut self.discovery.manifests,
+                &|p| taken.contains_key(p),
+            )
+            .map(|l| (l, discover::Scope::Full)),
+            _ => discover::list_scoped(
+                &self.source,
+                &self.cfg.source.root,
+                self.cfg.source.follow_symlinks,
+                &|p| taken.contains_key(p),
+                prune_floor,
+            ),
+        };
+        let listing = match listed {
+            Ok((l, scope)) => {
+                let full = scope == discover::Scope::Full;
+                self.metrics.discovery.scanned(full, t0.elapsed());
+                if full {
+                    self.discovery.last_full = Some(Instant::now());
+                }
+                l
+            }
             Err(e) => {
                 self.metrics.discovery.listing_failed(&e.to_string());
                 return if fail_on_listing {
@@ -61,13 +102,12 @@ impl Coordinator {
         };
         self.metrics.discovery.listing_ok();
         self.report_unlisted(&listing);
-        let watermark = self.state.watermark_ms()?;
         let sel = discover::select(
             &listing.files,
             &SelectParams {
                 pattern: &self.cfg.source.pattern,
                 visibility: &self.cfg.source.visibility,
-                now_ms: now_ms(),
+                now_ms: now,
                 watermark_ms: watermark,
                 lookback: self.cfg.source.lookback,
                 older_than_lookback: self.cfg.source.older_than_lookback,
@@ -76,11 +116,13 @@ impl Coordinator {
                 reported: &self.reported,
             },
         );
-        for f in self
-            .discovery
-            .old
-            .scan(&sel.too_old, self.discovery.pruned_below)
-        {
+        let old = &mut self.discovery.old;
+        let skipped = if prune_floor.is_some() {
+            old.scan_partial(&sel.too_old, self.discovery.pruned_below)
+        } else {
+            old.scan(&sel.too_old, self.discovery.pruned_below)
+        };
+        for f in skipped {
             self.metrics
                 .discovery
                 .too_old(&f.path, f.mtime_ms, sel.floor_ms, watermark);
@@ -100,6 +142,13 @@ impl Coordinator {
             }
         }
         for f in sel.new {
+            // A full listing with pruning on finds what pruned scans missed.
+            if self.cfg.source.pruning.is_some()
+                && prune_floor.is_none()
+                && floor.is_some_and(|fl| discover::prune::skips_path(&f.path, fl))
+            {
+                self.metrics.discovery.late(&f.path, f.mtime_ms);
+            }
             self.take(f);
         }
         Ok(())

@@ -35,7 +35,7 @@ impl Coordinator {
         self.metrics.status.set_facts(status::RunFacts {
             readers: self.cfg.read.readers as u64,
             thresholds: status::Thresholds::from_config(&self.cfg),
-            sink_root: &self.cfg.sink.root,
+            sink_root: self.cfg.sink.root.local_root(),
             state_dir: &self.cfg.state_dir,
         });
         tracing::info!(
