@@ -17,6 +17,7 @@
 //! did not stage (see [`commit`]).
 
 pub mod commit;
+pub mod encoding;
 mod upload;
 
 use crate::checkpoint::StagedFile;
