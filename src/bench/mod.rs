@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// (`gen_ods.py`) writes it. `--rows` is then ignored for P100.
     #[arg(long)]
     p100_data: Option<PathBuf>,
+    /// Write every output column with a dictionary, as sluice did before
+    /// choosing per column (to compare both with one build).
+    #[arg(long)]
+    dictionary_everywhere: bool,
     /// Runs of each scenario; the fastest is reported (a shared machine's
     /// disk and CPU make single runs noisy).
     #[arg(long, default_value_t = 1)]
@@ -110,6 +114,7 @@ const RESULT_FIELDS: usize = 7;
 
 pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let ods = a.dir.join("ods");
+    sluice::sink::encoding::set_dictionary_everywhere(a.dictionary_everywhere);
     if let Some(s) = &a.scenario {
         return run_scenario(&a, s, &ods);
     }
@@ -159,8 +164,15 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         );
     }
     println!(
-        "{} reader and {} writer threads, sink.max_buffered {}\n",
-        a.readers, a.writers, a.max_buffered
+        "{} reader and {} writer threads, sink.max_buffered {}, {}\n",
+        a.readers,
+        a.writers,
+        a.max_buffered,
+        if a.dictionary_everywhere {
+            "a dictionary on every column"
+        } else {
+            "encoding chosen per column"
+        }
     );
     println!(
         "{:<46} {:>8} {:>8} {:>12} {:>9} {:>12} {:>10} {:>7} {:>9} {:>6}",
@@ -280,6 +292,9 @@ fn run_child(a: &BenchArgs, exe: &Path, key: &str) -> Result<Result<(Vec<f64>, S
     }
     if let Some(d) = &a.p100_data {
         cmd.arg("--p100-data").arg(d);
+    }
+    if a.dictionary_everywhere {
+        cmd.arg("--dictionary-everywhere");
     }
     let out = cmd.output()?;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();

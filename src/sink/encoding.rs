@@ -22,6 +22,7 @@ use hashbrown::HashMap;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A column chunk is dictionary-encoded when its expected distinct values
 /// are under this fraction of its rows.
@@ -48,6 +49,16 @@ pub enum Choice {
     Default,
 }
 
+/// Set only by `sluice bench --dictionary-everywhere`: every file then
+/// gets [`uniform_properties`], as before per-column choices, so one build
+/// measures both.
+static DICTIONARY_EVERYWHERE: AtomicBool = AtomicBool::new(false);
+
+/// For `sluice bench` only (see [`DICTIONARY_EVERYWHERE`]).
+pub fn set_dictionary_everywhere(on: bool) {
+    DICTIONARY_EVERYWHERE.store(on, Ordering::Relaxed);
+}
+
 /// The properties of one output file: zstd at the configured level, the
 /// configured row group size, and per column the choice of [`choices`].
 pub fn writer_properties(
@@ -55,6 +66,9 @@ pub fn writer_properties(
     sample: &RecordBatch,
     settings: &EncodingSettings,
 ) -> WriterProperties {
+    if DICTIONARY_EVERYWHERE.load(Ordering::Relaxed) {
+        return uniform_properties(settings);
+    }
     let mut b = base(settings);
     for (name, choice) in choices(schema, sample, settings) {
         let col = ColumnPath::from(name);

@@ -27,8 +27,6 @@ use hashbrown::HashMap;
 use object_store::ObjectStore;
 use object_store::path::{Path as ObjPath, PathPart};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use std::sync::Arc;
 use tokio::runtime::Handle;
 
@@ -318,6 +316,7 @@ impl EpochWriters {
                 &self.settings,
                 self.epoch,
                 w,
+                &batch,
             )?);
         }
         let roll = {
@@ -422,6 +421,7 @@ fn open_file(
     s: &SinkSettings,
     epoch: u64,
     w: &mut PartitionWriter,
+    sample: &RecordBatch,
 ) -> Result<OpenFile, SinkError> {
     let name = file_name(&s.state_id, epoch, w.writer_id, w.seq);
     w.seq += 1;
@@ -439,13 +439,14 @@ fn open_file(
     )?;
     let sink =
         upload::UploadWrite::start(store.clone(), handle.clone(), staged.clone(), s.part_size);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(s.zstd_level).unwrap_or_default(),
-        ))
-        .set_max_row_group_row_count(Some(s.row_group_rows))
-        .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
-        .build();
+    let props = encoding::writer_properties(
+        &w.schema,
+        sample,
+        &encoding::EncodingSettings {
+            zstd_level: s.zstd_level,
+            row_group_rows: s.row_group_rows,
+        },
+    );
     let writer = ArrowWriter::try_new(sink, w.schema.clone(), Some(props)).map_err(|source| {
         SinkError::Encode {
             table: w.table.clone(),
