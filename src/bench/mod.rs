@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// choosing per column (to compare both with one build).
     #[arg(long)]
     dictionary_everywhere: bool,
+    /// Route with copies of every source column, as sluice did before it
+    /// copied only the columns a rule reads (to compare with one build).
+    #[arg(long)]
+    copy_all_columns: bool,
     /// Runs of each scenario; the fastest is reported (a shared machine's
     /// disk and CPU make single runs noisy).
     #[arg(long, default_value_t = 1)]
@@ -115,6 +119,7 @@ const RESULT_FIELDS: usize = 7;
 pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let ods = a.dir.join("ods");
     sluice::sink::encoding::set_dictionary_everywhere(a.dictionary_everywhere);
+    sluice::route::set_copy_all_columns(a.copy_all_columns);
     if let Some(s) = &a.scenario {
         return run_scenario(&a, s, &ods);
     }
@@ -164,7 +169,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         );
     }
     println!(
-        "{} reader and {} writer threads, sink.max_buffered {}, {}\n",
+        "{} reader and {} writer threads, sink.max_buffered {}, {}, {}\n",
         a.readers,
         a.writers,
         a.max_buffered,
@@ -172,6 +177,11 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
             "a dictionary on every column"
         } else {
             "encoding chosen per column"
+        },
+        if a.copy_all_columns {
+            "routing copies every column"
+        } else {
+            "routing copies the columns a rule reads"
         }
     );
     println!(
@@ -295,6 +305,9 @@ fn run_child(a: &BenchArgs, exe: &Path, key: &str) -> Result<Result<(Vec<f64>, S
     }
     if a.dictionary_everywhere {
         cmd.arg("--dictionary-everywhere");
+    }
+    if a.copy_all_columns {
+        cmd.arg("--copy-all-columns");
     }
     let out = cmd.output()?;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();

@@ -363,6 +363,26 @@ fn only_the_rows_a_rule_fails_on_are_set_aside() {
         let rule = e.batch.column_by_name("_rule").unwrap().as_string::<i32>();
         assert_eq!(rule.value(0), "r0.sql");
         assert!(e.batch.column_by_name("dt").is_none(), "dt is in the path");
+        // Error rows keep every source column, also those the rule does
+        // not read (an indexed rule evaluates a copy without them).
+        let click_rows: Vec<u32> = (0..b.num_rows() as u32)
+            .filter(|&i| {
+                b.column_by_name("event_type")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .value(i as usize)
+                    == "click"
+            })
+            .collect();
+        let src = take_record_batch(&b, &UInt32Array::from(click_rows)).unwrap();
+        for f in b.schema().fields().iter().filter(|f| f.name() != "dt") {
+            assert_eq!(
+                e.batch.column_by_name(f.name()).unwrap(),
+                src.column_by_name(f.name()).unwrap(),
+                "{}",
+                f.name()
+            );
+        }
         assert!(e.batch.column_by_name("hour").is_some());
         // Clicks the failing rule could not evaluate are not "matched" by it.
         assert_eq!(r.matched_rows as usize, views);
