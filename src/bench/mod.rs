@@ -418,15 +418,23 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
 }
 
 /// P100's routed output, made once per data folder by a pipeline run
-/// (untimed), then encoded again from memory by `encode::measure`.
+/// (untimed) into `<dir>/p100-routed`, then encoded again from memory by
+/// `encode::measure`.
 fn encode_only(
     a: &BenchArgs,
     ods: &Path,
     work: &Path,
     rt: &tokio::runtime::Runtime,
 ) -> Result<ExitCode> {
-    let routed = p100_dir(a).join("routed");
-    if !routed.join(".done").exists() {
+    // Under `--dir`, never in a shared `--p100-data` folder; the marker
+    // names the data it was routed from.
+    let routed = a.dir.join("p100-routed");
+    let from = p100_dir(a).display().to_string();
+    if std::fs::read_to_string(routed.join(".done"))
+        .ok()
+        .as_deref()
+        != Some(from.as_str())
+    {
         eprintln!("routing P100 once into {} ...", routed.display());
         let _ = std::fs::remove_dir_all(&routed);
         let cfg = scenario_config(a, "p100", ods, work, &routed)?;
@@ -436,7 +444,7 @@ fn encode_only(
             Arc::new(Metrics::default()),
             rt.handle().clone(),
         )?;
-        std::fs::write(routed.join(".done"), "")?;
+        std::fs::write(routed.join(".done"), &from)?;
     }
     let row_group_rows = scenario_config(a, "p100", ods, work, &routed)?
         .sink
