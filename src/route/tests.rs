@@ -487,3 +487,33 @@ fn rules_pinning_two_columns_index_the_more_selective_and_skip_sure_predicates()
         .check(&b, indexed.rules.len(), indexed.index.as_ref());
     assert!(!p.certain[0], "a NULL hour fails `hour = '07'`");
 }
+
+#[test]
+fn copying_only_read_columns_routes_exactly_like_copying_all() {
+    let files = rule_files(&[
+        ("a.sql", "CREATE TABLE a PARTITIONED BY (dt) AS SELECT event_id, props, dt FROM ods_events WHERE event_type = 'click' AND mid LIKE 'm0%'"),
+        ("b.sql", "CREATE TABLE b PARTITIONED BY (hour) AS SELECT mid, upper(spmid) AS s, hour FROM ods_events WHERE event_type IN ('view', 'click')"),
+        ("c.sql", "CREATE TABLE c AS SELECT event_id, event_time FROM ods_events WHERE platform = 'tv' OR user_id IS NULL"),
+        ("d.sql", "CREATE TABLE d AS SELECT * FROM ods_events WHERE event_type = 'view' AND app_source <> 'web'"),
+    ]);
+    let set = RuleSet::compile_all(files, "ods_events", &schema()).unwrap();
+    assert!(set.index.is_some());
+    let b = batch(3000);
+    let narrow = set.route(&b);
+    super::set_copy_all_columns(true);
+    let full = set.route(&b);
+    super::set_copy_all_columns(false);
+    let key = |r: &Routed| -> Vec<(usize, String, RecordBatch)> {
+        let mut v: Vec<_> = r
+            .pieces
+            .iter()
+            .map(|p| (p.rule, p.partition.clone(), p.batch.clone()))
+            .collect();
+        v.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+        v
+    };
+    assert_eq!(narrow.pieces.len(), full.pieces.len());
+    assert!(narrow.pieces.len() >= 4);
+    assert_eq!(key(&narrow), key(&full));
+    assert_eq!(narrow.matched_rows, full.matched_rows);
+}
