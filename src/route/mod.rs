@@ -14,6 +14,8 @@ pub mod bounds;
 pub mod compile;
 mod index;
 pub mod isolate;
+mod narrow;
+pub use narrow::set_copy_all_columns;
 pub mod rule_file;
 pub mod schema_guard;
 
@@ -24,7 +26,7 @@ pub use isolate::{ERRORS_DIR, Isolated};
 
 use crate::discover::hive;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
-use arrow::compute::{cast, filter_record_batch, take_record_batch};
+use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 use hashbrown::HashMap;
 use std::path::{Path, PathBuf};
@@ -234,7 +236,15 @@ impl RuleSet {
                 });
                 if self.on_error == OnError::ErrorTable {
                     let day = today.get_or_insert_with(isolate::utc_today);
-                    match isolate::error_pieces(rule, &self.rules[rule], input, &bad, day) {
+                    // An indexed rule's input holds only the columns it
+                    // reads; error rows keep every source column.
+                    let full = match rows {
+                        Some(idx) => take_record_batch(batch, idx),
+                        None => Ok(input.clone()),
+                    };
+                    match full.and_then(|full| {
+                        isolate::error_pieces(rule, &self.rules[rule], &full, &bad, day)
+                    }) {
                         Ok(p) => out.pieces.extend(p),
                         Err(e) => out.errors.push(RuleFailure {
                             rule,
@@ -286,7 +296,8 @@ impl RuleSet {
                             UInt32Array::from(rows)
                         }
                     };
-                    match take_record_batch(batch, &idx) {
+                    let mask = narrow::read_mask(batch, &self.rules[r]);
+                    match narrow::take_read(batch, &idx, mask.as_deref()) {
                         Ok(sub) => run(r, &sub, Some(&idx), &mut out),
                         Err(e) => out.errors.push(RuleFailure {
                             rule: r,
@@ -372,9 +383,11 @@ impl RuleSet {
                     return Ok((mask, None));
                 }
                 let clean = BooleanArray::from(mask.clone());
+                let read = narrow::read_mask(input, r);
                 (
                     mask,
-                    filter_record_batch(input, &clean).map_err(|e| e.to_string())?,
+                    narrow::filter_read(input, &clean, read.as_deref())
+                        .map_err(|e| e.to_string())?,
                 )
             }
         };

@@ -369,6 +369,26 @@ fn only_the_rows_a_rule_fails_on_are_set_aside() {
         let rule = e.batch.column_by_name("_rule").unwrap().as_string::<i32>();
         assert_eq!(rule.value(0), "r0.sql");
         assert!(e.batch.column_by_name("dt").is_none(), "dt is in the path");
+        // Error rows keep every source column, also those the rule does
+        // not read (an indexed rule evaluates a copy without them).
+        let click_rows: Vec<u32> = (0..b.num_rows() as u32)
+            .filter(|&i| {
+                b.column_by_name("event_type")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .value(i as usize)
+                    == "click"
+            })
+            .collect();
+        let src = take_record_batch(&b, &UInt32Array::from(click_rows)).unwrap();
+        for f in b.schema().fields().iter().filter(|f| f.name() != "dt") {
+            assert_eq!(
+                e.batch.column_by_name(f.name()).unwrap(),
+                src.column_by_name(f.name()).unwrap(),
+                "{}",
+                f.name()
+            );
+        }
         assert!(e.batch.column_by_name("hour").is_some());
         // Clicks the failing rule could not evaluate are not "matched" by it.
         assert_eq!(r.matched_rows as usize, views);
@@ -472,4 +492,46 @@ fn rules_pinning_two_columns_index_the_more_selective_and_skip_sure_predicates()
         .pins
         .check(&b, indexed.rules.len(), indexed.index.as_ref());
     assert!(!p.certain[0], "a NULL hour fails `hour = '07'`");
+}
+
+#[test]
+fn copying_only_read_columns_routes_exactly_like_copying_all() {
+    let files = rule_files(&[
+        (
+            "a.sql",
+            "CREATE TABLE a PARTITIONED BY (dt) AS SELECT event_id, props, dt FROM ods_events WHERE event_type = 'click' AND mid LIKE 'm0%'",
+        ),
+        (
+            "b.sql",
+            "CREATE TABLE b PARTITIONED BY (hour) AS SELECT mid, upper(spmid) AS s, hour FROM ods_events WHERE event_type IN ('view', 'click')",
+        ),
+        (
+            "c.sql",
+            "CREATE TABLE c AS SELECT event_id, event_time FROM ods_events WHERE platform = 'tv' OR user_id IS NULL",
+        ),
+        (
+            "d.sql",
+            "CREATE TABLE d AS SELECT * FROM ods_events WHERE event_type = 'view' AND app_source <> 'web'",
+        ),
+    ]);
+    let set = RuleSet::compile_all(files, "ods_events", &schema()).unwrap();
+    assert!(set.index.is_some());
+    let b = batch(3000);
+    let narrow = set.route(&b);
+    super::set_copy_all_columns(true);
+    let full = set.route(&b);
+    super::set_copy_all_columns(false);
+    let key = |r: &Routed| -> Vec<(usize, String, RecordBatch)> {
+        let mut v: Vec<_> = r
+            .pieces
+            .iter()
+            .map(|p| (p.rule, p.partition.clone(), p.batch.clone()))
+            .collect();
+        v.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+        v
+    };
+    assert_eq!(narrow.pieces.len(), full.pieces.len());
+    assert!(narrow.pieces.len() >= 4);
+    assert_eq!(key(&narrow), key(&full));
+    assert_eq!(narrow.matched_rows, full.matched_rows);
 }

@@ -20,6 +20,7 @@
 //! [`commit`]).
 
 pub mod commit;
+pub mod encoding;
 pub mod staged;
 mod upload;
 pub mod writers;

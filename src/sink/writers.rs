@@ -17,8 +17,6 @@ use hashbrown::HashMap;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjPath;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -340,6 +338,7 @@ impl Writers {
                 &self.settings,
                 self.epoch,
                 w,
+                &batch,
             )?);
         }
         let roll = {
@@ -535,6 +534,7 @@ fn open_file(
     s: &SinkSettings,
     epoch: u64,
     w: &mut PartitionWriter,
+    sample: &RecordBatch,
 ) -> Result<OpenFile, SinkError> {
     let name = file_name(&s.state_id, epoch, w.writer_id, w.seq);
     w.seq += 1;
@@ -551,13 +551,15 @@ fn open_file(
             .chain(parts.iter().copied())
             .chain([name.as_str()]),
     )?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(s.zstd_level).unwrap_or_default(),
-        ))
-        .set_max_row_group_row_count(Some(s.row_group_rows))
-        .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
-        .build();
+    // Dictionary or plain per column, judged on the file's first rows.
+    let props = super::encoding::writer_properties(
+        &w.schema,
+        sample,
+        &super::encoding::EncodingSettings {
+            zstd_level: s.zstd_level,
+            row_group_rows: s.row_group_rows,
+        },
+    );
     let enc = |source| SinkError::Encode {
         table: w.table.clone(),
         source,

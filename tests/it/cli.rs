@@ -146,7 +146,9 @@ fn output_files_roll_at_the_target_size() {
         ),
     )
     .unwrap();
-    env.add_file(0, 100_000);
+    // 200k rows: with each column's encoding chosen from the data, 100k
+    // demo rows take under three 64 KiB files.
+    env.add_file(0, 200_000);
     assert!(env.run_once().status.success());
     let files: Vec<String> = visible_files(&env.sink().join("t_all"), &[])
         .into_iter()
