@@ -294,7 +294,9 @@ fn default_row_group_rows() -> usize {
     128 * 1024
 }
 fn default_zstd_level() -> i32 {
-    3
+    // Level 1: on P100 it wrote smaller output than Polars' (with per-column
+    // encoding) for a quarter less wall time than level 3.
+    1
 }
 fn default_writers() -> usize {
     2
