@@ -3,7 +3,7 @@
 //! cannot be listed, a source root that cannot be listed, names with any
 //! character, and symlinks.
 
-use crate::ops::{get, metric};
+use crate::ops::{get, metric, wait_metric};
 use crate::support::*;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -19,21 +19,6 @@ fn edit_config(env: &Env, from: &str, to: &str) {
     let cfg = std::fs::read_to_string(env.config()).unwrap();
     assert!(cfg.contains(from), "{from:?} not in the config");
     std::fs::write(env.config(), cfg.replacen(from, to, 1)).unwrap();
-}
-
-fn wait_metric(addr: &str, name: &str, want: u64) -> String {
-    let t0 = Instant::now();
-    loop {
-        let (_, body) = get(addr, "/metrics");
-        if metric(&body, name) >= want {
-            return body;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "{name} never reached {want}:\n{body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn assert_exact(

@@ -26,6 +26,22 @@ pub(crate) fn metric(body: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no metric {name} in:\n{body}"))
 }
 
+/// Waits until the metric `name` reaches `want`; returns the metrics then.
+pub(crate) fn wait_metric(addr: &str, name: &str, want: u64) -> String {
+    let t0 = Instant::now();
+    loop {
+        let (_, body) = get(addr, "/metrics");
+        if metric(&body, name) >= want {
+            return body;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{name} never reached {want}:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until no output file is open (every routed row is visible) and
 /// returns the metrics then.
 pub(crate) fn wait_all_visible(addr: &str) -> String {

@@ -11,6 +11,24 @@ use std::time::Duration;
 
 const HOUR0: &str = "dt=2026-11-20/hour=00";
 
+/// Stops the daemon with SIGTERM (a clean exit) and checks every table
+/// against the input.
+fn stop_and_check_exact(env: &Env, child: Daemon) {
+    let mut child = child.into_child();
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+    let expected = expected_tables(&env.ods(), &[]);
+    let diffs = diff_tables(&expected, &actual_tables(&env.sink()));
+    assert!(
+        diffs.is_empty(),
+        "output differs from input after the crash:\n{}",
+        diffs.join("\n")
+    );
+}
+
 #[test]
 fn a_commit_killed_after_its_webhook_is_notified_again_after_the_restart() {
     let (addr, got) = start_receiver(false);
@@ -42,8 +60,7 @@ retry_backoff = "100ms"
     // Removed so that its presence at the end proves the commit ran again.
     std::fs::remove_file(&success).unwrap();
 
-    let (mut child, rx) =
-        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
+    let (child, rx) = spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
     let mut log = String::new();
     wait_for(
         "the repeated notification of hour 00",
@@ -66,18 +83,7 @@ retry_backoff = "100ms"
     );
     assert!(success.exists(), "_SUCCESS not written again:\n{log}");
 
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    assert!(child.wait().unwrap().success());
-    let expected = expected_tables(&env.ods(), &[]);
-    let diffs = diff_tables(&expected, &actual_tables(&env.sink()));
-    assert!(
-        diffs.is_empty(),
-        "output differs from input after the crash:\n{}",
-        diffs.join("\n")
-    );
+    stop_and_check_exact(&env, child);
     let show = env.state_show();
     assert!(show.contains("1 committed (0 late re-commits)"), "{show}");
 }
@@ -122,8 +128,7 @@ retry_backoff = "100ms"
     assert!(!success.exists(), "committed before its files were visible");
     assert!(delivered(&got).is_empty());
 
-    let (mut child, rx) =
-        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
+    let (child, rx) = spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
     let mut log = String::new();
     wait_for("the commit of hour 00", &mut log, &rx, || {
         !delivered(&got).is_empty()
@@ -136,16 +141,5 @@ retry_backoff = "100ms"
         expected_body(&env, "t_click", HOUR0, false, &all[0])
     );
     assert!(success.exists(), "{log}");
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    assert!(child.wait().unwrap().success());
-    let expected = expected_tables(&env.ods(), &[]);
-    let diffs = diff_tables(&expected, &actual_tables(&env.sink()));
-    assert!(
-        diffs.is_empty(),
-        "output differs from input after the crash:\n{}",
-        diffs.join("\n")
-    );
+    stop_and_check_exact(&env, child);
 }

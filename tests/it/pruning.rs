@@ -2,24 +2,9 @@
 //! listing, scans list only recent day folders; a file landing in an old
 //! folder is found by the reconcile listing, taken once and counted late.
 
-use crate::ops::{get, metric};
+use crate::ops::{get, metric, wait_metric};
 use crate::support::*;
-use std::time::{Duration, Instant};
-
-fn wait_metric(addr: &str, name: &str, want: u64) -> String {
-    let t0 = Instant::now();
-    loop {
-        let (_, body) = get(addr, "/metrics");
-        if metric(&body, name) >= want {
-            return body;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "{name} never reached {want}:\n{body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use std::time::Duration;
 
 #[test]
 fn pruned_scans_skip_old_day_folders_and_the_reconcile_takes_a_late_file() {
