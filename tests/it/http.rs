@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// Sockets the process `pid` holds.
-fn sockets(pid: u32) -> usize {
+pub(crate) fn sockets(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|rd| {
             rd.flatten()
@@ -22,6 +22,28 @@ fn sockets(pid: u32) -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// Sends a 1 MB header to `/healthz` in 64 KiB pieces, 50 ms apart (so it
+/// overlaps what the test does meanwhile). Returns the bytes sent and the
+/// answer, if any.
+pub(crate) fn send_huge_header(addr: &str) -> (usize, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut sent = s.write(b"GET /healthz HTTP/1.1\r\nX-Big: ").unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    for _ in 0..16 {
+        match s.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = s.write_all(b"\r\n\r\n");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (sent, String::from_utf8_lossy(&out).into_owned())
 }
 
 /// CPU time (user + system) of `pid`, in clock ticks.
@@ -136,24 +158,7 @@ fn idle_connections_and_a_huge_header_neither_starve_healthz_nor_pile_up() {
 
     // A client that sends a 1 MB header, slowly enough to overlap the rest.
     let a = addr.clone();
-    let huge = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(&a).unwrap();
-        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut sent = s.write(b"GET /healthz HTTP/1.1\r\nX-Big: ").unwrap();
-        let chunk = vec![b'a'; 64 * 1024];
-        for _ in 0..16 {
-            match s.write(&chunk) {
-                Ok(n) => sent += n,
-                Err(_) => break,
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = s.write_all(b"\r\n\r\n");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        (sent, String::from_utf8_lossy(&out).into_owned())
-    });
+    let huge = std::thread::spawn(move || send_huge_header(&a));
 
     // 300 connections that never send a byte.
     let idle: Vec<TcpStream> = (0..300)

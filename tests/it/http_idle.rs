@@ -3,25 +3,12 @@
 //! client sends a 1 MB header, and the daemon never holds more than its
 //! limit. (`http.rs` does the same at a small limit.)
 
+use crate::http::{send_huge_header, sockets};
 use crate::ops::get;
 use crate::support::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-
-/// Sockets the process `pid` holds.
-fn sockets(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| {
-                    std::fs::read_link(e.path())
-                        .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
 
 /// GET /healthz; panics without an answer within `within`.
 fn healthz_within(addr: &str, within: Duration) -> String {
@@ -48,24 +35,7 @@ fn healthz_answers_through_500_idle_connections_and_a_1_mb_header_at_the_default
 
     // A 1 MB header, sent slowly enough to overlap the probes below.
     let a = addr.clone();
-    let huge = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(&a).unwrap();
-        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut sent = s.write(b"GET /healthz HTTP/1.1\r\nX-Big: ").unwrap();
-        let chunk = vec![b'a'; 64 * 1024];
-        for _ in 0..16 {
-            match s.write(&chunk) {
-                Ok(n) => sent += n,
-                Err(_) => break,
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = s.write_all(b"\r\n\r\n");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        (sent, String::from_utf8_lossy(&out).into_owned())
-    });
+    let huge = std::thread::spawn(move || send_huge_header(&a));
 
     // 500 connections that never send a byte.
     let idle: Vec<TcpStream> = (0..500)
