@@ -242,9 +242,8 @@ pub fn cmd_rewind(cfg: &Config, to: &str, yes: bool) -> Result<ExitCode> {
     }
     // Prepared epochs do not depend on file records; roll them forward
     // first, as the next start would, so the state is clean.
-    let sink =
-        pipeline::open_store(&cfg.sink.root, &cfg.stores, true).context("opening sink.root")?;
-    let rolled = pipeline::recover(&state, &sink, cfg.sink.root.local_root(), rt.handle())?;
+    let sink = pipeline::open_sink(&cfg, &state, true).context("opening sink.root")?;
+    let rolled = pipeline::recover(&state, &sink, rt.handle())?;
     if rolled > 0 {
         println!("rolled {rolled} prepared epoch(s) forward first");
     }

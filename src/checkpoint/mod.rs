@@ -15,6 +15,8 @@
 //! table_schema:<T>    output schema of table T's files (route::schema_guard's JSON)
 //! open:<staged>       an output file open across checkpoints (see [`open_files`])
 //! openrg:<staged>\0<k> its footer chunks
+//! upload:<F>\0<id>    a multipart upload begun (see [`uploads`])
+//! opentail:<staged>   an open file's bytes after its last part
 //! pcommit:<T>\0<P>    PartitionRecord of table T's partition P: rows and files
 //!                     committed so far (added in the prepare transaction), and
 //!                     how many of them the last partition commit announced;
@@ -39,6 +41,7 @@ pub mod pcommit;
 pub mod retry;
 pub mod schema_history;
 pub mod tools;
+pub mod uploads;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -125,6 +128,10 @@ pub struct StagedFile {
     pub final_path: String,
     pub rows: u64,
     pub bytes: u64,
+    /// On an object-store sink: the multipart upload that becomes the
+    /// file when completed (then `staged` is `final_path`: nothing moves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<uploads::UploadParts>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -397,9 +404,22 @@ impl StateStore {
             .map(|(t, json)| (table_schema_key(t), json.as_str()))
             .collect();
         let open = open_files::OpenFileWrites::plan(&p.open_files, &p.open_removals);
+        // The epoch now names these uploads: it completes them.
+        let begun_named: Vec<String> = p
+            .files
+            .iter()
+            .filter_map(|f| {
+                f.upload
+                    .as_ref()
+                    .map(|u| uploads::begun_key(&f.final_path, &u.id))
+            })
+            .collect();
         let res: Result<(), TransactionError<()>> = self.db.transaction(|tx| {
             tx.insert(epoch_key(p.epoch).as_bytes(), rec_bytes.as_slice())?;
             for k in &open.removals {
+                tx.remove(k.as_bytes())?;
+            }
+            for k in &begun_named {
                 tx.remove(k.as_bytes())?;
             }
             if let Some(json) = &p.spread {
@@ -571,6 +591,7 @@ mod tests {
             final_path: "b".into(),
             rows: 3,
             bytes: 4,
+            upload: None,
         };
         s.prepare(&Prepare {
             epoch: 1,
@@ -663,6 +684,7 @@ mod tests {
             final_path: "f".into(),
             rows,
             bytes: 1,
+            upload: None,
         };
         let day1 = 1_795_179_600_000;
         for (epoch, now) in [(1, day1), (2, day1 + 1000)] {

@@ -42,6 +42,11 @@ pub struct OpenFileRecord {
     /// rows when the file closes, also when recovery finishes it).
     #[serde(default)]
     pub tracked: bool,
+    /// On an object-store sink: the upload holding the file's first
+    /// bytes, and its parts; the rest of the durable bytes are the
+    /// recorded tail (`opentail:`). `None` with a tail: no part sent yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<super::uploads::UploadParts>,
 }
 
 /// One open file's update in a prepare: its record, and the footer chunk
@@ -51,6 +56,9 @@ pub struct OpenFileRecord {
 pub struct OpenFileUpdate {
     pub record: OpenFileRecord,
     pub chunk: Option<Vec<u8>>,
+    /// On an object-store sink: the durable bytes not in a part (replaces
+    /// the recorded tail; empty removes it).
+    pub tail: Option<Vec<u8>>,
 }
 
 impl OpenFileRecord {
@@ -72,6 +80,7 @@ impl OpenFileRecord {
             rows: 0,
             chunks: 0,
             tracked: false,
+            upload: None,
         }
     }
 }
@@ -98,16 +107,24 @@ impl OpenFileWrites {
     /// finished by recovery), with the chunk counts their records hold.
     pub fn plan(updates: &[OpenFileUpdate], closed: &[(String, u32)]) -> OpenFileWrites {
         let mut inserts = Vec::new();
+        let mut removals = Vec::new();
         for u in updates {
             inserts.push((open_key(&u.record.staged), encode(&u.record)));
             if let Some(c) = &u.chunk {
                 let k = u.record.chunks.saturating_sub(1);
                 inserts.push((chunk_key(&u.record.staged, k), c.clone()));
             }
+            match &u.tail {
+                Some(t) if !t.is_empty() => {
+                    inserts.push((super::uploads::tail_key(&u.record.staged), t.clone()))
+                }
+                Some(_) => removals.push(super::uploads::tail_key(&u.record.staged)),
+                None => {}
+            }
         }
-        let mut removals = Vec::new();
         for (staged, chunks) in closed {
             removals.push(open_key(staged));
+            removals.push(super::uploads::tail_key(staged));
             removals.extend((0..*chunks).map(|k| chunk_key(staged, k)));
         }
         OpenFileWrites { inserts, removals }

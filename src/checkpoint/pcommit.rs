@@ -169,6 +169,7 @@ mod tests {
             final_path: "f".into(),
             rows,
             bytes: 1,
+            upload: None,
         }
     }
 

@@ -463,6 +463,7 @@ mod tests {
                 final_path: "f".into(),
                 rows: 3,
                 bytes: 4,
+                upload: None,
             }],
             file_updates: vec![("x.parquet".into(), rec(5, 40, FileStatus::Active))],
             watermark_ms: Some(5),

@@ -30,18 +30,6 @@ pub fn resolve(p: &Path) -> PathBuf {
 /// Object-store roots are compared by bucket and prefix (done in
 /// [`Config::from_raw`]); a local folder never overlaps a URL.
 pub fn check(cfg: &Config) -> Result<(), ConfigError> {
-    // The commit renames staged files without overwriting, which S3 does
-    // not offer (object_store: NotSupported); the multipart two-phase
-    // commit (issue #13) lifts this.
-    if let Some(url) = cfg.sink.root.url() {
-        return Err(ConfigError::Invalid {
-            path: cfg.path.clone(),
-            key: "sink.root".into(),
-            message: format!(
-                "{url}: an object-store sink is not supported by this build yet (its commit needs multipart uploads); use a local path"
-            ),
-        });
-    }
     let Some(source_root) = cfg.source.root.local_root() else {
         return Ok(());
     };
@@ -114,11 +102,8 @@ mod tests {
             e.contains("state.dir") && e.contains("its own state"),
             "{e}"
         );
+        // An object-store sink is a multipart-upload sink.
         std::fs::write(&cfg, text.replace("dwd/x", "s3://b/dwd")).unwrap();
-        let e = Config::load(&cfg).unwrap_err().to_string();
-        assert!(
-            e.contains("sink.root: s3://b/dwd: an object-store sink"),
-            "{e}"
-        );
+        Config::load(&cfg).unwrap();
     }
 }

@@ -43,6 +43,7 @@ fn staged(partition: &str, rows: u64) -> StagedFile {
         final_path: "f".into(),
         rows,
         bytes: 1,
+        upload: None,
     }
 }
 

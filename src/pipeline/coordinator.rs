@@ -6,8 +6,7 @@ use super::PipelineError;
 use super::queue::{WorkItem, WorkQueue};
 use super::reader::{self, ReaderCtx, SplitInfo};
 use super::startup::{
-    RunOptions, load_checked, now_ms, open_store, recover, refuse_existing_output, source_schema,
-    taken_of,
+    RunOptions, load_checked, now_ms, recover, refuse_existing_output, source_schema, taken_of,
 };
 use super::writer::{WriterCtx, WriterPool};
 use crate::checkpoint::{EpochState, FileRecord, FileStatus, STATE_VERSION, StateStore};
@@ -67,7 +66,7 @@ struct Coordinator {
     handle: Handle,
     state: StateStore,
     source: Arc<dyn ObjectStore>,
-    sink: Arc<dyn ObjectStore>,
+    sink: sink::Target,
     schema: SourceSchema,
     /// The readers' copy of `schema` (swapped at a barrier, see `evolve`).
     reader_schema: Arc<ArcSwap<SourceSchema>>,
@@ -155,7 +154,6 @@ pub(crate) fn run_with_source(
     handle: Handle,
     source: Arc<dyn ObjectStore>,
 ) -> Result<RunSummary, PipelineError> {
-    let sink = open_store(&cfg.sink.root, &cfg.stores, true)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| PipelineError::Store {
         root: cfg.state_dir.display().to_string(),
         message: e.to_string(),
@@ -168,12 +166,14 @@ pub(crate) fn run_with_source(
     });
     let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     let state = StateStore::open(&cfg.state_dir)?;
+    let target = super::startup::open_sink(cfg, &state, true)?;
+    let sink = target.store.clone();
     // Before recovery, which empties the staging folder: a state restored
     // afterwards may still need what is staged there.
     if !opts.allow_existing_output {
         refuse_existing_output(cfg, &state, &sink, &handle)?;
     }
-    let recovered = recover(&state, &sink, cfg.sink.root.local_root(), &handle)?;
+    let recovered = recover(&state, &target, &handle)?;
     if let Some(e) = state
         .epochs()?
         .iter()
@@ -257,9 +257,9 @@ pub(crate) fn run_with_source(
             target_file_size: cfg.sink.target_file_size,
             row_group_rows: cfg.sink.row_group_rows,
             zstd_level: cfg.sink.zstd_level,
-            // The sink is a local directory in this version.
             part_size: sink::LOCAL_PART_SIZE,
-            local_root: cfg.sink.root.local_root().map(std::path::Path::to_path_buf),
+            local_root: target.local_root.clone(),
+            remote: target.remote.clone(),
         },
         max_buffered: cfg.sink.max_buffered,
         metrics: metrics.clone(),
@@ -329,7 +329,7 @@ pub(crate) fn run_with_source(
         files: state.files()?,
         state,
         source,
-        sink,
+        sink: target,
         schema,
         reader_schema,
         pending_schema: None,

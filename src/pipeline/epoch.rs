@@ -5,6 +5,8 @@
 //! sync (staged bytes durable) ─► prepare (one state transaction)
 //!   ─► move staged files to their final names ─► sync ─► mark committed
 //! ```
+//! On an object-store sink there is nothing to sync and nothing to move:
+//! step 3 completes each file's multipart upload (see `sink::resumable`).
 //! A crash after the prepare is rolled forward by [`roll_forward`] at the
 //! next start; a crash before it leaves staged bytes that no record names,
 //! deleted by recovery (or, for open files, truncated back to their last
@@ -14,9 +16,6 @@ use super::PipelineError;
 use crate::checkpoint::{EpochRecord, Prepare, StateStore};
 use crate::crashpoint;
 use crate::sink;
-use object_store::ObjectStore;
-use std::path::Path;
-use std::sync::Arc;
 use tokio::runtime::Handle;
 
 /// Committed epochs kept in the state for inspection.
@@ -25,11 +24,11 @@ const KEEP_EPOCHS: usize = 20;
 /// Steps 1 to 3: makes the staged bytes durable, prepares, commits.
 pub fn commit_epoch(
     state: &StateStore,
-    sink: &Arc<dyn ObjectStore>,
-    local_root: Option<&Path>,
+    sink: &sink::Target,
     handle: &Handle,
     prepare: &Prepare,
 ) -> Result<(), PipelineError> {
+    let local_root = sink.local_root();
     sink::commit::sync_local(local_root)?;
     crashpoint::hit("before_prepare");
     state.prepare(prepare)?;
@@ -46,11 +45,11 @@ pub fn commit_epoch(
 /// Step 3 for an epoch found prepared at start (or by an operator tool).
 pub fn roll_forward(
     state: &StateStore,
-    sink: &Arc<dyn ObjectStore>,
-    local_root: Option<&Path>,
+    sink: &sink::Target,
     handle: &Handle,
     epoch: &EpochRecord,
 ) -> Result<(), PipelineError> {
+    let local_root = sink.local_root();
     move_files(sink, handle, epoch.epoch, &epoch.files)?;
     crashpoint::hit("during_recovery");
     sink::commit::sync_local(local_root)?;
@@ -59,12 +58,17 @@ pub fn roll_forward(
 }
 
 fn move_files(
-    sink: &Arc<dyn ObjectStore>,
+    sink: &sink::Target,
     handle: &Handle,
     epoch: u64,
     files: &[crate::checkpoint::StagedFile],
 ) -> Result<(), PipelineError> {
     handle
-        .block_on(sink::commit::commit_files(sink, epoch, files))
+        .block_on(sink::commit::commit_files(
+            &sink.store,
+            sink.remote.as_deref(),
+            epoch,
+            files,
+        ))
         .map_err(|source| PipelineError::Uncommittable { epoch, source })
 }

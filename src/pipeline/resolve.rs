@@ -145,7 +145,7 @@ pub fn resolve(
         .map(|f| f.file.clone())
         .collect();
     handle
-        .block_on(sink::commit::commit_files(sink, e.epoch, &movable))
+        .block_on(sink::commit::commit_files(sink, None, e.epoch, &movable))
         .map_err(|source| PipelineError::Uncommittable {
             epoch: e.epoch,
             source,
@@ -202,6 +202,7 @@ mod tests {
                 final_path,
                 rows: 10,
                 bytes: 4,
+                upload: None,
             }
         };
         let files = vec![
@@ -217,8 +218,13 @@ mod tests {
             })
             .unwrap();
         let h = rt.handle();
+        let target = crate::sink::Target {
+            store: sink.clone(),
+            local_root: Some(root.clone()),
+            remote: None,
+        };
         // Recovery fails on it, and says what to run.
-        let e = super::super::recover(&state, &sink, Some(&root), h).unwrap_err();
+        let e = super::super::recover(&state, &target, h).unwrap_err();
         assert!(e.to_string().contains("sluice state resolve-epoch"), "{e}");
         let checks = check(&state, &sink, Some(&root), h).unwrap();
         assert_eq!(checks.len(), 1);
@@ -232,10 +238,7 @@ mod tests {
         assert_eq!(std::fs::read(root.join("t/k=v/a")).unwrap(), b"rows");
         assert!(check(&state, &sink, Some(&root), h).unwrap().is_empty());
         // The next start recovers cleanly.
-        assert_eq!(
-            super::super::recover(&state, &sink, Some(&root), h).unwrap(),
-            0
-        );
+        assert_eq!(super::super::recover(&state, &target, h).unwrap(), 0);
     }
 
     #[test]

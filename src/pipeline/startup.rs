@@ -45,14 +45,49 @@ pub fn open_store(
     Ok(crate::store::open(loc, settings, create)?)
 }
 
+/// Opens the sink as the commit step needs it: the store, the local
+/// directory when it is one, and multipart uploads recorded in `state`'s
+/// upload log when the store has them.
+pub fn open_sink(
+    cfg: &Config,
+    state: &StateStore,
+    create: bool,
+) -> Result<sink::Target, PipelineError> {
+    let opened = crate::store::open_parts(
+        &cfg.sink.root,
+        &cfg.stores,
+        create,
+        crate::store::Patience::Normal,
+    )?;
+    // Test builds may use parts below S3's minimum (the test server takes
+    // them), so that small test files span several parts.
+    let part_size = crate::crashpoint::ENABLED
+        .then(|| std::env::var("SLUICE_TEST_PART_SIZE").ok()?.parse().ok())
+        .flatten()
+        .unwrap_or(sink::resumable::MIN_PART_SIZE);
+    let remote = opened.multipart.clone().map(|mp| {
+        Arc::new(sink::resumable::Uploader::new(
+            mp,
+            opened.prefix.clone(),
+            state.upload_log(),
+            part_size,
+        ))
+    });
+    Ok(sink::Target {
+        store: opened.rooted(),
+        local_root: cfg.sink.root.local_root().map(std::path::Path::to_path_buf),
+        remote,
+    })
+}
+
 /// Step 4 of the protocol: roll every prepared epoch forward, finish the
 /// files that were open at the last checkpoint (their recorded rows, no
-/// more: see `sink::staged`) and commit them as one epoch, then delete
-/// what is left in staging. Returns the number of epochs rolled forward.
+/// more: see `sink::staged` and `sink::resumable`) and commit them as one
+/// epoch, then delete what is left in staging and abort the uploads no
+/// epoch completes. Returns the number of epochs rolled forward.
 pub fn recover(
     state: &StateStore,
-    sink: &Arc<dyn ObjectStore>,
-    sink_root: Option<&std::path::Path>,
+    sink: &sink::Target,
     handle: &Handle,
 ) -> Result<u64, PipelineError> {
     let mut n = 0;
@@ -63,41 +98,62 @@ pub fn recover(
                 files = e.files.len(),
                 "rolling forward a prepared epoch"
             );
-            super::epoch::roll_forward(state, sink, sink_root, handle, &e)?;
+            super::epoch::roll_forward(state, sink, handle, &e)?;
             n += 1;
         }
     }
-    finish_open_files(state, sink, sink_root, handle)?;
-    let removed = handle.block_on(sink::commit::clean_staging(sink, sink_root))?;
+    finish_open_files(state, sink, handle)?;
+    let removed = handle.block_on(sink::commit::clean_staging(&sink.store, sink.local_root()))?;
     if removed > 0 {
         tracing::info!(
             files = removed,
             "deleted staged files of epochs that never prepared"
         );
     }
+    abort_orphan_uploads(state, sink, handle)?;
     Ok(n)
+}
+
+/// Aborts every upload begun whose file no epoch names (the process died
+/// before the prepare that would have): its rows are read again.
+fn abort_orphan_uploads(
+    state: &StateStore,
+    sink: &sink::Target,
+    handle: &Handle,
+) -> Result<(), PipelineError> {
+    let begun = state.begun_uploads()?;
+    if begun.is_empty() {
+        return Ok(());
+    }
+    let Some(up) = &sink.remote else {
+        return Err(PipelineError::Store {
+            root: "sink".into(),
+            message: format!(
+                "{} multipart upload(s) were begun by this state, but the sink has no multipart uploads: was sink.root changed?",
+                begun.len()
+            ),
+        });
+    };
+    for b in &begun {
+        handle.block_on(up.abort(&b.path, &b.id))?;
+    }
+    tracing::info!(
+        uploads = begun.len(),
+        "aborted uploads of files that never prepared"
+    );
+    Ok(())
 }
 
 /// Finishes every file recorded open and commits them in a new epoch.
 fn finish_open_files(
     state: &StateStore,
-    sink: &Arc<dyn ObjectStore>,
-    sink_root: Option<&std::path::Path>,
+    sink: &sink::Target,
     handle: &Handle,
 ) -> Result<(), PipelineError> {
     let open = state.open_files()?;
     if open.is_empty() {
         return Ok(());
     }
-    let Some(root) = sink_root else {
-        return Err(PipelineError::Store {
-            root: "sink".into(),
-            message: format!(
-                "{} output file(s) were open at the last checkpoint, but the sink is not a local directory",
-                open.len()
-            ),
-        });
-    };
     let mut prepare = crate::checkpoint::Prepare {
         epoch: state.next_epoch()?,
         now_ms: now_ms(),
@@ -109,7 +165,26 @@ fn finish_open_files(
             root: rec.staged.clone(),
             message: format!("cannot rebuild the footer of an open file: {e}"),
         })?;
-        let bytes = sink::staged::finish(&root.join(&rec.staged), rec.durable_len, &footer)?;
+        let (bytes, upload) = match (sink.local_root(), &sink.remote) {
+            (Some(root), _) => (
+                sink::staged::finish(&root.join(&rec.staged), rec.durable_len, &footer)?,
+                None,
+            ),
+            (None, Some(up)) => {
+                let tail = state.open_file_tail(&rec.staged)?;
+                let (parts, bytes) = handle.block_on(up.finish_recorded(&rec, tail, &footer))?;
+                (bytes, Some(parts))
+            }
+            (None, None) => {
+                return Err(PipelineError::Store {
+                    root: "sink".into(),
+                    message: format!(
+                        "output file {} was open at the last checkpoint, but the sink is neither a local directory nor a store with multipart uploads: was sink.root changed?",
+                        rec.final_path
+                    ),
+                });
+            }
+        };
         crate::crashpoint::hit("mid_finish");
         if rec.tracked {
             prepare
@@ -124,6 +199,7 @@ fn finish_open_files(
             final_path: rec.final_path,
             rows: rec.rows,
             bytes,
+            upload,
         });
     }
     tracing::info!(
@@ -132,7 +208,7 @@ fn finish_open_files(
         rows = prepare.files.iter().map(|f| f.rows).sum::<u64>(),
         "finished the output files open at the last checkpoint"
     );
-    super::epoch::commit_epoch(state, sink, sink_root, handle, &prepare)
+    super::epoch::commit_epoch(state, sink, handle, &prepare)
 }
 
 /// Operator decisions for one run (command-line flags, not config).

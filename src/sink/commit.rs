@@ -47,14 +47,35 @@ const COMMIT_CONCURRENCY: usize = 16;
 /// Moves every staged file of `epoch` to its final name, several at once:
 /// each move is idempotent and independent of the others, and recovery
 /// finishes whichever subset a crash leaves.
+///
+/// A file that is an object-store upload is committed by completing the
+/// upload (see [`super::resumable::Uploader::complete`]): `remote` must
+/// then be given.
 pub async fn commit_files(
     store: &Arc<dyn ObjectStore>,
+    remote: Option<&super::resumable::Uploader>,
     epoch: u64,
     files: &[StagedFile],
 ) -> Result<(), SinkError> {
     use futures::StreamExt;
     let mut moves = futures::stream::iter(files)
-        .map(|f| commit_one(store, epoch, f))
+        .map(|f| async move {
+            match (&f.upload, remote) {
+                (Some(u), Some(up)) => up.complete(store, epoch, f, u).await,
+                (Some(u), None) => Err(SinkError::Store {
+                    op: "complete upload",
+                    path: f.final_path.clone(),
+                    source: object_store::Error::NotSupported {
+                        source: format!(
+                            "upload {} needs the sink's multipart uploads, and this sink has none",
+                            u.id
+                        )
+                        .into(),
+                    },
+                }),
+                (None, _) => commit_one(store, epoch, f).await,
+            }
+        })
         .buffer_unordered(COMMIT_CONCURRENCY);
     let mut done = 0;
     while let Some(r) = moves.next().await {

@@ -21,6 +21,7 @@
 
 pub mod commit;
 pub mod encoding;
+pub mod resumable;
 pub mod staged;
 mod upload;
 pub mod writers;
@@ -87,6 +88,27 @@ pub struct SinkSettings {
     /// The sink's directory when it is a local one: files are then staged
     /// there directly and stay open across checkpoints (see [`staged`]).
     pub local_root: Option<std::path::PathBuf>,
+    /// The sink's multipart uploads when it is an object store that has
+    /// them: files then stay open across checkpoints as uploads (see
+    /// [`resumable`]).
+    pub remote: Option<std::sync::Arc<resumable::Uploader>>,
+}
+
+/// The sink as the commit step and recovery see it.
+#[derive(Clone)]
+pub struct Target {
+    pub store: std::sync::Arc<dyn object_store::ObjectStore>,
+    /// The sink's directory when it is a local one (durability by
+    /// `syncfs`, files finished in place).
+    pub local_root: Option<std::path::PathBuf>,
+    /// Multipart uploads, when the sink is an object store with them.
+    pub remote: Option<std::sync::Arc<resumable::Uploader>>,
+}
+
+impl Target {
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
 }
 
 /// [`SinkSettings::part_size`] for a local directory.

@@ -32,6 +32,7 @@ fn settings() -> SinkSettings {
         zstd_level: 3,
         part_size: LOCAL_PART_SIZE,
         local_root: None,
+        remote: None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! short; see [`ClosePolicy`]. At a checkpoint an open file's rows become
 //! durable and recorded (see [`super::staged`]), not visible.
 
+use super::resumable::{Finishing, Resumable};
 use super::staged::{self, FooterBase, LocalStaged};
 use super::upload::{self, UploadWrite};
 use super::{STAGING_DIR, SinkError, SinkSettings, file_name, path_of};
@@ -100,15 +101,25 @@ pub struct Checkpointed {
 enum Body {
     /// A local sink: appended to the staged file, kept across checkpoints.
     Local(LocalStaged),
-    /// Any other store: one upload, closed at every checkpoint until
-    /// multipart uploads are recorded across checkpoints.
+    /// An object store with multipart uploads (S3, GCS, Azure): one upload
+    /// to the final name, kept across checkpoints (see [`super::resumable`]).
+    Remote(Resumable),
+    /// Any other store: one upload, closed at every checkpoint.
     Upload(UploadWrite),
+}
+
+impl Body {
+    /// Whether the file can stay open across checkpoints.
+    fn resumable(&self) -> bool {
+        !matches!(self, Body::Upload(_))
+    }
 }
 
 impl Write for Body {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Body::Local(l) => l.write(buf),
+            Body::Remote(r) => r.write(buf),
             Body::Upload(u) => u.write(buf),
         }
     }
@@ -116,6 +127,7 @@ impl Write for Body {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Body::Local(l) => l.flush(),
+            Body::Remote(r) => r.flush(),
             Body::Upload(u) => u.flush(),
         }
     }
@@ -139,6 +151,7 @@ impl OpenFile {
     fn held(&self) -> u64 {
         let body = match self.writer.inner() {
             Body::Local(_) => 0,
+            Body::Remote(r) => r.held() as usize,
             Body::Upload(u) => u.buffered(),
         };
         (self.writer.memory_size() + body) as u64
@@ -179,6 +192,8 @@ pub struct Writers {
     closed: Vec<StagedFile>,
     closed_records: Vec<(String, u32)>,
     uploads: upload::Uploads,
+    /// Closed object-store files whose last parts are in flight.
+    finishing: Finishing,
     next_writer: u32,
     writer_stride: u32,
     /// Bytes handed to the encoder since the process started.
@@ -195,6 +210,7 @@ impl Writers {
         Writers {
             store,
             uploads: upload::Uploads::new(handle.clone()),
+            finishing: Finishing::new(handle.clone()),
             handle,
             settings,
             epoch,
@@ -227,6 +243,7 @@ impl Writers {
     /// Bytes held in memory by open writers and uploads in flight.
     pub fn buffered_bytes(&self) -> u64 {
         self.uploads.bytes()
+            + self.finishing.bytes()
             + self
                 .writers
                 .values()
@@ -364,9 +381,9 @@ impl Writers {
         let Some(w) = self.writers.get_mut(key) else {
             return Ok(());
         };
-        if let Some((f, rec)) = close_file(&mut self.uploads, w)? {
-            self.closed.push(f);
-            self.closed_records.extend(rec);
+        if let Some(rec) = close_file(&mut self.uploads, &mut self.finishing, &mut self.closed, w)?
+        {
+            self.closed_records.push(rec);
         }
         Ok(())
     }
@@ -402,6 +419,8 @@ impl Writers {
         if self.buffered_bytes() > limit {
             // Files already closed free their bytes once their puts end.
             self.uploads.wait_all()?;
+            let done = self.finishing.wait_all()?;
+            self.closed.extend(done);
         }
         let mut total = self.buffered_bytes();
         if total <= limit {
@@ -420,7 +439,10 @@ impl Writers {
             self.close(&k)?;
             total = total.saturating_sub(n);
         }
-        self.uploads.wait_all()
+        self.uploads.wait_all()?;
+        let done = self.finishing.wait_all()?;
+        self.closed.extend(done);
+        Ok(())
     }
 
     /// A checkpoint: closes what `policy` says, makes every other open
@@ -442,8 +464,8 @@ impl Writers {
             let Some(o) = w.open.as_mut() else {
                 continue;
             };
-            let local = matches!(o.writer.inner(), Body::Local(_));
-            if !local || policy.closes(&w.table, &w.partition, o.opened_ms) {
+            let keep = o.writer.inner().resumable();
+            if !keep || policy.closes(&w.table, &w.partition, o.opened_ms) {
                 let complete = policy
                     .partition_due
                     .as_ref()
@@ -471,6 +493,8 @@ impl Writers {
         self.writers
             .retain(|_, w| w.open.is_some() || !w.pending.is_empty());
         self.uploads.wait_all()?;
+        let done = self.finishing.wait_all()?;
+        self.closed.extend(done);
         out.files = std::mem::take(&mut self.closed);
         out.closed_records = std::mem::take(&mut self.closed_records);
         self.epoch = next;
@@ -479,8 +503,9 @@ impl Writers {
 }
 
 /// Finishes the open file's current row group, pushes its bytes to the
-/// staged file and records the row groups added since the last record.
-/// `None` when nothing new became durable.
+/// staged file (or, on an object store, sends its full parts and keeps
+/// the rest as the tail) and records the row groups added since the last
+/// record. `None` when nothing new became durable.
 fn record_durable(
     o: &mut OpenFile,
     table: &str,
@@ -494,10 +519,6 @@ fn record_durable(
     o.writer
         .sync()
         .map_err(|e| enc(parquet::errors::ParquetError::External(Box::new(e))))?;
-    let Body::Local(body) = o.writer.inner() else {
-        return Ok(None);
-    };
-    let durable_len = body.written();
     let Some(base) = &o.footer else {
         return Ok(None);
     };
@@ -508,6 +529,14 @@ fn record_durable(
     let chunk = staged::footer_chunk(base, new).map_err(enc)?;
     let rows: u64 = groups.iter().map(|g| g.num_rows() as u64).sum();
     let recorded_groups = groups.len();
+    let (durable_len, upload, tail) = match o.writer.inner_mut() {
+        Body::Local(body) => (body.written(), None, None),
+        Body::Remote(r) => {
+            let (upload, tail) = r.checkpoint()?;
+            (r.written(), upload, Some(tail))
+        }
+        Body::Upload(_) => return Ok(None),
+    };
     let mut rec = o.record.clone().unwrap_or_else(|| {
         OpenFileRecord::new(
             table,
@@ -521,10 +550,12 @@ fn record_durable(
     rec.durable_len = durable_len;
     rec.rows = rows;
     rec.chunks += 1;
+    rec.upload = upload;
     o.record = Some(rec.clone());
     Ok(Some(OpenFileUpdate {
         record: rec,
         chunk: Some(chunk),
+        tail,
     }))
 }
 
@@ -543,7 +574,7 @@ fn open_file(
     let table: Vec<&str> = w.table.split('/').collect();
     // Staging is flat: names are unique, and a file may stay open over
     // many epochs.
-    let staged = path_of([STAGING_DIR, name.as_str()])?;
+    let mut staged = path_of([STAGING_DIR, name.as_str()])?;
     let final_path = path_of(
         table
             .iter()
@@ -570,15 +601,24 @@ fn open_file(
             let base = FooterBase::for_arrow(&w.schema, &props).map_err(enc)?;
             (Body::Local(body), Some(base))
         }
-        None => (
-            Body::Upload(UploadWrite::start(
-                store.clone(),
-                handle.clone(),
-                staged.clone(),
-                s.part_size,
-            )),
-            None,
-        ),
+        None => match &s.remote {
+            // Nothing is staged: the upload completes to the final name.
+            Some(up) => {
+                staged = final_path.clone();
+                let body = Resumable::new(up.clone(), handle.clone(), final_path.to_string());
+                let base = FooterBase::for_arrow(&w.schema, &props).map_err(enc)?;
+                (Body::Remote(body), Some(base))
+            }
+            None => (
+                Body::Upload(UploadWrite::start(
+                    store.clone(),
+                    handle.clone(),
+                    staged.clone(),
+                    s.part_size,
+                )),
+                None,
+            ),
+        },
     };
     let writer = ArrowWriter::try_new(body, w.schema.clone(), Some(props)).map_err(enc)?;
     Ok(OpenFile {
@@ -593,17 +633,16 @@ fn open_file(
     })
 }
 
-/// A closed file and, when it had been recorded as open, the record to
-/// drop: (staged path, chunks).
-type Closed = (StagedFile, Option<(String, u32)>);
-
 /// Closes the writer's open file: writes its footer and ends its upload.
-/// Returns the staged file and, when it had been recorded as open, the
-/// record to drop.
+/// The file goes to `closed` (or, on an object store, to `finishing`
+/// until its last part is acknowledged). Returns, when it had been
+/// recorded as open, the record to drop: (staged path, chunks).
 fn close_file(
     uploads: &mut upload::Uploads,
+    finishing: &mut Finishing,
+    closed: &mut Vec<StagedFile>,
     w: &mut PartitionWriter,
-) -> Result<Option<Closed>, SinkError> {
+) -> Result<Option<(String, u32)>, SinkError> {
     let Some(o) = w.open.take() else {
         return Ok(None);
     };
@@ -611,20 +650,28 @@ fn close_file(
         table: w.table.clone(),
         source,
     })?;
-    let bytes = match body {
-        Body::Local(l) => l.written(),
-        Body::Upload(u) => u.finish(uploads)?,
+    let mut file = StagedFile {
+        table: w.table.clone(),
+        partition: w.partition.clone(),
+        staged: o.staged.to_string(),
+        final_path: o.final_path.to_string(),
+        rows: o.rows,
+        bytes: 0,
+        upload: None,
     };
-    let record = o.record.map(|r| (r.staged, r.chunks));
-    Ok(Some((
-        StagedFile {
-            table: w.table.clone(),
-            partition: w.partition.clone(),
-            staged: o.staged.to_string(),
-            final_path: o.final_path.to_string(),
-            rows: o.rows,
-            bytes,
-        },
-        record,
-    )))
+    match body {
+        Body::Local(l) => {
+            file.bytes = l.written();
+            closed.push(file);
+        }
+        Body::Remote(r) => {
+            file.bytes = r.written();
+            r.finish(file, finishing)?;
+        }
+        Body::Upload(u) => {
+            file.bytes = u.finish(uploads)?;
+            closed.push(file);
+        }
+    }
+    Ok(o.record.map(|r| (r.staged, r.chunks)))
 }

@@ -28,6 +28,7 @@ mod receiver;
 mod rules;
 mod rules_input;
 mod s3;
+mod s3_sink;
 mod s3_support;
 mod schema_evolution;
 mod sdnotify;

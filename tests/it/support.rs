@@ -16,6 +16,8 @@ pub fn bin() -> &'static str {
 pub struct Env {
     pub dir: tempfile::TempDir,
     next_file: u64,
+    /// Environment variables of every command (an S3 server's keys).
+    pub vars: Vec<(&'static str, String)>,
 }
 
 /// Rules used by the crash and quarantine tests, with an independent Rust
@@ -123,7 +125,11 @@ enabled = false
 {extra_config}"#
         );
         std::fs::write(dir.path().join("sluice.toml"), cfg).unwrap();
-        Env { dir, next_file: 0 }
+        Env {
+            dir,
+            next_file: 0,
+            vars: Vec::new(),
+        }
     }
 
     /// Serves HTTP on a free loopback port instead of disabling it.
@@ -192,6 +198,9 @@ enabled = false
             .current_dir(self.path())
             .env("RUST_LOG", "info")
             .env_remove("SLUICE_CRASH_AT");
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
         c
     }
 

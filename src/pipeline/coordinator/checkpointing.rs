@@ -190,13 +190,7 @@ impl Coordinator {
             open_removals: std::mem::take(&mut report.closed_records),
             spread,
         };
-        epoch::commit_epoch(
-            &self.state,
-            &self.sink,
-            self.cfg.sink.root.local_root(),
-            &self.handle,
-            &prepare,
-        )?;
+        epoch::commit_epoch(&self.state, &self.sink, &self.handle, &prepare)?;
         self.table_schemas.extend(table_schemas);
 
         for r in &removals {

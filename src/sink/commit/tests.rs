@@ -32,6 +32,7 @@ fn stage(dir: &std::path::Path, name: &str, body: &[u8]) -> StagedFile {
         final_path: format!("t/p=1/{name}"),
         rows: 1,
         bytes: body.len() as u64,
+        upload: None,
     }
 }
 
@@ -40,7 +41,7 @@ fn commit(
     store: &Arc<dyn ObjectStore>,
     f: &StagedFile,
 ) -> Result<(), SinkError> {
-    rt.block_on(commit_files(store, 1, std::slice::from_ref(f)))
+    rt.block_on(commit_files(store, None, 1, std::slice::from_ref(f)))
 }
 
 #[test]

@@ -35,6 +35,7 @@ fn writers(s: &Setup) -> Writers {
         zstd_level: 3,
         part_size: crate::sink::LOCAL_PART_SIZE,
         local_root: Some(s.dir.path().to_path_buf()),
+        remote: None,
     };
     Writers::new(s.store.clone(), s.rt.handle().clone(), settings, 1)
 }

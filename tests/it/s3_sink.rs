@@ -1,0 +1,245 @@
+//! The object-store sink against a real S3 server (see `s3_support`):
+//! output files as multipart uploads that stay open across checkpoints,
+//! completed at commit, finished or aborted by recovery. Every test reads
+//! the output back from the server and compares it row by row with the
+//! input; none may leave a multipart upload behind.
+
+use crate::crash::wait_or_kill;
+use crate::s3_support::{S3, Weed, s3};
+use crate::support::*;
+use futures::TryStreamExt;
+use sluice::demo::Rng;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Source and sink of `env` in `bucket` (the per-store section names the
+/// endpoint; the keys come from the environment of every command).
+pub(crate) fn configure_s3(env: &mut Env, s3: &S3, bucket: &str) {
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    let cfg = cfg
+        .replace(
+            "root = \"ods\"",
+            &format!("root = \"s3://{bucket}/ods/events\""),
+        )
+        .replace("root = \"dwd\"", &format!("root = \"s3://{bucket}/dwd\""))
+        + &format!(
+            "[stores.\"s3://{bucket}\"]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n",
+            s3.endpoint
+        );
+    std::fs::write(env.config(), cfg).unwrap();
+    env.vars = s3
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+        .collect();
+}
+
+/// Adds a file locally (the independent computation reads it there) and
+/// uploads it to the source in `bucket`.
+fn add(env: &mut Env, s3: &S3, bucket: &str, hour: u32, rows: usize) -> PathBuf {
+    let p = env.add_file(hour, rows);
+    s3.upload(&env.ods(), std::slice::from_ref(&p), bucket, "ods/events");
+    p
+}
+
+/// Copies everything under `s3://bucket/dwd` into `dir` (same paths).
+pub(crate) fn download(s3: &S3, bucket: &str, dir: &Path) {
+    use object_store::ObjectStoreExt;
+    let store = s3.store(bucket, "dwd");
+    let objs: Vec<object_store::ObjectMeta> =
+        s3.rt.block_on(store.list(None).try_collect()).unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    for o in objs {
+        let bytes = s3
+            .rt
+            .block_on(async { store.get(&o.location).await?.bytes().await })
+            .unwrap();
+        let p = dir.join(o.location.as_ref());
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
+/// The multipart uploads in progress in `bucket` (ListMultipartUploads).
+pub(crate) fn uploads_in_progress(s3: &S3, bucket: &str) -> usize {
+    let (status, body) = s3.request("GET", &format!("/{bucket}?uploads"), Vec::new());
+    assert_eq!(status, 200, "{body}");
+    body.matches("<UploadId>").count()
+}
+
+/// Reads the output back and compares it with the input; no staged file,
+/// no upload left.
+fn assert_exact(env: &Env, s3: &S3, bucket: &str, context: &str) -> usize {
+    let got = env.path().join("downloaded");
+    download(s3, bucket, &got);
+    let expected = expected_tables(&env.ods(), &[]);
+    let d = diff_tables(&expected, &actual_tables(&got));
+    assert!(d.is_empty(), "{context}: {}", d.join("\n"));
+    assert_eq!(staged_files(&got), 0, "{context}: staged files left");
+    assert_eq!(
+        uploads_in_progress(s3, bucket),
+        0,
+        "{context}: multipart uploads left behind"
+    );
+    expected.values().map(|t| t.len()).sum()
+}
+
+#[test]
+fn source_and_sink_on_s3_are_exact_across_runs() {
+    let Some(s3) = s3() else { return };
+    let bucket = s3.bucket();
+    let mut env = Env::new("");
+    configure_s3(&mut env, s3, &bucket);
+    for h in 0..3 {
+        add(&mut env, s3, &bucket, h, 900);
+    }
+    let out = env.run_once();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_exact(&env, s3, &bucket, "first run");
+    add(&mut env, s3, &bucket, 1, 600);
+    add(&mut env, s3, &bucket, 4, 700);
+    let out = env.run_once();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_exact(&env, s3, &bucket, "second run");
+    // Partition commit's neighbours on S3: nothing hidden was left.
+    let got = env.path().join("downloaded");
+    assert!(
+        visible_files(&got, &[])
+            .iter()
+            .all(|(p, _)| p.ends_with(".parquet"))
+    );
+}
+
+/// Files that stay open over several checkpoints and span several parts
+/// (64 KiB parts in this test build), in a daemon killed at every phase
+/// of the checkpoint while files arrive.
+#[test]
+fn sigkill_at_every_phase_on_s3_loses_and_duplicates_nothing() {
+    let Some(s3) = s3() else { return };
+    let bucket = s3.bucket();
+    let mut env = Env::new("");
+    configure_s3(&mut env, s3, &bucket);
+    env.vars.push(("SLUICE_TEST_PART_SIZE", "65536".into()));
+    let mut rng = Rng::new(7);
+    for h in 0..3 {
+        add(&mut env, s3, &bucket, h, 2500);
+    }
+    let plan: [Option<&str>; 10] = [
+        Some("mid_read"),
+        Some("after_prepare"),
+        Some("during_recovery"),
+        Some("mid_checkpoint_flush"),
+        Some("after_prepare"),
+        Some("mid_finish"),
+        Some("before_prepare"),
+        Some("mid_rename"),
+        None,
+        None,
+    ];
+    let mut hits: std::collections::BTreeMap<&str, u32> = Default::default();
+    let mut finished_open = 0;
+    let mut aborted = 0;
+    for (i, phase) in plan.iter().enumerate() {
+        add(
+            &mut env,
+            s3,
+            &bucket,
+            rng.below(4) as u32,
+            800 + rng.below(2500) as usize,
+        );
+        let at = phase.map(|p| match p {
+            "mid_read" => format!("{p}:{}", 1 + rng.below(40)),
+            "during_recovery" | "mid_finish" => p.to_string(),
+            "mid_checkpoint_flush" => format!("{p}:{}", 2 + rng.below(10)),
+            _ => format!("{p}:{}", 1 + rng.below(2)),
+        });
+        let child = env.spawn_daemon(at.as_deref());
+        std::thread::sleep(Duration::from_millis(50 + rng.below(200)));
+        add(
+            &mut env,
+            s3,
+            &bucket,
+            rng.below(4) as u32,
+            500 + rng.below(1500) as usize,
+        );
+        let limit = match phase {
+            None => Duration::from_millis(300 + rng.below(2000)),
+            Some(_) => Duration::from_secs(8),
+        };
+        let (stderr, _) = wait_or_kill(child, limit);
+        if stderr.contains("finished the output files open at the last checkpoint") {
+            finished_open += 1;
+        }
+        if stderr.contains("aborted uploads of files that never prepared") {
+            aborted += 1;
+        }
+        if let Some(p) = phase
+            && stderr.contains(&format!("crash point {p} reached"))
+        {
+            *hits.entry(p).or_default() += 1;
+        }
+        assert!(!stderr.contains("panicked"), "iteration {i}:\n{stderr}");
+    }
+    let out = env.run_once();
+    assert!(out.status.success(), "final --once:\n{}", output_text(&out));
+    for p in [
+        "mid_read",
+        "before_prepare",
+        "after_prepare",
+        "mid_checkpoint_flush",
+        "mid_finish",
+        "mid_rename",
+        "during_recovery",
+    ] {
+        assert!(
+            hits.get(p).copied().unwrap_or(0) >= 1,
+            "{p} never reached: {hits:?}"
+        );
+    }
+    assert!(
+        finished_open >= 2,
+        "recovery finished open uploads {finished_open} times"
+    );
+    assert!(aborted >= 1, "no start aborted an upload the crash left");
+    let rows = assert_exact(&env, s3, &bucket, "after the crashes");
+    eprintln!(
+        "S3 crash test: {hits:?}, {finished_open} recoveries finished open uploads, {aborted} aborted orphans, {rows} table rows verified"
+    );
+}
+
+/// The server stops in the middle of a run and comes back: the daemon
+/// retries, never commits a partial file, and ends exact.
+#[test]
+fn a_sink_store_that_stops_and_returns_loses_nothing() {
+    let Some((s3, mut weed)) = Weed::private() else {
+        return;
+    };
+    let bucket = s3.bucket();
+    let mut env = Env::new("");
+    configure_s3(&mut env, &s3, &bucket);
+    env.vars.push(("SLUICE_TEST_PART_SIZE", "65536".into()));
+    for h in 0..3 {
+        add(&mut env, &s3, &bucket, h, 3000);
+    }
+    let child = env.spawn_daemon(None);
+    std::thread::sleep(Duration::from_millis(1200));
+    weed.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    weed.restart(&s3);
+    add(&mut env, &s3, &bucket, 2, 1000);
+    // Let it catch up, then stop it and finish with --once.
+    std::thread::sleep(Duration::from_secs(4));
+    // SAFETY: a signal to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let (stderr, _) = wait_or_kill(child, Duration::from_secs(30));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let out = env.run_once();
+    assert!(
+        out.status.success(),
+        "{}\n--- daemon:\n{stderr}",
+        output_text(&out)
+    );
+    assert_exact(&env, &s3, &bucket, "after the outage");
+}
