@@ -166,7 +166,13 @@ pub(crate) fn run_with_source(
     });
     let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     let state = StateStore::open(&cfg.state_dir)?;
-    let target = super::startup::open_sink(cfg, &state, true)?;
+    let target = super::startup::open_sink(
+        cfg,
+        &state,
+        true,
+        metrics.sink_store.clone(),
+        matches!(mode, RunMode::Daemon { .. }),
+    )?;
     let sink = target.store.clone();
     // Before recovery, which empties the staging folder: a state restored
     // afterwards may still need what is staged there.

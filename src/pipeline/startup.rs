@@ -48,16 +48,22 @@ pub fn open_store(
 /// Opens the sink as the commit step needs it: the store, the local
 /// directory when it is one, and multipart uploads recorded in `state`'s
 /// upload log when the store has them.
+///
+/// `health` hears of failed requests; a daemon (`patient`) retries them
+/// until the store answers, anything else a few times.
 pub fn open_sink(
     cfg: &Config,
     state: &StateStore,
     create: bool,
+    health: Arc<crate::telemetry::store_health::StoreHealth>,
+    patient: bool,
 ) -> Result<sink::Target, PipelineError> {
     let opened = crate::store::open_parts(
         &cfg.sink.root,
         &cfg.stores,
         create,
-        crate::store::Patience::Normal,
+        // The uploads retry on their own, and report it (`sink::health`).
+        crate::store::Patience::Source,
     )?;
     // Test builds may use parts below S3's minimum (the test server takes
     // them), so that small test files span several parts.
@@ -71,6 +77,12 @@ pub fn open_sink(
             opened.prefix.clone(),
             state.upload_log(),
             part_size,
+            health.clone(),
+            if patient {
+                sink::health::Patience::Forever
+            } else {
+                sink::health::Patience::Attempts(3)
+            },
         ))
     });
     Ok(sink::Target {

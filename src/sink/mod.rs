@@ -21,6 +21,7 @@
 
 pub mod commit;
 pub mod encoding;
+pub mod health;
 pub mod resumable;
 pub mod staged;
 mod upload;

@@ -25,6 +25,7 @@
 //!
 //! May touch: the sink's object store and the upload log; nothing else.
 
+use super::health::{Patience, StoreHealth, retry};
 use super::{SinkError, parse_path};
 use crate::checkpoint::StagedFile;
 use crate::checkpoint::open_files::OpenFileRecord;
@@ -56,6 +57,9 @@ pub struct Uploader {
     prefix: ObjPath,
     log: UploadLog,
     part_size: usize,
+    /// Every request is retried through an outage (see [`super::health`]).
+    health: Arc<StoreHealth>,
+    patience: Patience,
 }
 
 impl std::fmt::Debug for Uploader {
@@ -80,12 +84,16 @@ impl Uploader {
         prefix: ObjPath,
         log: UploadLog,
         part_size: usize,
+        health: Arc<StoreHealth>,
+        patience: Patience,
     ) -> Uploader {
         Uploader {
             store,
             prefix,
             log,
             part_size,
+            health,
+            patience,
         }
     }
 
@@ -101,6 +109,10 @@ impl Uploader {
 
     /// Creates an upload to `rel` and records it durably.
     pub async fn begin(&self, rel: &str) -> Result<String, SinkError> {
+        retry(&self.health, self.patience, || self.begin_once(rel)).await
+    }
+
+    async fn begin_once(&self, rel: &str) -> Result<String, SinkError> {
         let id = self
             .store
             .create_multipart(&self.key(rel)?)
@@ -124,6 +136,19 @@ impl Uploader {
         idx: usize,
         bytes: Bytes,
     ) -> Result<String, SinkError> {
+        retry(&self.health, self.patience, || {
+            self.put_part_once(rel, id, idx, bytes.clone())
+        })
+        .await
+    }
+
+    async fn put_part_once(
+        &self,
+        rel: &str,
+        id: &str,
+        idx: usize,
+        bytes: Bytes,
+    ) -> Result<String, SinkError> {
         let part = self
             .store
             .put_part(&self.key(rel)?, &id.to_string(), idx, bytes.into())
@@ -137,6 +162,19 @@ impl Uploader {
     /// this upload, completed before a crash; a file of another size is
     /// never replaced.
     pub async fn complete(
+        &self,
+        sink: &Arc<dyn ObjectStore>,
+        epoch: u64,
+        f: &StagedFile,
+        u: &UploadParts,
+    ) -> Result<(), SinkError> {
+        retry(&self.health, self.patience, || {
+            self.complete_once(sink, epoch, f, u)
+        })
+        .await
+    }
+
+    async fn complete_once(
         &self,
         sink: &Arc<dyn ObjectStore>,
         epoch: u64,
@@ -186,14 +224,15 @@ impl Uploader {
 
     /// Aborts an upload no epoch will complete and forgets it.
     pub async fn abort(&self, rel: &str, id: &str) -> Result<(), SinkError> {
-        match self
-            .store
-            .abort_multipart(&self.key(rel)?, &id.to_string())
-            .await
-        {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(source) => return Err(store_err("abort upload", rel)(source)),
-        }
+        let key = self.key(rel)?;
+        let id_owned = id.to_string();
+        retry(&self.health, self.patience, || async {
+            match self.store.abort_multipart(&key, &id_owned).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(source) => Err(store_err("abort upload", rel)(source)),
+            }
+        })
+        .await?;
         let log = self.log.clone();
         let (path, id) = (rel.to_string(), id.to_string());
         match tokio::task::spawn_blocking(move || log.forget(&path, &id)).await {

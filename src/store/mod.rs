@@ -79,8 +79,9 @@ pub enum Patience {
     /// `object_store`'s own retries (10, up to 3 minutes per request).
     Normal,
     /// The source and dimensions, which sluice retries itself (every scan,
-    /// `read.io_retry_*`): 3 retries within 20 s, so a scan against a
-    /// store that is down fails in seconds and says so.
+    /// `read.io_retry_*`), and the sink's uploads (`sink::health`): 3
+    /// retries within 20 s, so a request to a store that is down fails in
+    /// seconds and says so.
     Source,
     /// `sluice check`: one retry, short timeouts; fail fast and say why.
     Probe,

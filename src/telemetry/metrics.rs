@@ -47,6 +47,8 @@ pub struct Metrics {
     pub status: super::status::StatusBoard,
     /// Files skipped, bad listing entries, failed listings.
     pub discovery: super::discovery::DiscoveryStats,
+    /// The sink store's health (object-store sinks; see `sink::health`).
+    pub sink_store: Arc<super::store_health::StoreHealth>,
     pub rows_routed: Mutex<BTreeMap<String, u64>>,
     /// Rows a rule failed on, by table.
     pub rule_error_rows: Mutex<BTreeMap<String, u64>>,
@@ -147,6 +149,9 @@ impl Metrics {
     /// timeout.
     pub fn stalled(&self, now_ms: i64) -> Option<String> {
         if let Some(why) = self.discovery.unhealthy() {
+            return Some(why);
+        }
+        if let Some(why) = self.sink_store.unreachable() {
             return Some(why);
         }
         stall_reason(
@@ -358,6 +363,7 @@ impl Metrics {
         self.render_partition_commit(&mut out);
         self.render_open_output(&mut out);
         self.discovery.render(&mut out);
+        self.sink_store.render(&mut out);
         out
     }
 

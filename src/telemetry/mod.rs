@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod progress;
 pub mod sdnotify;
 pub mod status;
+pub mod store_health;
 
 pub use metrics::{DimCounters, Metrics};
 

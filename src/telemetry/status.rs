@@ -151,6 +151,8 @@ pub enum DiagnosisKind {
     NotRunning,
     /// The source cannot be listed, scan after scan.
     SourceUnreachable,
+    /// Requests to an object-store sink fail; they are being retried.
+    SinkUnreachable,
     Stalled,
     DiskFull,
     SinkErrors,
@@ -191,6 +193,9 @@ pub struct StatusSnapshot {
     /// What discovery did not read, and failed listings.
     #[serde(default)]
     pub discovery: super::discovery::DiscoveryStatus,
+    /// Why the sink store counts as unreachable, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink_unreachable: Option<String>,
     pub diagnosis: Diagnosis,
     /// Pending and failing partition commits (`[partition_commit]` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,6 +325,9 @@ pub fn diagnose(s: &StatusSnapshot, t: &Thresholds) -> Diagnosis {
                     .unwrap_or("no error recorded")
             ),
         );
+    }
+    if let Some(why) = &s.sink_unreachable {
+        return d(DiagnosisKind::SinkUnreachable, why.clone());
     }
     if let Some(why) = &s.stalled {
         return d(DiagnosisKind::Stalled, format!("stalled: {why}"));
@@ -632,6 +640,7 @@ impl StatusBoard {
             disk: disks(b.sink_root.as_deref(), &b.state_dir),
             stalled: m.stalled(now_ms),
             discovery: m.discovery.status(),
+            sink_unreachable: m.sink_store.unreachable(),
             diagnosis: Diagnosis::default(),
             partition_commit: b.partition_commit.clone(),
             open_output: b.open_output(now_ms),

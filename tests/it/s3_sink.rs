@@ -5,6 +5,7 @@
 //! input; none may leave a multipart upload behind.
 
 use crate::crash::wait_or_kill;
+use crate::ops::{get, metric};
 use crate::s3_support::{S3, Weed, s3};
 use crate::support::*;
 use futures::TryStreamExt;
@@ -207,7 +208,8 @@ fn sigkill_at_every_phase_on_s3_loses_and_duplicates_nothing() {
     );
 }
 
-/// The server stops in the middle of a run and comes back: the daemon
+/// The sink's server stops while rows keep coming and comes back: the
+/// daemon says "sink store unreachable" (`/healthz`, `status`, metrics),
 /// retries, never commits a partial file, and ends exact.
 #[test]
 fn a_sink_store_that_stops_and_returns_loses_nothing() {
@@ -215,31 +217,65 @@ fn a_sink_store_that_stops_and_returns_loses_nothing() {
         return;
     };
     let bucket = s3.bucket();
-    let mut env = Env::new("");
-    configure_s3(&mut env, &s3, &bucket);
+    let mut env = Env::new("").with_http();
+    // The source stays local: only the sink goes away.
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    let cfg = cfg.replace("root = \"dwd\"", &format!("root = \"s3://{bucket}/dwd\""))
+        + &format!(
+            "[stores.\"s3://{bucket}\"]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n",
+            s3.endpoint
+        );
+    std::fs::write(env.config(), cfg).unwrap();
+    env.vars = s3
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+        .collect();
     env.vars.push(("SLUICE_TEST_PART_SIZE", "65536".into()));
-    for h in 0..3 {
-        add(&mut env, &s3, &bucket, h, 3000);
-    }
-    let child = env.spawn_daemon(None);
-    std::thread::sleep(Duration::from_millis(1200));
+    env.add_file(0, 2000);
+    let cmd = env.cmd(&["run", "--config", env.config().to_str().unwrap()]);
+    let (mut child, rx) = spawn_with_log(cmd);
+    let mut log = String::new();
+    let addr = wait_http_addr(&rx, &mut log);
+    let a = addr.as_str();
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let t0 = std::time::Instant::now();
+        while !ok() {
+            assert!(t0.elapsed() < Duration::from_secs(90), "never: {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let done = |n: u64| move || metric(&get(a, "/metrics").1, "sluice_files_done_total") >= n;
+    wait("file 0 done", &done(1));
+
     weed.kill();
-    std::thread::sleep(Duration::from_secs(3));
+    for h in 1..4 {
+        env.add_file(h, 3000);
+    }
+    wait("/healthz fails", &|| get(a, "/healthz").0 == 503);
+    let out = env
+        .cmd(&[
+            "status",
+            "--config",
+            env.config().to_str().unwrap(),
+            "--addr",
+            a,
+        ])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(text.contains("sink store unreachable"), "{text}");
+    assert!(!text.contains(&s3.secret), "{text}");
+    assert!(metric(&get(a, "/metrics").1, "sluice_sink_store_failures_total") >= 2);
+
     weed.restart(&s3);
-    add(&mut env, &s3, &bucket, 2, 1000);
-    // Let it catch up, then stop it and finish with --once.
-    std::thread::sleep(Duration::from_secs(4));
-    // SAFETY: a signal to our own child.
+    env.add_file(2, 1000);
+    wait("every file done", &done(5));
+    wait("/healthz passes", &|| get(a, "/healthz").0 == 200);
+    // SAFETY: signalling our own child.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    let (stderr, _) = wait_or_kill(child, Duration::from_secs(30));
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let out = env.run_once();
-    assert!(
-        out.status.success(),
-        "{}\n--- daemon:\n{stderr}",
-        output_text(&out)
-    );
+    assert!(child.wait().unwrap().success());
     assert_exact(&env, &s3, &bucket, "after the outage");
 }
