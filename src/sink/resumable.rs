@@ -435,10 +435,12 @@ impl io::Write for Resumable {
     }
 }
 
+type FinishTask = JoinHandle<Result<UploadParts, SinkError>>;
+
 /// Closed files whose last parts are in flight, oldest first.
 pub struct Finishing {
     handle: Handle,
-    pending: VecDeque<(StagedFile, u64, JoinHandle<Result<UploadParts, SinkError>>)>,
+    pending: VecDeque<(StagedFile, u64, FinishTask)>,
     bytes: u64,
     done: Vec<StagedFile>,
 }
@@ -458,12 +460,7 @@ impl Finishing {
         self.bytes
     }
 
-    fn push(
-        &mut self,
-        file: StagedFile,
-        held: u64,
-        task: JoinHandle<Result<UploadParts, SinkError>>,
-    ) -> Result<(), SinkError> {
+    fn push(&mut self, file: StagedFile, held: u64, task: FinishTask) -> Result<(), SinkError> {
         self.pending.push_back((file, held, task));
         self.bytes += held;
         while self.pending.len() > FINISHING {
