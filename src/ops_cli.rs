@@ -242,7 +242,7 @@ pub fn cmd_rewind(cfg: &Config, to: &str, yes: bool) -> Result<ExitCode> {
     }
     // Prepared epochs do not depend on file records; roll them forward
     // first, as the next start would, so the state is clean.
-    let sink = pipeline::open_sink(&cfg, &state, true, Default::default(), false)
+    let sink = pipeline::open_sink(cfg, &state, true, Default::default(), false)
         .context("opening sink.root")?;
     let rolled = pipeline::recover(&state, &sink, rt.handle())?;
     if rolled > 0 {
