@@ -37,7 +37,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 /// reused after. A lock file keeps two test processes from building it at
 /// once. Falls back to `python3` itself when that has both packages and
 /// the environment cannot be built (offline).
-fn python_with_datafusion() -> PathBuf {
+pub(crate) fn python_with_datafusion() -> PathBuf {
     // <target>/debug/sluice -> <target>
     let bin = Path::new(bin());
     let target = bin

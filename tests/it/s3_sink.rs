@@ -279,3 +279,57 @@ fn a_sink_store_that_stops_and_returns_loses_nothing() {
     assert!(child.wait().unwrap().success());
     assert_exact(&env, &s3, &bucket, "after the outage");
 }
+
+/// Another engine (pyarrow's dataset reader, talking S3 itself) reads the
+/// committed output as a Hive-partitioned table straight from the server.
+#[test]
+fn pyarrow_reads_the_s3_output_as_a_hive_partitioned_table() {
+    let Some(s3) = s3() else { return };
+    let bucket = s3.bucket();
+    let mut env = Env::new("");
+    configure_s3(&mut env, s3, &bucket);
+    for h in 0..3 {
+        add(&mut env, s3, &bucket, h, 1200);
+    }
+    let out = env.run_once();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let want = expected_tables(&env.ods(), &[])["t_click"].len();
+    let endpoint = s3.endpoint.trim_start_matches("http://");
+    let env_of = |k: &str| {
+        s3.env()
+            .into_iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    };
+    let script = format!(
+        r#"
+import pyarrow.dataset as ds, pyarrow.fs as fs
+s3 = fs.S3FileSystem(endpoint_override="{endpoint}", scheme="http", region="us-east-1",
+                     access_key="{key}", secret_key="{secret}")
+d = ds.dataset("{bucket}/dwd/t_click", filesystem=s3, format="parquet", partitioning="hive")
+t = d.to_table()
+print("TOTAL", t.num_rows)
+for h in sorted(set(t.column("hour").to_pylist())): print("HOUR", h)
+"#,
+        key = env_of("AWS_ACCESS_KEY_ID"),
+        secret = env_of("AWS_SECRET_ACCESS_KEY"),
+    );
+    let out = std::process::Command::new(crate::engine::python_with_datafusion())
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pyarrow failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("TOTAL {want}")), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("HOUR")).count(),
+        3,
+        "{stdout}"
+    );
+}
