@@ -67,6 +67,22 @@ pub fn parquet_rows(dir: &Path) -> Result<u64> {
 }
 
 /// Committed output files under `sink` (not staging) and their bytes.
+/// [`output_files`] of an object-store sink: its `.parquet` objects
+/// outside hidden prefixes.
+pub fn output_objects(
+    sink: &sluice::store::Location,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<(u64, u64)> {
+    use futures::TryStreamExt;
+    let store = sluice::store::open(sink, &Default::default(), false)?;
+    let objs: Vec<object_store::ObjectMeta> = rt.block_on(store.list(None).try_collect())?;
+    let visible = objs.iter().filter(|o| {
+        let p = o.location.as_ref();
+        p.ends_with(".parquet") && !p.split('/').any(|s| s.starts_with('.'))
+    });
+    Ok(visible.fold((0, 0), |(n, b), o| (n + 1, b + o.size)))
+}
+
 pub fn output_files(sink: &Path) -> (u64, u64) {
     let (mut files, mut bytes) = (0, 0);
     let mut stack = vec![sink.to_path_buf()];

@@ -65,6 +65,12 @@ pub struct BenchArgs {
     /// disk and CPU make single runs noisy).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Write the output to an object store instead of under `--dir`: a
+    /// URL such as `s3://bench/out`, each run under its own prefix; the
+    /// endpoint and keys come from the `AWS_*` environment. The trickle
+    /// and p100_encode scenarios ignore it.
+    #[arg(long)]
+    store: Option<String>,
     /// Run one scenario in this process (used by the parent run).
     #[arg(long, hide = true)]
     scenario: Option<String>,
@@ -336,6 +342,9 @@ fn run_child(a: &BenchArgs, exe: &Path, key: &str) -> Result<Result<(Vec<f64>, S
     if a.copy_all_columns {
         cmd.arg("--copy-all-columns");
     }
+    if let Some(s) = &a.store {
+        cmd.args(["--store", s]);
+    }
     let out = cmd.output()?;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let f: Option<Vec<f64>> = stdout.lines().find(|l| l.starts_with("RESULT ")).map(|l| {
@@ -360,7 +369,7 @@ fn scenario_config(
     scenario: &str,
     ods: &Path,
     work: &Path,
-    sink: &Path,
+    sink: &str,
 ) -> Result<Config> {
     // Thousands of files open over many checkpoints: memory and the cost
     // of a checkpoint that cuts a row group in each.
@@ -372,7 +381,7 @@ fn scenario_config(
     let mut cfg_text = format!(
         "version = 1\n[source]\nname = \"ods_events\"\nroot = \"{}\"\nmin_age = \"0s\"\n[state]\ndir = \"state\"\n[sink]\nroot = \"{}\"\ncheckpoint_interval = \"{checkpoint}\"\nwriters = {}\nmax_buffered = \"{}\"\n[rules]\ndir = \"rules\"\n[read]\nreaders = {}\n{}[http]\nenabled = false\n",
         std::fs::canonicalize(ods)?.display(),
-        sink.display(),
+        sink,
         a.writers,
         a.max_buffered,
         a.readers,
@@ -444,7 +453,14 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
     if scenario == "p100_encode" {
         return encode_only(a, &ods, &work, &rt);
     }
-    let sink = work.join("dwd");
+    let sink = match &a.store {
+        Some(url) => format!(
+            "{}/{scenario}-{}",
+            url.trim_end_matches('/'),
+            std::process::id()
+        ),
+        None => work.join("dwd").display().to_string(),
+    };
     let cfg = scenario_config(a, scenario, &ods, &work, &sink)?;
     if dimension_rows(scenario) > 0 {
         dimension_load(&cfg, &rt)?;
@@ -463,7 +479,10 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
     let rows_out: u64 = s.rows_committed.values().sum();
-    let (files, bytes) = output_files(&sink);
+    let (files, bytes) = match &a.store {
+        Some(_) => measure::output_objects(&cfg.sink.root, &rt)?,
+        None => output_files(Path::new(&sink)),
+    };
     println!(
         "RESULT {secs} {rows_out} {} {cpu} {files} {bytes} {}",
         peak_rss_kb(),
@@ -492,7 +511,7 @@ fn encode_only(
     {
         eprintln!("routing P100 once into {} ...", routed.display());
         let _ = std::fs::remove_dir_all(&routed);
-        let cfg = scenario_config(a, "p100", ods, work, &routed)?;
+        let cfg = scenario_config(a, "p100", ods, work, &routed.display().to_string())?;
         pipeline::run(
             &cfg,
             RunMode::Once,
@@ -501,7 +520,7 @@ fn encode_only(
         )?;
         std::fs::write(routed.join(".done"), &from)?;
     }
-    let row_group_rows = scenario_config(a, "p100", ods, work, &routed)?
+    let row_group_rows = scenario_config(a, "p100", ods, work, &routed.display().to_string())?
         .sink
         .row_group_rows;
     let t0 = Instant::now();
