@@ -193,8 +193,17 @@ pub(crate) fn run_with_source(
         RunMode::Once => None,
     };
     let schema = loop {
-        if let Some(s) = source_schema(cfg, Some(&state), true, &source, &handle)? {
-            break s;
+        match source_schema(cfg, Some(&state), true, &source, &handle) {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            // A daemon whose source store cannot be listed yet waits for
+            // it, as it would once running (the error is in the log and
+            // in the discovery counters).
+            Err(PipelineError::Discover(e)) if shutdown.is_some() => {
+                metrics.discovery.listing_failed(&e.to_string());
+                tracing::warn!(root = %cfg.source.root, error = %e, "cannot list the source to learn its schema; retrying");
+            }
+            Err(e) => return Err(e),
         }
         // Not ready until the schema is known: the rules cannot be checked
         // before. Keep systemd's start timeout from expiring meanwhile.

@@ -327,3 +327,52 @@ fn a_daemon_whose_source_store_goes_down_says_so_and_resumes_exactly_once() {
     );
     assert!(d.is_empty(), "{d:?}");
 }
+
+/// A daemon started while its source store is down waits for it (it cannot
+/// learn the schema before) instead of exiting, and reads exactly once
+/// when the store is back.
+#[test]
+fn a_daemon_started_while_the_source_store_is_down_waits_for_it() {
+    let Some((s3, mut weed)) = Weed::private() else {
+        return;
+    };
+    let bucket = s3.bucket();
+    let env = Env::new("").with_http();
+    configure(&env, &s3, &bucket);
+    s3.put(
+        &s3.store(&bucket, "dim"),
+        "spmid.csv",
+        std::fs::read(env.path().join("dim/spmid.csv")).unwrap(),
+    );
+    weed.kill();
+    let mut cmd = env.cmd(&["run", "--config", env.config().to_str().unwrap()]);
+    for (k, v) in s3.env() {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("AWS_ENDPOINT_URL");
+    let (mut child, rx) = spawn_with_log(cmd);
+    let mut log = String::new();
+    let addr = wait_http_addr(&rx, &mut log);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
+    assert_eq!(get(&addr, "/readyz").0, 503);
+    weed.restart(&s3);
+    let mut env = env;
+    let files = [env.add_file(0, 600), env.add_file(1, 700)];
+    s3.upload(&env.ods(), &files, &bucket, "ods/events");
+    let t0 = std::time::Instant::now();
+    while metric(&get(&addr, "/metrics").1, "sluice_files_done_total") < 2 {
+        assert!(t0.elapsed().as_secs() < 90, "files never done");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+    let d = diff_tables(
+        &expected_tables(&env.ods(), &[]),
+        &actual_tables(&env.sink()),
+    );
+    assert!(d.is_empty(), "{d:?}");
+}
