@@ -286,6 +286,18 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
                 );
             }
         }
+        if let Some(d) = stdout.lines().find(|l| l.starts_with("REQUESTS ")) {
+            // REQUESTS <all> <op=n>...
+            let mut w = d.split_whitespace().skip(1);
+            let all: f64 = w.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            let ops: Vec<&str> = w.collect();
+            println!(
+                "{:<46} sink requests: {all:.0} ({:.1} per file; {})",
+                "",
+                all / files.max(1.0),
+                ops.join(", ")
+            );
+        }
         for l in stdout.lines().filter(|l| l.starts_with("ENCODE ")) {
             // ENCODE <level> <cpu> <bytes> <variant...>
             let mut w = l.split_whitespace().skip(1);
@@ -470,12 +482,8 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
     sluice::sink::commit::sync_local(Some(&work))?;
     let cpu0 = cpu_secs();
     let t0 = Instant::now();
-    let s = pipeline::run(
-        &cfg,
-        RunMode::Once,
-        Arc::new(Metrics::default()),
-        rt.handle().clone(),
-    )?;
+    let metrics = Arc::new(Metrics::default());
+    let s = pipeline::run(&cfg, RunMode::Once, metrics.clone(), rt.handle().clone())?;
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
     let rows_out: u64 = s.rows_committed.values().sum();
@@ -483,6 +491,12 @@ fn run_scenario(a: &BenchArgs, scenario: &str, ods: &Path) -> Result<ExitCode> {
         Some(_) => measure::output_objects(&cfg.sink.root, &rt)?,
         None => output_files(Path::new(&sink)),
     };
+    let requests = metrics.sink_store.requests();
+    if !requests.is_empty() {
+        let all: u64 = requests.values().sum();
+        let each: Vec<String> = requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("REQUESTS {all} {}", each.join(" "));
+    }
     println!(
         "RESULT {secs} {rows_out} {} {cpu} {files} {bytes} {}",
         peak_rss_kb(),

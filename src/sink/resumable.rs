@@ -113,6 +113,7 @@ impl Uploader {
     }
 
     async fn begin_once(&self, rel: &str) -> Result<String, SinkError> {
+        self.health.count("start");
         let id = self
             .store
             .create_multipart(&self.key(rel)?)
@@ -149,6 +150,7 @@ impl Uploader {
         idx: usize,
         bytes: Bytes,
     ) -> Result<String, SinkError> {
+        self.health.count("part");
         let part = self
             .store
             .put_part(&self.key(rel)?, &id.to_string(), idx, bytes.into())
@@ -200,6 +202,7 @@ impl Uploader {
                 content_id: e.clone(),
             })
             .collect();
+        self.health.count("complete");
         let done = self
             .store
             .complete_multipart(&self.key(&f.final_path)?, &u.id, parts)
@@ -227,6 +230,7 @@ impl Uploader {
         let key = self.key(rel)?;
         let id_owned = id.to_string();
         retry(&self.health, self.patience, || async {
+            self.health.count("abort");
             match self.store.abort_multipart(&key, &id_owned).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(source) => Err(store_err("abort upload", rel)(source)),

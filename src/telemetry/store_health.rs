@@ -15,9 +15,29 @@ pub struct StoreHealth {
     /// When the current run of failures began (ms; 0: none).
     failing_since_ms: AtomicI64,
     last_error: Mutex<Option<String>>,
+    /// Requests sent, by operation (`start`, `part`, `complete`, `abort`).
+    requests: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl StoreHealth {
+    /// One request of `op` was sent.
+    pub fn count(&self, op: &'static str) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(op)
+            .or_default() += 1;
+    }
+
+    /// Requests sent so far, by operation.
+    pub fn requests(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn failures_total(&self) -> u64 {
         self.failures_total.load(Ordering::Relaxed)
     }
@@ -75,5 +95,15 @@ impl StoreHealth {
             "# HELP sluice_sink_store_failures_in_a_row Sink store requests failed since the last one that succeeded.\n# TYPE sluice_sink_store_failures_in_a_row gauge\nsluice_sink_store_failures_in_a_row {}",
             self.failures_in_a_row()
         );
+        let requests = self.requests();
+        if !requests.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP sluice_sink_requests_total Requests of the sink's multipart uploads, by operation.\n# TYPE sluice_sink_requests_total counter"
+            );
+            for (op, n) in requests {
+                let _ = writeln!(out, "sluice_sink_requests_total{{op=\"{op}\"}} {n}");
+            }
+        }
     }
 }
