@@ -11,6 +11,7 @@ mod discovery;
 mod discovery_cost;
 mod engine;
 mod errors;
+mod fault_proxy;
 mod http;
 mod http_idle;
 mod manifest;

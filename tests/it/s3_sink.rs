@@ -333,3 +333,53 @@ for h in sorted(set(t.column("hour").to_pylist())): print("HOUR", h)
         "{stdout}"
     );
 }
+
+/// The network between sluice and the sink fails at random (503 Slow
+/// Down, resets, connections cut mid-request, through a fault-injecting
+/// proxy): requests are retried, completions that succeeded unseen are
+/// recognised, and the tables end exact with no upload left.
+#[test]
+fn a_flaky_network_to_the_sink_loses_and_duplicates_nothing() {
+    let Some(s3) = s3() else { return };
+    let bucket = s3.bucket();
+    let upstream = s3.endpoint.trim_start_matches("http://").to_string();
+    let proxy = crate::fault_proxy::FaultProxy::start(upstream, 0.3);
+    let mut env = Env::new("");
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    let cfg = cfg.replace("root = \"dwd\"", &format!("root = \"s3://{bucket}/dwd\""))
+        + &format!(
+            "[stores.\"s3://{bucket}\"]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n",
+            proxy.endpoint
+        );
+    std::fs::write(env.config(), cfg).unwrap();
+    env.vars = s3
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+        .collect();
+    env.vars.push(("SLUICE_TEST_PART_SIZE", "65536".into()));
+    let mut failed_runs = 0;
+    for round in 0..3 {
+        for h in 0..2 {
+            env.add_file(round + h, 2500);
+        }
+        if !env.run_once().status.success() {
+            // `--once` gives up after its retries; the next run goes on.
+            failed_runs += 1;
+        }
+    }
+    let mut last = env.run_once();
+    for _ in 0..3 {
+        if last.status.success() {
+            break;
+        }
+        last = env.run_once();
+    }
+    assert!(last.status.success(), "{}", output_text(&last));
+    let faults = proxy.faults.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(faults >= 5, "only {faults} faults injected");
+    let rows = assert_exact(&env, s3, &bucket, "through the flaky network");
+    eprintln!(
+        "flaky network: {faults} connections failed, {failed_runs} runs gave up, {rows} rows exact"
+    );
+}
