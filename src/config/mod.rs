@@ -4,7 +4,7 @@
 //! resolving the configured folders' symlinks in [`paths::check`]); the
 //! checks in [`Config::from_raw`] are pure.
 //!
-//! One file a section: [`source`] `[source]`, [`sink`] `[sink]`, [`run`]
+//! One file a section: `source.rs` `[source]`, `sink.rs` `[sink]`, `run.rs`
 //! `[read]`, `[http]`, `[log]`, `[rules]`; [`dimension`], [`stores`] and
 //! [`partition_commit`] theirs. This file holds the file as a whole, the
 //! checks across sections and the assembled [`Config`]; [`units`] the human
