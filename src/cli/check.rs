@@ -1,7 +1,8 @@
 //! `sluice check`: validates the config, reaches every store, loads the
 //! dimensions and compiles every rule against the source schema, as a start
-//! would (the same rule loading: `pipeline::load_checked`), without writing
-//! anything. Exit 2 on any error.
+//! would (the same rule loading: `pipeline::load_checked`; the same
+//! webhook client: `partition_commit::webhook::Webhook::new`), without
+//! writing anything. Exit 2 on any error.
 
 use super::rules::rules_cli_error;
 use anyhow::{Context, Result};
@@ -11,6 +12,17 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub(super) fn run(config: &Path, cfg: &Config) -> Result<ExitCode> {
+    // The webhook as the start builds it: its ca_file read and parsed, its
+    // `env:` headers set.
+    if let Some(w) = cfg
+        .partition_commit
+        .as_ref()
+        .and_then(|p| p.webhook.as_ref())
+        && let Err(e) = sluice::partition_commit::webhook::Webhook::new(w)
+    {
+        eprintln!("error: {}: {e}", config.display());
+        return Ok(ExitCode::from(2));
+    }
     let rt = super::runtime()?;
     // Every object store first: a missing bucket, denied credentials or an
     // unreachable endpoint, with the store's own error.
