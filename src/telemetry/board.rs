@@ -51,7 +51,7 @@ impl Board {
             oldest_invisible_seconds: self
                 .oldest_open_ms
                 .iter()
-                .filter(|(t, _)| !t.starts_with('_'))
+                .filter(|(t, _)| !crate::names::output::is_errors(t))
                 .map(|(t, ms)| (t.clone(), (now_ms - ms).max(0) as f64 / 1e3))
                 .collect(),
         }

@@ -98,12 +98,7 @@ fn add_map(m: &Mutex<BTreeMap<String, u64>>, key: &str, n: u64) {
     }
 }
 
-/// The table whose error output `table` is (`_errors/<t>` -> `t`).
-fn error_output(table: &str) -> Option<&str> {
-    table
-        .strip_prefix(crate::route::ERRORS_DIR)
-        .and_then(|t| t.strip_prefix('/'))
-}
+use crate::names::output::errors_table as error_output;
 
 impl Metrics {
     /// The counters of dimension `name` (created on first use).
