@@ -18,6 +18,7 @@ mod snapshot;
 pub use load::Candidate;
 pub use snapshot::{Fingerprint, Snapshot};
 
+use crate::clock::now_ms;
 use crate::config::DimensionSpec;
 use crate::telemetry::{DimCounters, Metrics};
 use arc_swap::ArcSwap;
@@ -47,13 +48,6 @@ pub enum EnrichError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error(transparent)]
     Store(#[from] object_store::Error),
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 struct Dim {

@@ -493,12 +493,12 @@ impl PartitionCommitter {
         if let Some(t) = self.worker.take() {
             // Keep taking completions so the thread never blocks on sending one.
             while !t.is_finished() {
-                self.record_completions(state, notify::now_ms())?;
+                self.record_completions(state, crate::clock::now_ms())?;
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = t.join();
         }
-        self.record_completions(state, notify::now_ms())
+        self.record_completions(state, crate::clock::now_ms())
     }
 }
 

@@ -2,6 +2,7 @@
 //! Prometheus text format. Labels are bounded (table and dimension names
 //! from config, never file paths or data values).
 
+use crate::names::output::errors_table as error_output;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -97,8 +98,6 @@ fn add_map(m: &Mutex<BTreeMap<String, u64>>, key: &str, n: u64) {
         }
     }
 }
-
-use crate::names::output::errors_table as error_output;
 
 impl Metrics {
     /// The counters of dimension `name` (created on first use).
