@@ -2,11 +2,12 @@
 //! the state (with a "nothing has run" error), asking before a change, and
 //! times as RFC 3339.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use sluice::checkpoint::StateStore;
 use sluice::config::Config;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 pub(super) use sluice::clock::rfc3339_millis as rfc3339;
 
@@ -20,6 +21,22 @@ pub(super) fn open_state(cfg: &Config) -> Result<StateStore> {
         );
     }
     Ok(StateStore::open(&cfg.state_dir)?)
+}
+
+/// What the tools over the source need: the stopped daemon's state, the
+/// I/O runtime and the source store.
+pub(super) fn open_with_source(
+    cfg: &Config,
+) -> Result<(
+    StateStore,
+    tokio::runtime::Runtime,
+    Arc<dyn object_store::ObjectStore>,
+)> {
+    let state = open_state(cfg).context("opening the state")?;
+    let rt = super::runtime()?;
+    let source = sluice::pipeline::open_store(&cfg.source.root, &cfg.stores, false)
+        .context("opening source.root")?;
+    Ok((state, rt, source))
 }
 
 /// Asks on a terminal; `None` when there is no terminal to ask on.

@@ -4,12 +4,11 @@
 //! none (`checkpoint::retry::release`); exit 2 when one would need
 //! `--reread` and it was not given.
 
-use super::prompt::open_state;
+use super::prompt::open_with_source;
 use anyhow::{Context, Result};
 use sluice::checkpoint::FileStatus;
 use sluice::checkpoint::retry::{self, Release, ReleaseError, RetryPlan, plan_retry};
 use sluice::config::Config;
-use sluice::pipeline;
 use std::process::ExitCode;
 
 pub(super) fn retry(cfg: &Config, all: bool, files: &[String], reread: bool) -> Result<ExitCode> {
@@ -17,10 +16,7 @@ pub(super) fn retry(cfg: &Config, all: bool, files: &[String], reread: bool) -> 
         eprintln!("error: name the files to retry, or pass --all (not both)");
         return Ok(ExitCode::from(2));
     }
-    let state = open_state(cfg).context("opening the state")?;
-    let rt = super::runtime()?;
-    let source = pipeline::open_store(&cfg.source.root, &cfg.stores, false)
-        .context("opening source.root")?;
+    let (state, rt, source) = open_with_source(cfg)?;
     let schema = state
         .schema()?
         .and_then(|j| sluice::read::SourceSchema::from_json(&j).ok());

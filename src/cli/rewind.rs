@@ -3,7 +3,7 @@
 //! (`checkpoint::tools::plan_rewind`), asks, rolls prepared epochs forward
 //! and applies it (`StateStore::apply_rewind`).
 
-use super::prompt::{ask_to_proceed, open_state, rfc3339};
+use super::prompt::{ask_to_proceed, open_with_source, rfc3339};
 use anyhow::{Context, Result};
 use sluice::checkpoint::tools;
 use sluice::clock::now_ms;
@@ -66,10 +66,7 @@ pub(super) fn run(cfg: &Config, to: &str, yes: bool) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let state = open_state(cfg).context("opening the state")?;
-    let rt = super::runtime()?;
-    let source = pipeline::open_store(&cfg.source.root, &cfg.stores, false)
-        .context("opening source.root")?;
+    let (state, rt, source) = open_with_source(cfg)?;
     let files = state.files()?;
     let listing = sluice::discover::list(
         &source,

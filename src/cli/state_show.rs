@@ -8,6 +8,16 @@ use sluice::checkpoint::{FileStatus, StateStore};
 use sluice::config::Config;
 use std::process::ExitCode;
 
+/// `name type, name type, ...`
+fn columns(schema: &arrow::datatypes::Schema) -> String {
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect();
+    cols.join(", ")
+}
+
 /// `state show`: the committed source schema and how it got there.
 fn print_source_schema(state: &StateStore) -> Result<()> {
     let Some(json) = state.schema()? else {
@@ -16,13 +26,7 @@ fn print_source_schema(state: &StateStore) -> Result<()> {
     };
     match sluice::read::SourceSchema::from_json(&json) {
         Ok(s) => {
-            let cols: Vec<String> = s
-                .full
-                .fields()
-                .iter()
-                .map(|f| format!("{} {}", f.name(), f.data_type()))
-                .collect();
-            println!("source schema: {}", cols.join(", "));
+            println!("source schema: {}", columns(&s.full));
         }
         Err(e) => println!("source schema: unreadable ({e})"),
     }
@@ -101,12 +105,7 @@ pub(super) fn run(cfg: &Config) -> Result<ExitCode> {
     for (table, json) in &schemas {
         match sluice::route::schema_guard::from_json(json) {
             Ok(schema) => {
-                let cols: Vec<String> = schema
-                    .fields()
-                    .iter()
-                    .map(|f| format!("{} {}", f.name(), f.data_type()))
-                    .collect();
-                println!("  {table}: {}", cols.join(", "));
+                println!("  {table}: {}", columns(&schema));
             }
             Err(e) => println!("  {table}: unreadable schema ({e})"),
         }

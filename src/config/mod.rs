@@ -152,15 +152,10 @@ impl Config {
         }
         let source = source::validate(raw.source, path, base)?;
         let sink = sink::validate(raw.sink, path, base)?;
-        let run = run::validate(
-            run::RawRun {
-                read: raw.read,
-                http: raw.http,
-                log: raw.log,
-                on_error: raw.rules.on_error,
-            },
-            path,
-        )?;
+        let read = run::read(&raw.read, path)?;
+        let http_listen = run::http(&raw.http, path)?;
+        let log_format = run::log(&raw.log, path)?;
+        let rules_on_error = run::on_error(&raw.rules, path)?;
         let state_dir = resolve(base, &raw.state.dir).map_err(|m| invalid("state.dir", m))?;
         let rules_dir = resolve(base, &raw.rules.dir).map_err(|m| invalid("rules.dir", m))?;
         if source.root.contains(&sink.root) || sink.root.contains(&source.root) {
@@ -187,14 +182,14 @@ impl Config {
             state_dir,
             sink,
             rules_dir,
-            rules_on_error: run.rules_on_error,
-            read: run.read,
-            http_listen: run.http_listen,
-            http_max_connections: run.http_max_connections,
-            stall_timeout: run.stall_timeout,
-            log_format: run.log_format,
-            shutdown_grace: run.shutdown_grace,
-            log_level: run.log_level,
+            rules_on_error,
+            read,
+            http_listen,
+            http_max_connections: raw.http.max_connections,
+            stall_timeout: raw.http.stall_timeout.0,
+            log_format,
+            shutdown_grace: raw.log.shutdown_grace.0,
+            log_level: raw.log.level,
         })
     }
 }

@@ -1,8 +1,9 @@
 //! How the daemon runs, beside what it reads and writes: `[read]`
 //! (readers, batches, splits, I/O retries), `[http]` (the endpoints),
 //! `[log]` (format, level, shutdown grace) and `[rules]`. Owns these
-//! sections' raw forms, defaults and pure validation into [`RunSettings`]
-//! (the folder `rules.dir` is resolved by the caller); touches nothing else.
+//! sections' raw forms, defaults and pure validation, one function a
+//! section (the folder `rules.dir` is resolved by the caller); touches
+//! nothing else.
 
 use super::ConfigError;
 use super::units::{ByteSize, HumanDuration};
@@ -17,7 +18,7 @@ pub(super) struct RawRules {
     pub(super) dir: String,
     /// What happens to rows a rule fails on: "error_table" or "drop".
     #[serde(default = "default_on_error")]
-    pub(super) on_error: String,
+    on_error: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,16 +58,16 @@ impl Default for RawRead {
 pub(super) struct RawHttp {
     /// `host:port`; loopback by default, port 0 picks a free port.
     #[serde(default = "default_listen")]
-    listen: String,
+    pub(super) listen: String,
     #[serde(default = "default_true")]
-    enabled: bool,
+    pub(super) enabled: bool,
     /// `/healthz` fails when work is pending and nothing moves for this long.
     #[serde(default = "default_stall_timeout")]
-    stall_timeout: HumanDuration,
+    pub(super) stall_timeout: HumanDuration,
     /// Connections held at once; past it, the oldest one still waiting for
     /// its request is closed. Keep it well below the open-file limit.
     #[serde(default = "default_max_connections")]
-    max_connections: usize,
+    pub(super) max_connections: usize,
 }
 
 impl Default for RawHttp {
@@ -84,12 +85,12 @@ impl Default for RawHttp {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLog {
     #[serde(default = "default_log_format")]
-    format: String,
+    pub(super) format: String,
     #[serde(default = "default_shutdown_grace")]
-    shutdown_grace: HumanDuration,
+    pub(super) shutdown_grace: HumanDuration,
     /// A `tracing` filter ("info", "warn,sluice=debug"); `RUST_LOG` wins.
     #[serde(default = "default_log_level")]
-    level: String,
+    pub(super) level: String,
 }
 
 impl Default for RawLog {
@@ -170,106 +171,88 @@ pub struct ReadConfig {
     pub io_retry: crate::read::fault::Backoff,
 }
 
-/// The validated `[read]`, `[http]`, `[log]` and `[rules] on_error`.
-pub(super) struct RunSettings {
-    pub read: ReadConfig,
-    pub rules_on_error: OnError,
-    pub http_listen: Option<SocketAddr>,
-    pub http_max_connections: usize,
-    pub stall_timeout: Duration,
-    pub log_format: LogFormat,
-    pub shutdown_grace: Duration,
-    pub log_level: String,
-}
-
-/// What [`validate`] reads.
-pub(super) struct RawRun {
-    pub read: RawRead,
-    pub http: RawHttp,
-    pub log: RawLog,
-    /// `[rules] on_error`.
-    pub on_error: String,
-}
-
-/// Validates the run sections; `path` names the config in errors.
-pub(super) fn validate(raw: RawRun, path: &Path) -> Result<RunSettings, ConfigError> {
+/// Validates `[read]`; `path` names the config in errors.
+pub(super) fn read(raw: &RawRead, path: &Path) -> Result<ReadConfig, ConfigError> {
     let invalid = |key: &str, message: String| super::invalid(path, key, message);
-    if raw.read.readers == 0 || raw.read.readers > 256 {
+    if raw.readers == 0 || raw.readers > 256 {
         return Err(invalid("read.readers", "must be between 1 and 256".into()));
     }
-    if raw.read.batch_rows == 0 {
+    if raw.batch_rows == 0 {
         return Err(invalid("read.batch_rows", "must be greater than 0".into()));
     }
-    if raw.read.io_retry_min.0.is_zero() || raw.read.io_retry_max.0 < raw.read.io_retry_min.0 {
+    if raw.io_retry_min.0.is_zero() || raw.io_retry_max.0 < raw.io_retry_min.0 {
         return Err(invalid(
             "read.io_retry_min",
             "must be greater than 0 and at most read.io_retry_max".into(),
         ));
     }
-    let http_listen = if raw.http.enabled {
-        Some(raw.http.listen.parse::<SocketAddr>().map_err(|e| {
+    Ok(ReadConfig {
+        readers: raw.readers,
+        batch_rows: raw.batch_rows,
+        split_size: raw.split_size.0.max(1),
+        io_retry: crate::read::fault::Backoff {
+            min: raw.io_retry_min.0,
+            max: raw.io_retry_max.0,
+        },
+    })
+}
+
+/// Validates `[http]`: the address to listen on (`None`: disabled).
+pub(super) fn http(raw: &RawHttp, path: &Path) -> Result<Option<SocketAddr>, ConfigError> {
+    let invalid = |key: &str, message: String| super::invalid(path, key, message);
+    let listen = if raw.enabled {
+        Some(raw.listen.parse::<SocketAddr>().map_err(|e| {
             invalid(
                 "http.listen",
                 format!(
                     "{:?} is not host:port ({e}); e.g. \"127.0.0.1:9108\"",
-                    raw.http.listen
+                    raw.listen
                 ),
             )
         })?)
     } else {
         None
     };
-    if !(1..=65_536).contains(&raw.http.max_connections) {
+    if !(1..=65_536).contains(&raw.max_connections) {
         return Err(invalid(
             "http.max_connections",
             "must be between 1 and 65536".into(),
         ));
     }
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
+    Ok(listen)
+}
+
+/// Validates `[log]`: its format (the level is checked as a filter).
+pub(super) fn log(raw: &RawLog, path: &Path) -> Result<LogFormat, ConfigError> {
+    let invalid = |key: &str, message: String| super::invalid(path, key, message);
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.level) {
         return Err(invalid(
             "log.level",
             format!(
                 "{:?} is not a log filter ({e}); e.g. \"info\" or \"warn,sluice=debug\"",
-                raw.log.level
+                raw.level
             ),
         ));
     }
-    let log_format = match raw.log.format.as_str() {
-        "human" => LogFormat::Human,
-        "json" => LogFormat::Json,
-        other => {
-            return Err(invalid(
-                "log.format",
-                format!("unknown format {other:?}; expected \"human\" or \"json\""),
-            ));
-        }
-    };
-    let rules_on_error = match raw.on_error.as_str() {
-        "error_table" => OnError::ErrorTable,
-        "drop" => OnError::Drop,
-        other => {
-            return Err(invalid(
-                "rules.on_error",
-                format!("unknown value {other:?}; expected \"error_table\" or \"drop\""),
-            ));
-        }
-    };
-    Ok(RunSettings {
-        read: ReadConfig {
-            readers: raw.read.readers,
-            batch_rows: raw.read.batch_rows,
-            split_size: raw.read.split_size.0.max(1),
-            io_retry: crate::read::fault::Backoff {
-                min: raw.read.io_retry_min.0,
-                max: raw.read.io_retry_max.0,
-            },
-        },
-        rules_on_error,
-        http_listen,
-        http_max_connections: raw.http.max_connections,
-        stall_timeout: raw.http.stall_timeout.0,
-        log_format,
-        shutdown_grace: raw.log.shutdown_grace.0,
-        log_level: raw.log.level,
-    })
+    match raw.format.as_str() {
+        "human" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        other => Err(invalid(
+            "log.format",
+            format!("unknown format {other:?}; expected \"human\" or \"json\""),
+        )),
+    }
+}
+
+/// Validates `[rules] on_error`.
+pub(super) fn on_error(raw: &RawRules, path: &Path) -> Result<OnError, ConfigError> {
+    match raw.on_error.as_str() {
+        "error_table" => Ok(OnError::ErrorTable),
+        "drop" => Ok(OnError::Drop),
+        other => Err(super::invalid(
+            path,
+            "rules.on_error",
+            format!("unknown value {other:?}; expected \"error_table\" or \"drop\""),
+        )),
+    }
 }
