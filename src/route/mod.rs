@@ -15,6 +15,7 @@ pub mod compile;
 mod index;
 pub mod isolate;
 mod narrow;
+mod rule_errors;
 pub use narrow::set_copy_all_columns;
 pub mod rule_file;
 pub mod schema_guard;
