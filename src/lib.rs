@@ -4,6 +4,7 @@
 //!
 //! # Layout, in data-flow order
 //!
+//! - [`names`]: shared vocabulary: Hive path segments, file-name globs, output names.
 //! - [`config`]: the TOML file, validated once into a typed `Config`.
 //! - [`store`]: a configured location (local folder, `s3://`, `gs://`, `az://`) opened as an object store.
 //! - [`discover`]: listing the source, visibility modes, the watermark + lookback seen-set.
@@ -28,6 +29,7 @@ pub mod crashpoint;
 pub mod demo;
 pub mod discover;
 pub mod enrich;
+pub mod names;
 pub mod partition_commit;
 pub mod pipeline;
 pub mod read;

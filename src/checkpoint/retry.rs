@@ -10,9 +10,10 @@
 //!   groups): reading from the first row puts the committed rows in the
 //!   output a second time, so the operator must ask for it (`--reread`).
 //!
-//! Pure: the caller looks at the source and applies the plan.
+//! Planning is pure: the caller looks at the source for the plan; the
+//! records change only through [`release`], all files or none.
 
-use super::{FileRecord, FileStatus};
+use super::{FileRecord, FileStatus, StateError, StateStore, decode, encode, file_key};
 use crate::split::RowGroupInfo;
 
 /// Why a file cannot resume at its recorded offsets.
@@ -51,10 +52,7 @@ impl std::fmt::Display for NoResume {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
+use crate::clock::rfc3339_millis as rfc3339;
 
 /// What releasing one file does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +145,49 @@ pub fn released(rec: &FileRecord, plan: &RetryPlan, size_now: u64, mtime_now: i6
         r.splits.clear();
     }
     r
+}
+
+/// One quarantined file to release: the plan made for it and the size and
+/// mtime the source showed when it was made.
+pub struct Release<'a> {
+    pub path: &'a str,
+    pub plan: &'a RetryPlan,
+    pub size_now: u64,
+    pub mtime_now: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("{0} is not in the state (see `sluice state show`)")]
+    Unknown(String),
+    #[error("{0} is not quarantined")]
+    NotQuarantined(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Releases files from quarantine as planned, all or none: every record is
+/// read again and must still be quarantined, then the released records
+/// ([`released`]) are written in one batch. Returns how many.
+pub fn release(state: &StateStore, files: &[Release<'_>]) -> Result<usize, ReleaseError> {
+    let mut batch = sled::Batch::default();
+    for f in files {
+        let key = file_key(f.path);
+        let Some(v) = state.db.get(&key).map_err(StateError::from)? else {
+            return Err(ReleaseError::Unknown(f.path.to_string()));
+        };
+        let rec: FileRecord = decode(key.as_bytes(), &v)?;
+        if !matches!(rec.status, FileStatus::Quarantined { .. }) {
+            return Err(ReleaseError::NotQuarantined(f.path.to_string()));
+        }
+        batch.insert(
+            key.as_bytes(),
+            encode(&released(&rec, f.plan, f.size_now, f.mtime_now)),
+        );
+    }
+    state.db.apply_batch(batch).map_err(StateError::from)?;
+    state.db.flush().map_err(StateError::from)?;
+    Ok(files.len())
 }
 
 #[cfg(test)]
@@ -253,5 +294,33 @@ mod tests {
         );
         let past = rec(&[(600, 500)]);
         assert!(plan_retry(&past, 100, 7, None).needs_reread());
+    }
+
+    #[test]
+    fn release_writes_every_file_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = StateStore::open(dir.path()).unwrap();
+        let q = rec(&[(500, 500)]);
+        let mut done = q.clone();
+        done.status = FileStatus::Done;
+        st.put_file("a", &q).unwrap();
+        st.put_file("b", &done).unwrap();
+        let plan = plan_retry(&q, 100, 7, Some(&groups(&[500])));
+        let one = |path| Release {
+            path,
+            plan: &plan,
+            size_now: 100,
+            mtime_now: 7,
+        };
+        // "b" is not quarantined: "a" stays quarantined too.
+        let err = release(&st, &[one("a"), one("b")]).unwrap_err();
+        assert!(matches!(err, ReleaseError::NotQuarantined(p) if p == "b"));
+        let err = release(&st, &[one("a"), one("c")]).unwrap_err();
+        assert!(matches!(err, ReleaseError::Unknown(p) if p == "c"));
+        assert_eq!(st.files().unwrap()["a"].status, q.status);
+        assert_eq!(release(&st, &[one("a")]).unwrap(), 1);
+        let files = st.files().unwrap();
+        assert_eq!(files["a"], released(&q, &plan, 100, 7));
+        assert_eq!(files["b"], done);
     }
 }

@@ -103,7 +103,7 @@ pub fn plan_rewind(
         .iter()
         .filter(|o| {
             !discover::is_hidden_or_in_progress(&o.path)
-                && discover::glob_match(pattern, o.path.rsplit('/').next().unwrap_or(""))
+                && crate::names::glob_match(pattern, o.path.rsplit('/').next().unwrap_or(""))
         })
         .map(|o| (o.path.as_str(), o))
         .collect();

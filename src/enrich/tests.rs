@@ -5,6 +5,7 @@ use crate::config::{DimColumn, DimFormat, DimLayout, OnDuplicate};
 use arrow::array::{Array, AsArray, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 fn spec(path: &Path, layout: DimLayout) -> DimensionSpec {
     DimensionSpec {

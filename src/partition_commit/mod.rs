@@ -216,7 +216,8 @@ impl PartitionCommitter {
 
     /// Whether a table's partition can ever be committed (see [`Self::tracked`]).
     pub fn tracks(&self, table: &str, partition: &str) -> bool {
-        !table.starts_with('_') && self.period_of.period_of_partition(partition).is_some()
+        !crate::names::output::is_errors(table)
+            && self.period_of.period_of_partition(partition).is_some()
     }
 
     /// Records finished jobs, then commits every complete unit (time
@@ -323,7 +324,7 @@ impl PartitionCommitter {
         let period_of = self.period_of.clone();
         let delay_ms = self.delay_ms;
         Box::new(move |table: &str, partition: &str| {
-            if table.starts_with('_') {
+            if crate::names::output::is_errors(table) {
                 return false;
             }
             let Some(p) = period_of.period_of_partition(partition) else {
@@ -343,10 +344,7 @@ impl PartitionCommitter {
         let mut parts: BTreeMap<rule::Period, bool> = BTreeMap::new();
         let mut unknown = 0;
         for (path, open) in source {
-            match self
-                .period_of
-                .period(&crate::discover::hive::parse_path(path))
-            {
+            match self.period_of.period(&crate::names::hive::parse_path(path)) {
                 Some(p) => *parts.entry(p).or_default() |= open,
                 None => unknown += 1,
             }
@@ -495,12 +493,12 @@ impl PartitionCommitter {
         if let Some(t) = self.worker.take() {
             // Keep taking completions so the thread never blocks on sending one.
             while !t.is_finished() {
-                self.record_completions(state, notify::now_ms())?;
+                self.record_completions(state, crate::clock::now_ms())?;
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = t.join();
         }
-        self.record_completions(state, notify::now_ms())
+        self.record_completions(state, crate::clock::now_ms())
     }
 }
 

@@ -8,6 +8,7 @@
 
 use super::CommitError;
 use super::webhook::Webhook;
+use crate::clock::rfc3339_seconds as rfc3339;
 use crate::config::PartitionCommitConfig;
 use crate::telemetry::Metrics;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -114,11 +115,6 @@ impl Job {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(at).to_string()
-}
-
 /// How a job ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -147,13 +143,6 @@ pub(super) struct Worker {
     pub handle: Handle,
     pub metrics: Arc<Metrics>,
     pub stop: Arc<AtomicBool>,
-}
-
-pub(super) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Worker {

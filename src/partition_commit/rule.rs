@@ -107,7 +107,7 @@ impl PeriodOf {
         let values: Vec<(String, String)> = partition
             .split('/')
             .filter_map(|s| s.split_once('='))
-            .map(|(k, v)| (k.to_string(), crate::discover::hive::unescape(v)))
+            .map(|(k, v)| (k.to_string(), crate::names::hive::unescape(v)))
             .collect();
         self.period(&values)
     }

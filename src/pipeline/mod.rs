@@ -29,8 +29,8 @@ mod writer;
 
 pub use coordinator::{RunMode, RunSummary, run, run_with};
 pub use startup::{
-    ExistingOutput, RunOptions, existing_output, local_store, open_sink, open_store, recover,
-    source_schema, taken_of,
+    ExistingOutput, RunOptions, existing_output, load_checked, local_store, open_sink, open_store,
+    recover, source_schema, taken_of,
 };
 
 use crate::checkpoint::StateError;

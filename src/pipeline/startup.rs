@@ -360,7 +360,7 @@ pub fn source_schema(
 
 /// Compiles the rules directory and refuses column type changes of tables
 /// that already have files (see `route::schema_guard`).
-pub(super) fn load_checked(
+pub fn load_checked(
     cfg: &Config,
     rule_schema: &arrow::datatypes::SchemaRef,
     table_schemas: &BTreeMap<String, String>,

@@ -14,7 +14,8 @@
 
 use crate::checkpoint::StagedFile;
 use crate::checkpoint::open_files::OpenFileUpdate;
-use crate::route::{ERRORS_DIR, Output, Piece, RuleSet};
+use crate::names::OutputName;
+use crate::route::{Output, Piece, RuleSet};
 use crate::sink::{ClosePolicy, SinkError, SinkSettings, Writers};
 use crate::split::SplitId;
 use crate::telemetry::Metrics;
@@ -304,8 +305,8 @@ fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg
                         let n = p.batch.num_rows() as u64;
                         let piece_start = writers.bytes_in;
                         if p.output == Output::Errors {
-                            // `_errors/<table>`: a folder the sink nests like a table.
-                            let out = format!("{ERRORS_DIR}/{}", rule.table);
+                            // A folder the sink nests like a table.
+                            let out = OutputName::Errors(rule.table.clone()).to_string();
                             if let Err(e) = writers.write(&out, &p.partition, &p.batch) {
                                 failure = Some(e);
                                 break;

@@ -15,7 +15,7 @@ pub mod fault;
 pub mod footer;
 pub mod sparse;
 
-use crate::discover::hive;
+use crate::names::hive;
 use crate::split::RowGroupInfo;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};

@@ -13,15 +13,12 @@
 //! column when the source has one, else the UTC date when it was routed.
 
 use super::{CompiledRule, Output, Piece};
-use crate::discover::hive;
+use crate::names::hive;
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
 use std::sync::Arc;
-
-/// The folder under the sink root that holds the error outputs.
-pub const ERRORS_DIR: &str = "_errors";
 
 /// What the rows of a failed batch came to.
 #[derive(Debug)]

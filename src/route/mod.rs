@@ -15,16 +15,18 @@ pub mod compile;
 mod index;
 pub mod isolate;
 mod narrow;
+mod rule_errors;
 pub use narrow::set_copy_all_columns;
 pub mod rule_file;
 pub mod schema_guard;
 
 pub use crate::config::OnError;
+pub use crate::names::ERRORS_DIR;
 pub use compile::{CompiledRule, Functions, RuleError};
 use index::{EqIndex, build_index, group_rows};
-pub use isolate::{ERRORS_DIR, Isolated};
+pub use isolate::Isolated;
 
-use crate::discover::hive;
+use crate::names::hive;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};

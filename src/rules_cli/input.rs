@@ -6,7 +6,7 @@
 //! itself holds is read as a string (CSV would infer `hour = 07` as 7).
 
 use super::RulesCliError;
-use crate::discover::hive;
+use crate::names::hive;
 use crate::read::SourceSchema;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::compute::{cast, concat_batches};

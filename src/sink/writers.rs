@@ -12,6 +12,7 @@ use super::upload::{self, UploadWrite};
 use super::{STAGING_DIR, SinkError, SinkSettings, file_name, path_of};
 use crate::checkpoint::StagedFile;
 use crate::checkpoint::open_files::{OpenFileRecord, OpenFileUpdate};
+use crate::names::OutputName;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use hashbrown::HashMap;
@@ -570,15 +571,14 @@ fn open_file(
     let name = file_name(&s.state_id, epoch, w.writer_id, w.seq);
     w.seq += 1;
     let parts: Vec<&str> = w.partition.split('/').collect();
-    // A table is an identifier, or `_errors/<table>` for an error output.
-    let table: Vec<&str> = w.table.split('/').collect();
+    let output = OutputName::parse(&w.table);
     // Staging is flat: names are unique, and a file may stay open over
     // many epochs.
     let mut staged = path_of([STAGING_DIR, name.as_str()])?;
     let final_path = path_of(
-        table
-            .iter()
-            .copied()
+        output
+            .segments()
+            .into_iter()
             .chain(parts.iter().copied())
             .chain([name.as_str()]),
     )?;

@@ -23,6 +23,7 @@
 //!   doubles from 10 ms up to 1 s: the loop never spins and never exits.
 
 use super::Metrics;
+use crate::clock::now_ms;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -282,11 +283,4 @@ fn open_file_limit() -> Option<usize> {
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0;
     (ok && r.rlim_cur != libc::RLIM_INFINITY)
         .then(|| usize::try_from(r.rlim_cur).unwrap_or(usize::MAX))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

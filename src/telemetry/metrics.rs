@@ -2,6 +2,7 @@
 //! Prometheus text format. Labels are bounded (table and dimension names
 //! from config, never file paths or data values).
 
+use crate::names::output::errors_table as error_output;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -98,13 +99,6 @@ fn add_map(m: &Mutex<BTreeMap<String, u64>>, key: &str, n: u64) {
             g.insert(key.to_string(), n);
         }
     }
-}
-
-/// The table whose error output `table` is (`_errors/<t>` -> `t`).
-fn error_output(table: &str) -> Option<&str> {
-    table
-        .strip_prefix(crate::route::ERRORS_DIR)
-        .and_then(|t| t.strip_prefix('/'))
 }
 
 impl Metrics {

@@ -4,7 +4,9 @@
 //! discovery's reports of what it does not read, systemd notifications and
 //! the progress line of `run --once` on a terminal.
 
+pub mod board;
 pub mod commit_status;
+pub mod diagnosis;
 pub mod discovery;
 pub mod http;
 pub mod metrics;

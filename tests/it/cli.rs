@@ -173,3 +173,70 @@ fn output_files_roll_at_the_target_size() {
     );
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+#[test]
+fn check_refuses_a_webhook_whose_ca_file_or_env_header_cannot_be_used() {
+    let with_webhook = |webhook: &str| {
+        let mut env = Env::new(&format!(
+            "\n[partition_commit]\ntime_columns = {{ dt = \"%Y-%m-%d\", hour = \"%H\" }}\nwebhook = {{ {webhook} }}\n"
+        ));
+        env.add_file(0, 100);
+        env
+    };
+    let check = |env: &Env, var: Option<&str>| {
+        let mut cmd = env.cmd(&["check", "--config", env.config().to_str().unwrap()]);
+        cmd.env_remove("SLUICE_CHECK_TOKEN");
+        if let Some(v) = var {
+            cmd.env("SLUICE_CHECK_TOKEN", v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    let missing = dir.path().join("missing.pem");
+    let env = with_webhook(&format!(
+        "url = \"https://127.0.0.1:9/hook\", ca_file = \"{}\"",
+        missing.display()
+    ));
+    let (code, err) = check(&env, None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("sluice.toml")
+            && err.contains("partition_commit.webhook: ca_file")
+            && err.contains("missing.pem"),
+        "{err}"
+    );
+
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "just text, no certificate\n").unwrap();
+    let env = with_webhook(&format!(
+        "url = \"https://127.0.0.1:9/hook\", ca_file = \"{}\"",
+        not_pem.display()
+    ));
+    let (code, err) = check(&env, None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("sluice.toml") && err.contains("ca_file") && err.contains("not.pem"),
+        "{err}"
+    );
+
+    let env = with_webhook(
+        "url = \"http://127.0.0.1:9/hook\", headers = { Authorization = \"env:SLUICE_CHECK_TOKEN\" }",
+    );
+    let (code, err) = check(&env, None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("sluice.toml")
+            && err.contains("headers.Authorization")
+            && err.contains("SLUICE_CHECK_TOKEN is not set"),
+        "{err}"
+    );
+    // Set, the same config passes (and its value is not printed).
+    let (code, err) = check(&env, Some("Bearer check-s3cret"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("check-s3cret"), "{err}");
+}
