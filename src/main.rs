@@ -185,6 +185,20 @@ enum StateCmd {
         #[arg(long)]
         yes: bool,
     },
+    /// Re-split the exported states of every replica (all stopped) into
+    /// states for a new number of replicas: writes `<out>/replica-<i>.jsonl`,
+    /// one per new replica, to load with `state import --force`.
+    Reshard {
+        /// The `state export` dumps of every current replica, in any order.
+        #[arg(long, value_delimiter = ',', required = true)]
+        from: Vec<PathBuf>,
+        /// The new number of replicas.
+        #[arg(long)]
+        replicas: u32,
+        /// The folder for the new dumps.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Load a dump written by `state export` into state.dir (must be empty).
     Import {
         #[arg(long, short)]
@@ -279,6 +293,14 @@ fn main() -> ExitCode {
         Cmd::State {
             cmd: StateCmd::Export { config, out },
         } => with_config(&config, |cfg| ops_cli::cmd_export(cfg, out.as_deref())),
+        Cmd::State {
+            cmd:
+                StateCmd::Reshard {
+                    from,
+                    replicas,
+                    out,
+                },
+        } => ops_cli::cmd_reshard(&from, replicas, &out),
         Cmd::State {
             cmd:
                 StateCmd::Import {

@@ -258,6 +258,32 @@ pub fn cmd_rewind(cfg: &Config, to: &str, yes: bool) -> Result<ExitCode> {
 
 // ---------------------------------------------------------------- export / import
 
+/// `sluice state reshard`: exit 0 with the new dumps written, 2 when the
+/// dumps cannot be re-split (incomplete set, a replica not stopped cleanly).
+pub fn cmd_reshard(from: &[std::path::PathBuf], replicas: u32, out: &Path) -> Result<ExitCode> {
+    use sluice::checkpoint::reshard::{ReshardError, reshard_dumps};
+    match reshard_dumps(from, replicas, out, now_ms()) {
+        Ok(files) => {
+            for (i, (path, n)) in files.iter().enumerate() {
+                println!(
+                    "replica {i}: {} ({n} file record(s)); load it with SLUICE_REPLICA={i} sluice state import --config <config with cluster.replicas = {replicas}> {} --force",
+                    path.display(),
+                    path.display()
+                );
+            }
+            println!(
+                "then set cluster.replicas = {replicas} in the config (and the StatefulSet's replicas) and start every replica"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ ReshardError::Refused(_)) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn cmd_export(cfg: &Config, out: Option<&Path>) -> Result<ExitCode> {
     let state = open_state(cfg).context("opening the state")?;
     let prepared = state

@@ -34,6 +34,7 @@ use tokio::runtime::Handle;
 mod checkpointing;
 mod discovery;
 mod evolve;
+mod replicas;
 mod retry;
 mod upkeep;
 
@@ -113,6 +114,10 @@ struct Coordinator {
     open_files: usize,
     /// When the last barrier was taken (writers' busy time is per epoch).
     last_barrier: Instant,
+    /// `[cluster]`: the link to the other replicas (see `replicas`).
+    cluster: Option<crate::cluster::progress::Link>,
+    /// `[cluster]`: folders holding other shards' source files.
+    other_shards: BTreeSet<String>,
 }
 
 /// Runs the pipeline until `mode` says stop, with default [`RunOptions`].
@@ -168,6 +173,7 @@ pub(crate) fn run_with_source(
     });
     let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     let state = StateStore::open(&cfg.state_dir)?;
+    state.claim_replica(cfg.cluster.replica, cfg.cluster.replicas)?;
     // Before recovery, which empties the staging folder: a state restored
     // afterwards may still need what is staged there.
     if !opts.allow_existing_output {
@@ -253,7 +259,10 @@ pub(crate) fn run_with_source(
         store: sink.clone(),
         handle: handle.clone(),
         settings: SinkSettings {
-            state_id: state.state_id()?,
+            state_id: sink::name_id(
+                &state.state_id()?,
+                cfg.cluster.is_sharded().then_some(cfg.cluster.replica),
+            ),
             target_file_size: cfg.sink.target_file_size,
             row_group_rows: cfg.sink.row_group_rows,
             zstd_level: cfg.sink.zstd_level,
@@ -360,7 +369,22 @@ pub(crate) fn run_with_source(
         oldest_open_ms: BTreeMap::new(),
         open_files: 0,
         last_barrier: Instant::now(),
+        cluster: None,
+        other_shards: BTreeSet::new(),
     };
+    if cfg.cluster.is_sharded() {
+        c.cluster = Some(crate::cluster::progress::Link::new(
+            cfg.cluster,
+            c.sink.clone(),
+            handle.clone(),
+            c.state.state_id()?,
+        ));
+        if cfg.cluster.replica == 0
+            && let Some(p) = c.pcommit.as_mut()
+        {
+            p.use_cluster_book();
+        }
+    }
     c.reported = c
         .files
         .iter()

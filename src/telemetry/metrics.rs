@@ -47,6 +47,8 @@ pub struct Metrics {
     pub status: super::status::StatusBoard,
     /// Files skipped, bad listing entries, failed listings.
     pub discovery: super::discovery::DiscoveryStats,
+    /// `[cluster]`: the replicas' published progress.
+    pub cluster: super::cluster_status::ClusterBoard,
     pub rows_routed: Mutex<BTreeMap<String, u64>>,
     /// Rows a rule failed on, by table.
     pub rule_error_rows: Mutex<BTreeMap<String, u64>>,
@@ -358,6 +360,7 @@ impl Metrics {
         self.render_partition_commit(&mut out);
         self.render_open_output(&mut out);
         self.discovery.render(&mut out);
+        self.cluster.render(&mut out);
         out
     }
 

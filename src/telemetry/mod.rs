@@ -4,6 +4,7 @@
 //! discovery's reports of what it does not read, systemd notifications and
 //! the progress line of `run --once` on a terminal.
 
+pub mod cluster_status;
 pub mod commit_status;
 pub mod discovery;
 pub mod http;

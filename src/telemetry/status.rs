@@ -201,6 +201,9 @@ pub struct StatusSnapshot {
     /// The source schema's last change (columns added or widened).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_change: Option<SchemaChange>,
+    /// `[cluster]`: every replica's last progress, and which are down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::cluster_status::ClusterStatus>,
 }
 
 /// Output files kept open across checkpoints (see `sink::writers`).
@@ -636,6 +639,7 @@ impl StatusBoard {
             partition_commit: b.partition_commit.clone(),
             open_output: b.open_output(now_ms),
             schema_change: b.schema_change.clone(),
+            cluster: m.cluster.get(),
         };
         s.diagnosis = diagnose(&s, &b.thresholds);
         s

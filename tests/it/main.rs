@@ -25,6 +25,8 @@ mod pruning;
 mod quarantine;
 mod reading;
 mod receiver;
+mod replicas;
+mod replicas_support;
 mod rules;
 mod rules_input;
 mod s3;

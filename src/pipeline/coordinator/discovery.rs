@@ -65,13 +65,16 @@ impl Coordinator {
             _ => None,
         };
         let t0 = Instant::now();
+        // Files of other replicas' shards are never looked at further (in
+        // manifest mode not even checked with a HEAD request).
+        let shard = crate::cluster::shard::Shard::of(&self.cfg.cluster);
         let listed = match &self.cfg.source.visibility {
             crate::config::Visibility::Manifest { dir } => discover::manifest::scan(
                 &self.source,
                 &self.cfg.source.root,
                 dir,
                 &mut self.discovery.manifests,
-                &|p| taken.contains_key(p),
+                &|p| taken.contains_key(p) || !shard.owns(p),
             )
             .map(|l| (l, discover::Scope::Full)),
             _ => discover::list_scoped(
@@ -102,6 +105,9 @@ impl Coordinator {
         };
         self.metrics.discovery.listing_ok();
         self.report_unlisted(&listing);
+        if self.cfg.cluster.is_sharded() {
+            self.note_other_shards(&listing.files);
+        }
         let sel = discover::select(
             &listing.files,
             &SelectParams {
@@ -114,6 +120,7 @@ impl Coordinator {
                 pruned_below_ms: self.discovery.pruned_below,
                 taken: &taken,
                 reported: &self.reported,
+                shard,
             },
         );
         let old = &mut self.discovery.old;
