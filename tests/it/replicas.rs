@@ -309,6 +309,82 @@ fn a_replica_stopped_for_good_holds_commits_back_and_status_names_it() {
     assert_exact(&r.env);
 }
 
+/// The source (and the dimension) on the S3 test server, the sink a local
+/// folder: three replicas, one SIGKILLed and restarted, files arriving.
+#[test]
+fn three_replicas_over_an_s3_source_are_exact_and_commit_complete_hours() {
+    let Some(s3) = crate::s3_support::s3() else {
+        return;
+    };
+    let bucket = s3.bucket();
+    let mut r = Replicas::new(3, "", "dwd", false);
+    let (addr, seen) = start_checking_receiver(r.env.sink());
+    r.append(&pc_config(&addr));
+    let endpoint = s3.endpoint.clone();
+    let b = bucket.clone();
+    r.edit(move |cfg| {
+        cfg.replace("root = \"ods\"", &format!("root = \"s3://{b}/ods/events\""))
+            .replace(
+                "path = \"dim/spmid.csv\"",
+                &format!("path = \"s3://{b}/dim/spmid.csv\""),
+            )
+            + &format!(
+                "[stores.\"s3://{b}\"]\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n"
+            )
+    });
+    r.vars = s3
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let dim = s3.store(&bucket, "dim");
+    s3.put(
+        &dim,
+        "spmid.csv",
+        std::fs::read(r.env.path().join("dim/spmid.csv")).unwrap(),
+    );
+    let upload = |r: &mut Replicas, h: u32| {
+        let files: Vec<PathBuf> = (0..4).map(|_| r.env.add_file(h, 300)).collect();
+        s3.upload(&r.env.ods(), &files, &bucket, "ods/events");
+    };
+    upload(&mut r, 0);
+    let mut logs = vec![String::new(); 3];
+    let mut daemons: Vec<_> = (0..3).map(|i| r.spawn(i)).collect();
+    for h in 1..4 {
+        if h == 2 {
+            let (d, _) = daemons.remove(1);
+            drop(d); // SIGKILL
+            upload(&mut r, h);
+            std::thread::sleep(Duration::from_millis(700));
+            daemons.insert(1, r.spawn(1));
+        } else {
+            upload(&mut r, h);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let want: std::collections::BTreeSet<String> = (0..3).map(hour).collect();
+    wait_until("hours 00..02 notified", 90, &daemons, &mut logs, || {
+        notified_hours(&seen) == want
+    });
+    for (i, (d, _)) in daemons.into_iter().enumerate() {
+        assert!(stop(d), "replica {i}");
+    }
+    assert_exact(&r.env);
+    for (body, rows_at_arrival, _) in seen.lock().unwrap().iter() {
+        let h: u32 = body["partition"]
+            .as_str()
+            .unwrap()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body["rows"], clicks(&r.env.ods(), h), "{body}");
+        assert_eq!(*rows_at_arrival, clicks(&r.env.ods(), h));
+    }
+}
+
 #[test]
 fn resharding_two_replicas_into_three_reads_every_file_once() {
     let mut r = Replicas::new(2, "", "dwd", false);

@@ -13,6 +13,8 @@ pub struct Replicas {
     pub env: Env,
     pub n: u32,
     base: String,
+    /// Environment for every replica's process (e.g. S3 credentials).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Replicas {
@@ -26,7 +28,12 @@ impl Replicas {
             "[sink]\nroot = \"dwd\"",
             &format!("[sink]\nroot = {sink_root:?}"),
         );
-        let r = Replicas { env, n, base };
+        let r = Replicas {
+            env,
+            n,
+            base,
+            vars: Vec::new(),
+        };
         r.write_configs();
         r
     }
@@ -54,6 +61,12 @@ impl Replicas {
         self.write_configs();
     }
 
+    /// Rewrites every replica's config with `f`.
+    pub fn edit(&mut self, f: impl Fn(&str) -> String) {
+        self.base = f(&self.base);
+        self.write_configs();
+    }
+
     /// Rewrites every config for `n` replicas (after a reshard).
     pub fn set_replicas(&mut self, n: u32) {
         self.n = n;
@@ -68,6 +81,9 @@ impl Replicas {
     pub fn cmd(&self, i: u32, args: &[&str]) -> Command {
         let mut c = self.env.cmd(args);
         c.env("SLUICE_REPLICA", i.to_string());
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
         c
     }
 
