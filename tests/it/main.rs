@@ -26,6 +26,7 @@ mod quarantine;
 mod reading;
 mod receiver;
 mod replicas;
+mod replicas_figures;
 mod replicas_support;
 mod rules;
 mod rules_input;

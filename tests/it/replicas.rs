@@ -494,3 +494,39 @@ fn resharding_two_replicas_into_three_reads_every_file_once() {
         );
     }
 }
+
+/// `visibility = "manifest"`: each replica takes only its shard's entries
+/// of the shared index files, so every file is read once.
+#[test]
+fn manifest_mode_replicas_read_every_indexed_file_once() {
+    let mut r = Replicas::new(3, "", "dwd", false);
+    r.edit(|cfg| cfg.replacen("visibility = \"settled\"", "visibility = \"manifest\"", 1));
+    let idx = r.env.ods().join("_manifests");
+    std::fs::create_dir_all(&idx).unwrap();
+    let mut lines = String::new();
+    for h in 0..3 {
+        for _ in 0..4 {
+            let f = r.env.add_file(h, 300);
+            let rel = f
+                .strip_prefix(r.env.ods())
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let size = std::fs::metadata(&f).unwrap().len();
+            lines.push_str(&format!("{{\"path\": \"{rel}\", \"size\": {size}}}\n"));
+        }
+    }
+    std::fs::write(idx.join("0001.json"), lines).unwrap();
+    for i in 0..3 {
+        let o = r.run_once(i);
+        assert!(o.status.success(), "{}", output_text(&o));
+        // Replica i's rows: exactly its shard's files so far.
+        let later: Vec<PathBuf> = (i + 1..3).flat_map(|j| r.owned(j, 3)).collect();
+        let diffs = diff_tables(
+            &expected_tables(&r.env.ods(), &later),
+            &actual_tables(&r.env.sink()),
+        );
+        assert!(diffs.is_empty(), "after replica {i}: {diffs:?}");
+    }
+}
