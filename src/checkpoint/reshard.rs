@@ -20,8 +20,10 @@
 //!   the highest.
 //! - `pcommit:*` (a replica's rows per output partition) and `rows:*`
 //!   (rows per table per day): summed into replica 0, so the totals partition
-//!   commit announces stay the same; `pcluster:*` (what the cluster
-//!   announced) goes to replica 0.
+//!   commit announces stay the same. What was announced (`pcluster:*` of
+//!   replicas, or the one daemon's own `pcommit:` commit fields) goes to
+//!   replica 0: into `pcluster:*` for replicas, into its `pcommit:`
+//!   records for one daemon, so nothing is announced again as new.
 //! - Each new state gets a fresh id (new output names) and `meta:replica`.
 //! - Epoch records and hot-partition spreads are dropped. A state with a
 //!   prepared epoch or an output file open is refused: start and stop that
@@ -145,6 +147,10 @@ pub fn reshard(dumps: &[Vec<KeyValue>], replicas: u32) -> Result<Resharded, Resh
     let mut pcommit: BTreeMap<Vec<u8>, PartitionRecord> = BTreeMap::new();
     let mut rows: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     let mut shared: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    // What was announced per leaf: from the cluster's book (`pcluster:`)
+    // when the old states were replicas, from the one daemon's own records
+    // (`pcommit:`) when it was one.
+    let mut announced: BTreeMap<(String, String), PartitionRecord> = BTreeMap::new();
     // The longest schema history wins: (its length, its entries).
     let mut schema: (usize, Vec<KeyValue>) = (0, Vec::new());
     for (d, (old, _)) in dumps.iter().zip(&claims) {
@@ -204,15 +210,16 @@ pub fn reshard(dumps: &[Vec<KeyValue>], replicas: u32) -> Result<Resharded, Resh
                     });
                     e.rows += r.rows;
                     e.files += r.files;
-                    e.committed_rows += r.committed_rows;
-                    e.committed_at_ms = e.committed_at_ms.max(r.committed_at_ms);
-                    e.late_count = e.late_count.max(r.late_count);
+                    if old_n == 1 && r.committed_before() {
+                        announced.insert((r.table.clone(), r.partition.clone()), r);
+                    }
                 }
                 _ if key.starts_with(ROWS_PREFIX) => {
                     *rows.entry(k.clone()).or_default() += json::<u64>(k, v)?;
                 }
                 _ if key.starts_with(CLUSTER_PREFIX) => {
-                    shared.insert(k.clone(), v.clone());
+                    let r: PartitionRecord = json(k, v)?;
+                    announced.insert((r.table.clone(), r.partition.clone()), r);
                 }
                 _ if key.starts_with("table_schema:") => {
                     shared.entry(k.clone()).or_insert_with(|| v.clone());
@@ -248,14 +255,38 @@ pub fn reshard(dumps: &[Vec<KeyValue>], replicas: u32) -> Result<Resharded, Resh
             o.insert(k.clone(), v.clone());
         }
         for (k, v) in &shared {
-            // What the cluster announced is replica 0's (the committer).
-            if j == 0 || !k.starts_with(CLUSTER_PREFIX.as_bytes()) {
-                o.insert(k.clone(), v.clone());
-            }
+            o.insert(k.clone(), v.clone());
         }
         if j == 0 {
+            // Replica 0 commits: what was announced goes into its book
+            // (replicas) or into its own records (one daemon).
             for (k, r) in &pcommit {
-                o.insert(k.clone(), encode(r));
+                let mut r = r.clone();
+                if let Some(a) = announced.get(&(r.table.clone(), r.partition.clone()))
+                    && replicas == 1
+                {
+                    r.committed_rows = a.committed_rows.min(r.rows);
+                    r.committed_at_ms = a.committed_at_ms;
+                    r.late_count = a.late_count;
+                }
+                o.insert(k.clone(), encode(&r));
+            }
+            if replicas > 1 {
+                for ((table, partition), a) in &announced {
+                    let r = PartitionRecord {
+                        v: 1,
+                        table: table.clone(),
+                        partition: partition.clone(),
+                        rows: a.committed_rows,
+                        files: a.files,
+                        committed_rows: a.committed_rows,
+                        committed_at_ms: a.committed_at_ms,
+                        late_count: a.late_count,
+                        ..Default::default()
+                    };
+                    let key = format!("{CLUSTER_PREFIX}{table}\0{partition}");
+                    o.insert(key.into_bytes(), encode(&r));
+                }
             }
             for (k, n) in &rows {
                 o.insert(k.clone(), encode(n));
@@ -358,6 +389,40 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 3, "fresh state ids");
+    }
+
+    #[test]
+    fn what_was_announced_moves_between_one_daemon_and_replicas() {
+        let mut one = pc(12);
+        let mut r: PartitionRecord = serde_json::from_slice(&one.1).unwrap();
+        r.committed_rows = 12;
+        r.committed_at_ms = Some(7);
+        one.1 = encode(&r);
+        // One daemon -> 2 replicas: replica 0's book says 12 announced.
+        let two = reshard(&[vec![one]], 2).unwrap();
+        let book: Vec<PartitionRecord> = two.states[0]
+            .iter()
+            .filter(|(k, _)| k.starts_with(CLUSTER_PREFIX.as_bytes()))
+            .map(|(_, v)| serde_json::from_slice(v).unwrap())
+            .collect();
+        assert_eq!(book.len(), 1);
+        assert_eq!(
+            (book[0].committed_rows, book[0].committed_at_ms),
+            (12, Some(7))
+        );
+        // ... and back to one daemon: its own record says 12 announced.
+        let back = reshard(&two.states, 1).unwrap();
+        let own: Vec<PartitionRecord> = back.states[0]
+            .iter()
+            .filter(|(k, _)| k.starts_with(PCOMMIT_PREFIX.as_bytes()))
+            .map(|(_, v)| serde_json::from_slice(v).unwrap())
+            .collect();
+        assert_eq!((own[0].rows, own[0].committed_rows), (12, 12));
+        assert!(
+            !back.states[0]
+                .iter()
+                .any(|(k, _)| k.starts_with(CLUSTER_PREFIX.as_bytes()))
+        );
     }
 
     #[test]

@@ -125,7 +125,17 @@ pub async fn read_all(
         .await;
     let mut out = Vec::with_capacity(reads.len());
     for r in reads {
-        out.push(r?.filter(|p| p.replicas == replicas && p.format <= PROGRESS_FORMAT));
+        let p = match r {
+            Ok(p) => p,
+            // An object that does not parse counts as missing (it holds
+            // commits back, and shows as down): never as progress.
+            Err(e @ ProgressError::Format { .. }) => {
+                tracing::warn!(error = %e, "unreadable replica progress; treated as missing");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        out.push(p.filter(|p| p.replicas == replicas && p.format <= PROGRESS_FORMAT));
     }
     Ok(out)
 }
@@ -230,14 +240,17 @@ impl Link {
         }
     }
 
-    /// Reads every replica's progress (at most once a second unless
-    /// `force`) and returns the status; `None` when reading failed.
+    /// Reads every replica's progress and returns the status (`None` when
+    /// reading failed, or not due). Replica 0, the committer, reads at most
+    /// once a second; the others, which only show it, once a heartbeat, so
+    /// the cluster makes about N reads a second rather than N x N.
     pub fn refresh(&mut self, now_ms: i64, force: bool) -> Option<ClusterStatus> {
-        if !force
-            && self
-                .last_read
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
+        let every = if self.cluster.replica == 0 {
+            Duration::from_secs(1)
+        } else {
+            self.heartbeat().max(Duration::from_secs(1))
+        };
+        if !force && self.last_read.is_some_and(|t| t.elapsed() < every) {
             return None;
         }
         self.last_read = Some(Instant::now());
