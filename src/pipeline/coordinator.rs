@@ -372,19 +372,7 @@ pub(crate) fn run_with_source(
         cluster: None,
         other_shards: BTreeSet::new(),
     };
-    if cfg.cluster.is_sharded() {
-        c.cluster = Some(crate::cluster::progress::Link::new(
-            cfg.cluster,
-            c.sink.clone(),
-            handle.clone(),
-            c.state.state_id()?,
-        ));
-        if cfg.cluster.replica == 0
-            && let Some(p) = c.pcommit.as_mut()
-        {
-            p.use_cluster_book();
-        }
-    }
+    c.join_cluster()?;
     c.reported = c
         .files
         .iter()

@@ -530,3 +530,47 @@ fn manifest_mode_replicas_read_every_indexed_file_once() {
         assert!(diffs.is_empty(), "after replica {i}: {diffs:?}");
     }
 }
+
+/// At-least-once across a crash of the committer: replica 0 dies after the
+/// webhook of an hour went out and before it recorded it; restarted, it
+/// announces the hour again with the same totals of all three replicas.
+#[test]
+fn the_committer_killed_after_a_notification_sends_it_again_with_the_same_totals() {
+    let mut r = Replicas::new(3, "", "dwd", false);
+    let (addr, seen) = start_checking_receiver(r.env.sink());
+    r.append(&pc_config(&addr));
+    for _ in 0..4 {
+        r.env.add_file(0, 300);
+    }
+    r.env.add_file(1, 300);
+    let mut c0 = r.cmd(0, &["run", "--config", r.config(0).to_str().unwrap()]);
+    c0.env("SLUICE_CRASH_AT", "after_partition_notify")
+        .stdout(std::process::Stdio::null());
+    let mut daemons = vec![spawn_with_log(c0), r.spawn(1), r.spawn(2)];
+    let mut logs = vec![String::new(); 3];
+    let (d0, _) = &mut daemons[0];
+    let t = Instant::now();
+    while d0.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "replica 0 never reached the crash point"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(notified_hours(&seen).len(), 1);
+    daemons[0] = r.spawn(0);
+    wait_until("the notification again", 60, &daemons, &mut logs, || {
+        seen.lock().unwrap().len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let all = seen.lock().unwrap().clone();
+    assert_eq!(all.len(), 2, "{all:#?}");
+    let mut again = all[1].0.clone();
+    again["committed_at"] = all[0].0["committed_at"].clone();
+    assert_eq!(again, all[0].0, "the same notification");
+    assert_eq!(all[1].0["rows"], clicks(&r.env.ods(), 0));
+    for (i, (d, _)) in daemons.into_iter().enumerate() {
+        assert!(stop(d), "replica {i}");
+    }
+    assert_exact(&r.env);
+}

@@ -7,6 +7,26 @@
 use super::*;
 
 impl Coordinator {
+    /// `[cluster]` with more than one replica: links to the others, and
+    /// makes replica 0's partition commit the cluster's.
+    pub(super) fn join_cluster(&mut self) -> Result<(), PipelineError> {
+        if !self.cfg.cluster.is_sharded() {
+            return Ok(());
+        }
+        self.cluster = Some(crate::cluster::progress::Link::new(
+            self.cfg.cluster,
+            self.sink.clone(),
+            self.handle.clone(),
+            self.state.state_id()?,
+        ));
+        if self.cfg.cluster.replica == 0
+            && let Some(p) = self.pcommit.as_mut()
+        {
+            p.use_cluster_book();
+        }
+        Ok(())
+    }
+
     /// Notes one path per folder of the other shards' files in a listing:
     /// they count as done source files for this replica's watermark.
     pub(super) fn note_other_shards(&mut self, files: &[Listed]) {
