@@ -32,7 +32,11 @@ impl Coordinator {
     pub(super) fn note_other_shards(&mut self, files: &[Listed]) {
         let shard = crate::cluster::shard::Shard::of(&self.cfg.cluster);
         for f in files {
-            if shard.owns(&f.path) || discover::is_hidden_or_in_progress(&f.path) {
+            let name = f.path.rsplit('/').next().unwrap_or("");
+            if shard.owns(&f.path)
+                || discover::is_hidden_or_in_progress(&f.path)
+                || !discover::glob_match(&self.cfg.source.pattern, name)
+            {
                 continue;
             }
             let dir = discover::dir_of(&f.path);
