@@ -579,6 +579,100 @@ else
     skip "kubectl kustomize: kubectl not installed"
 fi
 
+# ---------------------------------------------------------------- kubernetes, N replicas
+section "kubernetes (replicas)"
+K8S_REPLICAS_DIR=deploy/k8s-replicas
+if [ "$yaml_ok" -eq 1 ]; then
+    K8S_DIR="$K8S_REPLICAS_DIR" run_py "kubernetes replicas manifests" <<'PY'
+import glob, os, re
+from checklib import check, guarded
+import yaml
+
+kdir = os.environ["K8S_DIR"]
+docs, kust = {}, None
+files = sorted(glob.glob(os.path.join(kdir, "*.yaml")))
+for f in files:
+    try:
+        loaded = [d for d in yaml.safe_load_all(open(f, encoding="utf-8")) if d is not None]
+    except yaml.YAMLError as e:
+        check(f"YAML parses: {f}", False, str(e).replace("\n", " "))
+        continue
+    check(f"YAML parses: {f}", len(loaded) > 0, "no documents")
+    for d in loaded:
+        if d.get("kind") == "Kustomization":
+            kust = d
+            continue
+        check(f"{d.get('kind')}/{(d.get('metadata') or {}).get('name')} has no namespace",
+              "namespace" not in (d.get("metadata") or {}))
+        docs.setdefault(d.get("kind"), []).append(d)
+if check("replicas: kustomization.yaml lists every manifest", kust is not None
+         and set(kust.get("resources") or []) == {os.path.basename(f) for f in files} - {"kustomization.yaml"}):
+    pass
+for kind in ("StatefulSet", "ConfigMap", "PodDisruptionBudget", "Service"):
+    check(f"replicas: exactly one {kind}", len(docs.get(kind, [])) == 1, f"{len(docs.get(kind, []))}")
+if any(len(docs.get(k, [])) != 1 for k in ("StatefulSet", "ConfigMap", "PodDisruptionBudget", "Service")):
+    raise SystemExit(0)
+sts, cm, pdb, svc = (docs[k][0] for k in ("StatefulSet", "ConfigMap", "PodDisruptionBudget", "Service"))
+spec = sts.get("spec") or {}
+pod = (spec.get("template") or {}).get("spec") or {}
+labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+c = (pod.get("containers") or [{}])[0]
+n = spec.get("replicas")
+check("replicas: StatefulSet replicas >= 2", isinstance(n, int) and n >= 2, f"{n!r}")
+check("replicas: serviceName is the headless Service",
+      spec.get("serviceName") == svc["metadata"]["name"] and (svc.get("spec") or {}).get("clusterIP") == "None",
+      f"{spec.get('serviceName')!r}, clusterIP {(svc.get('spec') or {}).get('clusterIP')!r}")
+check("replicas: Service selector matches the pods",
+      all(labels.get(k) == v for k, v in ((svc.get("spec") or {}).get("selector") or {"x": None}).items()))
+ann = (svc.get("metadata") or {}).get("annotations") or {}
+check("replicas: Service scraped by Prometheus on 9108",
+      ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "9108")
+sel = ((pdb.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+check("replicas: PodDisruptionBudget selects the pods, maxUnavailable 1",
+      bool(sel) and all(labels.get(k) == v for k, v in sel.items()) and (pdb.get("spec") or {}).get("maxUnavailable") == 1,
+      f"{pdb.get('spec')}")
+env = {e.get("name"): e for e in c.get("env") or []}
+ref = (((env.get("SLUICE_REPLICA") or {}).get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+check("replicas: SLUICE_REPLICA from the pod-index label (downward API)",
+      ref == "metadata.labels['apps.kubernetes.io/pod-index']", f"{ref!r}")
+for kind, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+    p = (c.get(kind) or {}).get("httpGet") or {}
+    check(f"replicas: {kind} {path} on 9108", p.get("path") == path and p.get("port") == 9108, f"{p}")
+vcts = {(v.get("metadata") or {}).get("name") for v in spec.get("volumeClaimTemplates") or []}
+mounts = {m.get("mountPath"): m for m in c.get("volumeMounts") or []}
+conf = {}
+def toml_check():
+    global conf
+    import tomllib
+    conf = tomllib.loads((cm.get("data") or {}).get("sluice.toml", ""))
+guarded("replicas: sluice.toml parses", toml_check)
+cluster = conf.get("cluster") or {}
+check("replicas: sluice.toml [cluster] replicas equals the StatefulSet's", cluster.get("replicas") == n,
+      f"{cluster.get('replicas')!r} vs {n!r}")
+check('replicas: sluice.toml [cluster] replica from SLUICE_REPLICA',
+      cluster.get("replica", "env:SLUICE_REPLICA") == "env:SLUICE_REPLICA", f"{cluster.get('replica')!r}")
+state_dir = (conf.get("state") or {}).get("dir")
+check("replicas: state dir on a volumeClaimTemplate (one per replica)",
+      (mounts.get(state_dir) or {}).get("name") in vcts, f"{state_dir!r} {sorted(x for x in vcts if x)}")
+vols = {v.get("name"): v for v in pod.get("volumes") or []}
+cfgv = ((vols.get((mounts.get("/etc/sluice") or {}).get("name")) or {}).get("configMap") or {})
+check("replicas: config volume is this ConfigMap", cfgv.get("name") == cm["metadata"]["name"], f"{cfgv.get('name')!r}")
+check("replicas: terminationGracePeriodSeconds > 30", (pod.get("terminationGracePeriodSeconds") or 0) > 30)
+PY
+else
+    skip "kubernetes (replicas): PyYAML unavailable"
+fi
+if command -v kubectl >/dev/null 2>&1; then
+    if kubectl kustomize "$K8S_REPLICAS_DIR" >"$tmp/kustomize-replicas.out" 2>&1; then
+        pass "kubectl kustomize $K8S_REPLICAS_DIR renders"
+    else
+        sed 's/^/      /' "$tmp/kustomize-replicas.out"
+        fail "kubectl kustomize $K8S_REPLICAS_DIR"
+    fi
+else
+    skip "kubectl kustomize $K8S_REPLICAS_DIR: kubectl not installed"
+fi
+
 # ---------------------------------------------------------------- grafana
 section "grafana"
 DASHBOARD="$DASHBOARD" run_py "grafana dashboard" <<'PY'

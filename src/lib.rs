@@ -6,6 +6,7 @@
 //!
 //! - [`names`]: shared vocabulary: Hive path segments, file-name globs, output names.
 //! - [`config`]: the TOML file, validated once into a typed `Config`.
+//! - [`cluster`]: `[cluster]` replicas: which source files a replica owns, the progress they publish.
 //! - [`store`]: a configured location (local folder, `s3://`, `gs://`, `az://`) opened as an object store.
 //! - [`discover`]: listing the source, visibility modes, the watermark + lookback seen-set.
 //! - [`split`]: a file's row groups cut into splits (pure).
@@ -24,6 +25,7 @@
 
 pub mod checkpoint;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod crashpoint;
 pub mod demo;

@@ -161,6 +161,7 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
             pruned_below_ms: pruned_below,
             taken: &taken,
             reported: &HashSet::new(),
+            shard: crate::cluster::shard::Shard::of(&cfg.cluster),
         },
     );
     // What a run would skip now (files an earlier run took and pruned are
@@ -204,8 +205,35 @@ pub fn from_state(cfg: &Config, now_ms: i64) -> Result<StatusSnapshot, StatusErr
         _ => None,
     };
     s.disk = status::disks(cfg.sink.root.local_root(), &cfg.state_dir);
+    if cfg.cluster.is_sharded() {
+        s.cluster = cluster_from_sink(cfg, now_ms);
+    }
     s.diagnosis = status::diagnose(&s, &Thresholds::from_config(cfg));
     Ok(s)
+}
+
+/// `[cluster]`: every replica's progress as published in the sink (`None`
+/// when the sink cannot be read: the status goes on without it).
+fn cluster_from_sink(
+    cfg: &Config,
+    now_ms: i64,
+) -> Option<crate::telemetry::cluster_status::ClusterStatus> {
+    let store = crate::pipeline::open_store(&cfg.sink.root, &cfg.stores, false).ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let all = rt
+        .block_on(crate::cluster::progress::read_all(
+            &store,
+            cfg.cluster.replicas,
+        ))
+        .ok()?;
+    Some(crate::cluster::progress::status_of(
+        &cfg.cluster,
+        &all,
+        now_ms,
+    ))
 }
 
 /// Units (time partitions) whose last commit attempt failed, from their
@@ -392,6 +420,13 @@ pub fn render(s: &StatusSnapshot) -> String {
         );
     }
     let _ = writeln!(o, "discovery:       {}", render_discovery(&s.discovery));
+    if let Some(c) = &s.cluster {
+        let _ = writeln!(
+            o,
+            "replicas:        {}",
+            crate::telemetry::cluster_status::render_line(c, s.generated_at_ms)
+        );
+    }
     if let Some(p) = &s.partition_commit {
         render_partition_commit(&mut o, p, s.generated_at_ms);
     }

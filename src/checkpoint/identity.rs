@@ -9,16 +9,28 @@
 //!   epoch nor recorded a file; a run over such a state would read every
 //!   visible source file again, which `sluice run` refuses while the sink
 //!   already holds output.
+//! - `meta:replica`: the `(replica, replicas)` a sharded state was written
+//!   for ([`StateStore::claim_replica`]). A state holds only its shard's
+//!   files, so it must not be run as another replica or with another N.
 
 use super::{K_NEXT_EPOCH, StateError, StateStore, decode, encode};
 
 pub(super) const K_STATE_ID: &str = "meta:state_id";
+pub(super) const K_REPLICA: &str = "meta:replica";
+
+/// What `meta:replica` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaClaim {
+    pub v: u32,
+    pub replica: u32,
+    pub replicas: u32,
+}
 
 /// Hex digits of a state id (64 random bits).
 const STATE_ID_LEN: usize = 16;
 
 /// A fresh random state id: 16 lowercase hex digits.
-fn new_state_id() -> Result<String, StateError> {
+pub(super) fn new_state_id() -> Result<String, StateError> {
     let mut b = [0u8; STATE_ID_LEN / 2];
     getrandom::fill(&mut b).map_err(|e| StateError::Random(e.to_string()))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
@@ -64,6 +76,44 @@ impl StateStore {
         Ok(id)
     }
 
+    /// The `(replica, replicas)` the state was written for; `None`: not
+    /// recorded (a state of one daemon).
+    pub fn replica_claim(&self) -> Result<Option<ReplicaClaim>, StateError> {
+        match self.db.get(K_REPLICA)? {
+            Some(v) => Ok(Some(decode(K_REPLICA.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks that this state may run as `replica` of `replicas`, and
+    /// records it in a state that has none. A state written for another
+    /// `(replica, replicas)`, or a state of one daemon run as one of
+    /// several replicas, is refused with what to do.
+    pub fn claim_replica(&self, replica: u32, replicas: u32) -> Result<(), StateError> {
+        let want = ReplicaClaim {
+            v: 1,
+            replica,
+            replicas,
+        };
+        let reshard = "stop every replica and re-split their exported states with `sluice state reshard` (README: More than one machine), or give this replica the state.dir it was started with";
+        match self.replica_claim()? {
+            Some(c) if (c.replica, c.replicas) == (replica, replicas) => Ok(()),
+            Some(c) => Err(StateError::Replica(format!(
+                "this state was written for replica {} of {}, and this process is replica {replica} of {replicas}: {reshard}",
+                c.replica, c.replicas
+            ))),
+            None if replicas <= 1 => Ok(()),
+            None if self.never_committed()? => {
+                self.db.insert(K_REPLICA, encode(&want))?;
+                self.db.flush()?;
+                Ok(())
+            }
+            None => Err(StateError::Replica(format!(
+                "this state was written by a single daemon (it holds every source file), and this process is replica {replica} of {replicas}: {reshard}"
+            ))),
+        }
+    }
+
     /// True when the state has never prepared an epoch and records no
     /// source file: a run would take every visible file as new.
     pub fn never_committed(&self) -> Result<bool, StateError> {
@@ -101,6 +151,39 @@ mod tests {
         }
         let s = reopen(dir.path());
         assert!(valid_state_id(&s.state_id().unwrap()));
+    }
+
+    #[test]
+    fn a_state_refuses_another_replica_or_another_number_of_replicas() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        s.claim_replica(0, 1).unwrap();
+        assert_eq!(
+            s.replica_claim().unwrap(),
+            None,
+            "one daemon records nothing"
+        );
+        s.claim_replica(1, 3).unwrap();
+        s.claim_replica(1, 3).unwrap();
+        let e = s.claim_replica(1, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("replica 1 of 3") && e.contains("sluice state reshard"),
+            "{e}"
+        );
+        let e = s.claim_replica(0, 3).unwrap_err().to_string();
+        assert!(e.contains("this process is replica 0 of 3"), "{e}");
+        assert!(s.claim_replica(0, 1).is_err());
+
+        // A single daemon's state with records cannot become a replica.
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        s.prepare(&Prepare {
+            epoch: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let e = s.claim_replica(0, 2).unwrap_err().to_string();
+        assert!(e.contains("written by a single daemon"), "{e}");
     }
 
     #[test]

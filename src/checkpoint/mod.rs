@@ -4,6 +4,7 @@
 //! ```text
 //! meta:version        state format version (refuse newer)
 //! meta:state_id       random id of this state, in every output file name
+//! meta:replica        (replica, replicas) the state was written for, when sharded
 //! meta:next_epoch     the next epoch number to use
 //! meta:watermark      discovery watermark (ms since epoch, highest mtime taken)
 //! meta:schema         the committed source schema (changes: see [`schema_history`])
@@ -21,6 +22,7 @@
 //!                     committed so far (added in the prepare transaction), and
 //!                     how many of them the last partition commit announced;
 //!                     failed commit attempts since (count, first, last error)
+//! pcluster:<T>\0<P>   replica 0 of a cluster: totals its commits announced
 //! ```
 //!
 //! A prepare is one sled transaction (file offsets + staged file list +
@@ -34,10 +36,12 @@
 //! files; [`identity`] the state id and whether the state has ever
 //! committed anything; [`pcommit`] the partition commit records.
 
+pub mod cluster_book;
 pub mod identity;
 pub mod ledger;
 pub mod open_files;
 pub mod pcommit;
+pub mod reshard;
 pub mod retry;
 pub mod schema_history;
 pub mod tools;
@@ -72,6 +76,9 @@ pub enum StateError {
     Corrupt { key: String, message: String },
     #[error("cannot make a random state id: {0}")]
     Random(String),
+    /// The state belongs to another replica, or to another number of replicas.
+    #[error("{0}")]
+    Replica(String),
 }
 
 /// What happened to a source file.

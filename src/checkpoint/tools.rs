@@ -282,10 +282,36 @@ impl StateStore {
     }
 }
 
-type KeyValue = (Vec<u8>, Vec<u8>);
+pub(super) type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Writes `entries` (in key order) as a dump, as [`StateStore::export`] does.
+pub(super) fn write_dump(
+    out: &mut dyn Write,
+    entries: &[KeyValue],
+    now_ms: i64,
+) -> Result<(), ToolError> {
+    let header = DumpHeader {
+        format: DUMP_FORMAT.into(),
+        version: DUMP_VERSION,
+        state_version: STATE_VERSION,
+        exported_at_ms: now_ms,
+        entries: entries.len() as u64,
+    };
+    out.write_all(&encode(&header))?;
+    out.write_all(b"\n")?;
+    for (k, v) in entries {
+        out.write_all(&encode(&DumpEntry {
+            k: Bytes::from_slice(k),
+            v: Bytes::from_slice(v),
+        }))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
 
 /// Reads and checks a whole dump before anything is written.
-fn read_dump(input: &mut dyn BufRead) -> Result<Vec<KeyValue>, ToolError> {
+pub(super) fn read_dump(input: &mut dyn BufRead) -> Result<Vec<KeyValue>, ToolError> {
     let mut lines = input.lines();
     let bad = |line: usize, message: String| ToolError::Dump { line, message };
     let first = lines

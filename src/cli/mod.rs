@@ -172,6 +172,20 @@ enum StateCmd {
         #[arg(long)]
         yes: bool,
     },
+    /// Re-split the exported states of every replica (all stopped) into
+    /// states for a new number of replicas: writes `<out>/replica-<i>.jsonl`,
+    /// one per new replica, to load with `state import --force`.
+    Reshard {
+        /// The `state export` dumps of every current replica, in any order.
+        #[arg(long, value_delimiter = ',', required = true)]
+        from: Vec<PathBuf>,
+        /// The new number of replicas.
+        #[arg(long)]
+        replicas: u32,
+        /// The folder for the new dumps.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write every key and value of the state as versioned JSON lines.
     Export {
         #[arg(long, short)]
@@ -264,6 +278,11 @@ fn state(cmd: StateCmd) -> Result<ExitCode> {
         StateCmd::Export { config, out } => {
             with_config(&config, |cfg| transfer::export(cfg, out.as_deref()))
         }
+        StateCmd::Reshard {
+            from,
+            replicas,
+            out,
+        } => transfer::reshard(&from, replicas, &out),
         StateCmd::Import {
             config,
             file,

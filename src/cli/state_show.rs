@@ -52,6 +52,12 @@ pub(super) fn run(cfg: &Config) -> Result<ExitCode> {
     );
     println!("next epoch: {}", state.next_epoch()?);
     println!("state id: {} (in output file names)", state.state_id()?);
+    if let Some(c) = state.replica_claim()? {
+        println!(
+            "replica: {} of {} (this state holds only that shard's files)",
+            c.replica, c.replicas
+        );
+    }
     let mut by_status = std::collections::BTreeMap::new();
     for r in files.values() {
         let k = match &r.status {

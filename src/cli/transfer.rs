@@ -1,6 +1,8 @@
 //! `sluice state export` and `sluice state import`: the state as versioned
 //! JSON lines and back (`StateStore::export`, `checkpoint::tools::import`),
-//! with warnings for what a dump does not carry (staged and open files).
+//! with warnings for what a dump does not carry (staged and open files);
+//! and `sluice state reshard`, which re-splits the dumps of every replica
+//! for a new number of replicas (`checkpoint::reshard`).
 
 use super::prompt::open_state;
 use anyhow::{Context, Result};
@@ -9,6 +11,32 @@ use sluice::clock::now_ms;
 use sluice::config::Config;
 use std::path::Path;
 use std::process::ExitCode;
+
+/// `sluice state reshard`: exit 0 with the new dumps written, 2 when the
+/// dumps cannot be re-split (incomplete set, a replica not stopped cleanly).
+pub(super) fn reshard(from: &[std::path::PathBuf], replicas: u32, out: &Path) -> Result<ExitCode> {
+    use sluice::checkpoint::reshard::{ReshardError, reshard_dumps};
+    match reshard_dumps(from, replicas, out, now_ms()) {
+        Ok(files) => {
+            for (i, (path, n)) in files.iter().enumerate() {
+                println!(
+                    "replica {i}: {} ({n} file record(s)); load it with SLUICE_REPLICA={i} sluice state import --config <config with cluster.replicas = {replicas}> {} --force",
+                    path.display(),
+                    path.display()
+                );
+            }
+            println!(
+                "then set cluster.replicas = {replicas} in the config (and the StatefulSet's replicas) and start every replica"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ ReshardError::Refused(_)) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 
 pub(super) fn export(cfg: &Config, out: Option<&Path>) -> Result<ExitCode> {
     let state = open_state(cfg).context("opening the state")?;

@@ -13,6 +13,7 @@
 //! Relative paths in a config file are resolved against the file's folder,
 //! so `rules.dir = "rules"` means the `rules` folder next to `sluice.toml`.
 
+pub mod cluster;
 pub mod dimension;
 pub mod partition_commit;
 pub mod paths;
@@ -24,6 +25,7 @@ pub mod stores;
 pub mod units;
 
 use crate::store::{Location, StoreSettings};
+pub use cluster::Cluster;
 pub use dimension::{DimColumn, DimFormat, DimLayout, DimensionSpec, OnDuplicate};
 pub use partition_commit::{
     HeaderValueSource, PartitionCommitConfig, TimeColumns, TimeFormat, TimeToken, WebhookConfig,
@@ -79,6 +81,8 @@ struct RawConfig {
     /// `[stores."s3://bucket"]`: per-bucket overrides of the environment.
     #[serde(default)]
     stores: std::collections::BTreeMap<String, stores::RawStore>,
+    /// `[cluster]`: several replicas over one source and sink.
+    cluster: Option<cluster::RawCluster>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +118,8 @@ pub struct Config {
     pub partition_commit: Option<PartitionCommitConfig>,
     /// How to open the object stores the locations above name.
     pub stores: StoreSettings,
+    /// `[cluster]`: this replica and how many there are (one without it).
+    pub cluster: Cluster,
 }
 
 impl Config {
@@ -131,15 +137,29 @@ impl Config {
     /// Parses and validates config text; `path` names it in errors and anchors
     /// relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::parse_with_env(text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::parse`] with the environment given as a lookup (`cluster.replica`).
+    pub fn parse_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::from_raw(raw, path, &base)
+        Self::from_raw(raw, path, &base, env)
     }
 
-    fn from_raw(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+    fn from_raw(
+        raw: RawConfig,
+        path: &Path,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let invalid = |key: &str, message: String| invalid(path, key, message);
         if raw.version != CONFIG_VERSION {
             return Err(invalid(
@@ -173,8 +193,10 @@ impl Config {
             .partition_commit
             .map(|p| partition_commit::validate(p, path, base))
             .transpose()?;
+        let cluster = cluster::validate(raw.cluster, path, sink.checkpoint_interval, env)?;
         Ok(Config {
             path: path.to_path_buf(),
+            cluster,
             dimensions,
             partition_commit,
             stores,

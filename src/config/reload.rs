@@ -99,6 +99,7 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         );
     }
     unsafe_key("source.name", s(&old.source.name), s(&new.source.name));
+    unsafe_key("cluster", s(&old.cluster), s(&new.cluster));
     unsafe_key(
         "source.root",
         old.source.root.to_string(),

@@ -19,10 +19,8 @@ pub mod manifest;
 pub mod prune;
 pub mod skipped;
 
+use crate::names::glob_match;
 pub use listing::{LinkSkip, LinkSkipped, Listing, Scope, list, list_scoped};
-// Moved to `names`; still here for `pipeline::startup` (remove once it
-// imports them from `names`).
-pub use crate::names::{glob_match, hive};
 
 use crate::config::{OlderThanLookback, Visibility};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -111,6 +109,9 @@ pub struct SelectParams<'a> {
     pub taken: &'a HashMap<String, Taken>,
     /// Files already reported as changed (report once).
     pub reported: &'a HashSet<String>,
+    /// `[cluster]`: the replica's shard; files of other shards are ignored
+    /// before any other decision (see `cluster::shard`).
+    pub shard: crate::cluster::shard::Shard,
 }
 
 /// Decides which listed files to take now. Pure.
@@ -138,7 +139,10 @@ pub fn select(listing: &[Listed], p: &SelectParams<'_>) -> Selection {
         ..Selection::default()
     };
     for o in listing {
-        if is_hidden_or_in_progress(&o.path) || !glob_match(p.pattern, file_name(&o.path)) {
+        if is_hidden_or_in_progress(&o.path)
+            || !glob_match(p.pattern, file_name(&o.path))
+            || !p.shard.owns(&o.path)
+        {
             continue;
         }
         if let Some(t) = p.taken.get(&o.path) {
@@ -266,6 +270,7 @@ mod tests {
                 pruned_below_ms,
                 taken,
                 reported: &HashSet::new(),
+                shard: crate::cluster::shard::Shard::ALL,
             },
         )
     }
@@ -464,5 +469,45 @@ mod tests {
         let s = run(&listing, &vis, None, &HashMap::new());
         assert_eq!(paths(&s), vec!["dt=1/a.parquet"]);
         assert_eq!(s.waiting, 1);
+    }
+
+    #[test]
+    fn a_replica_selects_only_its_shard_and_markers_still_count() {
+        use crate::cluster::shard::Shard;
+        let vis = Visibility::Marker {
+            name: "_SUCCESS".into(),
+        };
+        let listing: Vec<Listed> = (0..12)
+            .map(|i| l(&format!("dt=1/p-{i}.parquet"), 1, 1000))
+            .chain([l("dt=1/_SUCCESS", 0, 1000)])
+            .collect();
+        let mut seen = Vec::new();
+        for replica in 0..3 {
+            let s = select(
+                &listing,
+                &SelectParams {
+                    pattern: "*.parquet",
+                    visibility: &vis,
+                    now_ms: 100_000,
+                    watermark_ms: None,
+                    lookback: Duration::from_secs(10),
+                    older_than_lookback: OlderThanLookback::Skip,
+                    pruned_below_ms: None,
+                    taken: &HashMap::new(),
+                    reported: &HashSet::new(),
+                    shard: Shard {
+                        replica,
+                        replicas: 3,
+                    },
+                },
+            );
+            assert_eq!(s.waiting, 0);
+            assert!(!s.new.is_empty(), "replica {replica} got nothing");
+            seen.extend(s.new.into_iter().map(|f| f.path));
+        }
+        seen.sort();
+        let mut all: Vec<String> = listing[..12].iter().map(|f| f.path.clone()).collect();
+        all.sort();
+        assert_eq!(seen, all, "each file selected by exactly one replica");
     }
 }

@@ -54,6 +54,7 @@
 //! - The pipeline never waits for a notification: the queue is bounded and
 //!   a full queue leaves the unit pending for a later tick.
 
+pub mod cluster;
 pub mod notify;
 pub mod retry;
 pub mod rule;
@@ -130,6 +131,9 @@ pub struct PartitionCommitter {
     retry_backoff: Duration,
     retry_max_backoff: Duration,
     log_limit: LogLimit,
+    /// `[cluster]`: commits are recorded in the cluster's book (totals of
+    /// every replica, see [`cluster`]) instead of the `pcommit:` records.
+    cluster_book: bool,
 }
 
 impl PartitionCommitter {
@@ -183,6 +187,7 @@ impl PartitionCommitter {
             retry_backoff: cfg.retry_backoff,
             retry_max_backoff: cfg.retry_max_backoff,
             log_limit: LogLimit::new(10, Duration::from_secs(60)),
+            cluster_book: false,
         })
     }
 
@@ -241,9 +246,26 @@ impl PartitionCommitter {
         let watermark = self.watermark(source, now_ms);
         let open_units = unit::open_units(open, &self.period_of.columns);
         let units = unit::group(state.partitions()?, &self.period_of);
+        self.schedule(&units, watermark, &open_units, now_ms)?;
+        if now_ms - self.last_prune_ms > 3_600_000 {
+            self.last_prune_ms = now_ms;
+            state.forget_partitions(&unit::prunable(&units, now_ms - KEEP_MS))?;
+        }
+        Ok(())
+    }
+
+    /// Sends a job for every complete unit with unannounced rows that is
+    /// not waiting on an open file, a job in flight or its backoff.
+    fn schedule(
+        &mut self,
+        units: &[unit::Unit],
+        watermark: Option<i64>,
+        open_units: &BTreeSet<(String, String)>,
+        now_ms: i64,
+    ) -> Result<(), CommitError> {
         let mut due = HashSet::new();
         let mut full = false;
-        for u in &units {
+        for u in units {
             let d = rule::decide(
                 Some(u.period),
                 u.rows(),
@@ -305,10 +327,6 @@ impl PartitionCommitter {
         }
         self.pending.retain(|k, _| due.contains(k));
         self.report(now_ms);
-        if now_ms - self.last_prune_ms > 3_600_000 {
-            self.last_prune_ms = now_ms;
-            state.forget_partitions(&unit::prunable(&units, now_ms - KEEP_MS))?;
-        }
         Ok(())
     }
 
@@ -426,12 +444,21 @@ impl PartitionCommitter {
             // `_SUCCESS`, the command and the webhook ran; the commit is not
             // recorded yet. A crash here repeats them after the restart.
             crate::crashpoint::hit("after_partition_notify");
-            let announced: Vec<(String, u64)> = j
-                .leaves
-                .iter()
-                .map(|l| (l.partition.clone(), l.rows))
-                .collect();
-            state.record_partition_commit(&j.table, &announced, c.at_ms)?;
+            if self.cluster_book {
+                let announced: Vec<(String, u64, u64)> = j
+                    .leaves
+                    .iter()
+                    .map(|l| (l.partition.clone(), l.rows, l.files))
+                    .collect();
+                state.record_cluster_commit(&j.table, &announced, c.at_ms)?;
+            } else {
+                let announced: Vec<(String, u64)> = j
+                    .leaves
+                    .iter()
+                    .map(|l| (l.partition.clone(), l.rows))
+                    .collect();
+                state.record_partition_commit(&j.table, &announced, c.at_ms)?;
+            }
             self.metrics.add_partition_committed(&j.table, j.late);
             let sub_partitions = j.sub_partitions().count();
             if j.late {
@@ -472,7 +499,11 @@ impl PartitionCommitter {
         );
         let attempt = p.failures;
         let leaves: Vec<String> = j.leaves.iter().map(|l| l.partition.clone()).collect();
-        state.record_partition_failure(&j.table, &leaves, now_ms, &error)?;
+        if self.cluster_book {
+            state.record_cluster_failure(&j.table, &leaves, now_ms, &error)?;
+        } else {
+            state.record_partition_failure(&j.table, &leaves, now_ms, &error)?;
+        }
         if let Some(suppressed) = self.log_limit.allow(now_ms) {
             tracing::warn!(table = %j.table, partition = %j.partition, attempt, error = %error,
                 retry_in = %humantime::format_duration(wait), suppressed,

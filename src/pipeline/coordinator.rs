@@ -33,6 +33,7 @@ use tokio::runtime::Handle;
 mod checkpointing;
 mod discovery;
 mod evolve;
+mod replicas;
 mod retry;
 mod upkeep;
 
@@ -112,6 +113,10 @@ struct Coordinator {
     open_files: usize,
     /// When the last barrier was taken (writers' busy time is per epoch).
     last_barrier: Instant,
+    /// `[cluster]`: the link to the other replicas (see `replicas`).
+    cluster: Option<crate::cluster::progress::Link>,
+    /// `[cluster]`: folders holding other shards' source files.
+    other_shards: BTreeSet<String>,
 }
 
 /// Runs the pipeline until `mode` says stop, with default [`RunOptions`].
@@ -166,6 +171,7 @@ pub(crate) fn run_with_source(
     });
     let notifier = crate::telemetry::sdnotify::Notifier::from_env();
     let state = StateStore::open(&cfg.state_dir)?;
+    state.claim_replica(cfg.cluster.replica, cfg.cluster.replicas)?;
     let target = super::startup::open_sink(
         cfg,
         &state,
@@ -268,7 +274,10 @@ pub(crate) fn run_with_source(
         store: sink.clone(),
         handle: handle.clone(),
         settings: SinkSettings {
-            state_id: state.state_id()?,
+            state_id: sink::name_id(
+                &state.state_id()?,
+                cfg.cluster.is_sharded().then_some(cfg.cluster.replica),
+            ),
             target_file_size: cfg.sink.target_file_size,
             row_group_rows: cfg.sink.row_group_rows,
             zstd_level: cfg.sink.zstd_level,
@@ -375,7 +384,10 @@ pub(crate) fn run_with_source(
         oldest_open_ms: BTreeMap::new(),
         open_files: 0,
         last_barrier: Instant::now(),
+        cluster: None,
+        other_shards: BTreeSet::new(),
     };
+    c.join_cluster()?;
     c.reported = c
         .files
         .iter()

@@ -115,7 +115,19 @@ pub fn recover(
         }
     }
     finish_open_files(state, sink, handle)?;
-    let removed = handle.block_on(sink::commit::clean_staging(&sink.store, sink.local_root()))?;
+    // In a sink shared by replicas, only this replica's staged files.
+    let only = match state.replica_claim()? {
+        Some(c) if c.replicas > 1 => Some(format!(
+            "part-{}-",
+            sink::name_id(&state.state_id()?, Some(c.replica))
+        )),
+        _ => None,
+    };
+    let removed = handle.block_on(sink::commit::clean_staging(
+        &sink.store,
+        sink.local_root(),
+        only.as_deref(),
+    ))?;
     if removed > 0 {
         tracing::info!(
             files = removed,
@@ -240,10 +252,12 @@ pub struct ExistingOutput {
     pub tables: std::collections::BTreeSet<String>,
 }
 
-/// Lists the sink's output files (everything outside the staging folder).
+/// Lists the sink's output files (everything outside the staging folder
+/// and `_sluice/`); with `replica`, only the files that replica wrote.
 pub fn existing_output(
     sink: &Arc<dyn ObjectStore>,
     handle: &Handle,
+    replica: Option<u32>,
 ) -> Result<ExistingOutput, PipelineError> {
     use futures::TryStreamExt;
     let listing: Vec<object_store::ObjectMeta> = handle
@@ -257,7 +271,15 @@ pub fn existing_output(
         let path = o.location.to_string();
         let mut segs = path.split('/');
         let first = segs.next().unwrap_or_default();
-        if first == sink::STAGING_DIR {
+        if first == sink::STAGING_DIR || first == "_sluice" {
+            continue;
+        }
+        if let Some(r) = replica
+            && !o
+                .location
+                .filename()
+                .is_some_and(|n| n.starts_with(&format!("part-{}-", sink::replica_tag(r))))
+        {
             continue;
         }
         out.files += 1;
@@ -282,7 +304,8 @@ pub(super) fn refuse_existing_output(
     if !state.never_committed()? {
         return Ok(());
     }
-    let found = existing_output(sink, handle)?;
+    let replica = cfg.cluster.is_sharded().then_some(cfg.cluster.replica);
+    let found = existing_output(sink, handle, replica)?;
     if found.files == 0 {
         return Ok(());
     }
@@ -325,7 +348,7 @@ pub fn source_schema(
         .iter()
         .filter(|o| {
             !discover::is_hidden_or_in_progress(&o.path)
-                && discover::glob_match(
+                && crate::names::glob_match(
                     &cfg.source.pattern,
                     o.path.rsplit('/').next().unwrap_or(""),
                 )
@@ -337,7 +360,7 @@ pub fn source_schema(
             Ok(file_schema) => {
                 let parts = match &cfg.source.partition_columns {
                     Some(p) => p.clone(),
-                    None => crate::discover::hive::parse_path(&c.path)
+                    None => crate::names::hive::parse_path(&c.path)
                         .into_iter()
                         .map(|(k, _)| k)
                         .collect(),

@@ -207,9 +207,13 @@ async fn commit_one(
 /// `name#N` files that `object_store` does not list; the staging folder is
 /// then removed as a whole. (On S3, a bucket lifecycle rule aborts
 /// incomplete multipart uploads.)
+///
+/// `only`: delete only the staged files whose name starts with it (one
+/// replica's, in a sink that several replicas share: see `sluice::cluster`).
 pub async fn clean_staging(
     store: &Arc<dyn ObjectStore>,
     local_root: Option<&std::path::Path>,
+    only: Option<&str>,
 ) -> Result<usize, SinkError> {
     let prefix = path_of([STAGING_DIR])?;
     let objs: Vec<object_store::ObjectMeta> = store
@@ -221,6 +225,11 @@ pub async fn clean_staging(
             path: STAGING_DIR.into(),
             source,
         })?;
+    let ours = |name: &str| only.is_none_or(|p| name.starts_with(p));
+    let objs: Vec<&object_store::ObjectMeta> = objs
+        .iter()
+        .filter(|o| ours(o.location.filename().unwrap_or("")))
+        .collect();
     for o in &objs {
         match store.delete(&o.location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -233,7 +242,14 @@ pub async fn clean_staging(
             }
         }
     }
-    if let Some(root) = local_root {
+    if let (Some(root), Some(prefix)) = (local_root, only) {
+        // Interrupted uploads' `name#N` files start with the name too.
+        let dir = root.join(STAGING_DIR);
+        let entries = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+        for e in entries.filter(|e| e.file_name().to_string_lossy().starts_with(prefix)) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    } else if let Some(root) = local_root {
         let dir = root.join(STAGING_DIR);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}

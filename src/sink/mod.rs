@@ -78,7 +78,8 @@ pub enum SinkError {
 /// Writer settings.
 #[derive(Clone, Debug)]
 pub struct SinkSettings {
-    /// The state's id, first in every file name (see the module doc).
+    /// The state's id, first in every file name (see the module doc); with
+    /// replicas, after the replica's tag (see [`name_id`]).
     pub state_id: String,
     pub target_file_size: u64,
     pub row_group_rows: usize,
@@ -131,6 +132,22 @@ pub fn path_of<'a>(segments: impl IntoIterator<Item = &'a str>) -> Result<ObjPat
 /// Parses a path string written by [`ObjPath::to_string`].
 pub fn parse_path(raw: &str) -> Result<ObjPath, SinkError> {
     ObjPath::parse(raw).map_err(|_| SinkError::Path(raw.to_string()))
+}
+
+/// What a replica's output file names start with (after `part-`): `r<i>`,
+/// three digits.
+pub fn replica_tag(replica: u32) -> String {
+    format!("r{replica:03}")
+}
+
+/// The id first in every output file name ([`SinkSettings::state_id`]): the
+/// state's id, after the replica's tag when the sink is shared by replicas
+/// (`r001-<state id>`), so no two replicas can produce the same name.
+pub fn name_id(state_id: &str, replica: Option<u32>) -> String {
+    match replica {
+        Some(r) => format!("{}-{state_id}", replica_tag(r)),
+        None => state_id.to_string(),
+    }
 }
 
 fn file_name(state_id: &str, epoch: u64, writer: u32, seq: u32) -> String {

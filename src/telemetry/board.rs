@@ -207,6 +207,7 @@ impl StatusBoard {
             partition_commit: b.partition_commit.clone(),
             open_output: b.open_output(now_ms),
             schema_change: b.schema_change.clone(),
+            cluster: m.cluster.get(),
         };
         s.diagnosis = diagnose(&s, &b.thresholds);
         s

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub discovery: super::discovery::DiscoveryStats,
     /// The sink store's health (object-store sinks; see `sink::health`).
     pub sink_store: Arc<super::store_health::StoreHealth>,
+    /// `[cluster]`: the replicas' published progress.
+    pub cluster: super::cluster_status::ClusterBoard,
     pub rows_routed: Mutex<BTreeMap<String, u64>>,
     /// Rows a rule failed on, by table.
     pub rule_error_rows: Mutex<BTreeMap<String, u64>>,
@@ -358,6 +360,7 @@ impl Metrics {
         self.render_open_output(&mut out);
         self.discovery.render(&mut out);
         self.sink_store.render(&mut out);
+        self.cluster.render(&mut out);
         out
     }
 

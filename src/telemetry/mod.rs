@@ -5,6 +5,7 @@
 //! the progress line of `run --once` on a terminal.
 
 pub mod board;
+pub mod cluster_status;
 pub mod commit_status;
 pub mod diagnosis;
 pub mod discovery;

@@ -206,6 +206,9 @@ pub struct StatusSnapshot {
     /// The source schema's last change (columns added or widened).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_change: Option<SchemaChange>,
+    /// `[cluster]`: every replica's last progress, and which are down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::cluster_status::ClusterStatus>,
 }
 
 /// Output files kept open across checkpoints (see `sink::writers`).

@@ -62,12 +62,15 @@ impl Coordinator {
                     .map(|d| (r.table.clone(), d.as_millis() as i64))
             })
             .collect();
+        // `[cluster]`: the other shards' folders count as done source files.
+        let others: Vec<String> = self.other_shards.iter().map(|d| format!("{d}/_")).collect();
         if let Some(pc) = self.pcommit.as_mut() {
             let source = self
                 .files
                 .iter()
                 .map(|(path, r)| (path.as_str(), r.status == FileStatus::Active))
-                .chain(self.waiting_paths.iter().map(|path| (path.as_str(), true)));
+                .chain(self.waiting_paths.iter().map(|path| (path.as_str(), true)))
+                .chain(others.iter().map(|p| (p.as_str(), false)));
             policy.partition_due = Some(pc.closing(source, now));
         }
         policy

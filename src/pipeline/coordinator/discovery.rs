@@ -65,13 +65,31 @@ impl Coordinator {
             _ => None,
         };
         let t0 = Instant::now();
+        // Files of other replicas' shards are never looked at further (in
+        // manifest mode not even checked with a HEAD request).
+        // The folders of those files still count for this replica's
+        // partition commit watermark (see `replicas`).
+        let shard = crate::cluster::shard::Shard::of(&self.cfg.cluster);
+        let others = std::sync::Mutex::new(Vec::new());
         let listed = match &self.cfg.source.visibility {
             crate::config::Visibility::Manifest { dir } => discover::manifest::scan(
                 &self.source,
                 &self.cfg.source.root,
                 dir,
                 &mut self.discovery.manifests,
-                &|p| taken.contains_key(p),
+                &|p| {
+                    if shard.owns(p) {
+                        return taken.contains_key(p);
+                    }
+                    if let Ok(mut o) = others.lock() {
+                        o.push(discover::Listed {
+                            path: p.to_string(),
+                            size: 0,
+                            mtime_ms: 0,
+                        });
+                    }
+                    true
+                },
             )
             .map(|l| (l, discover::Scope::Full)),
             _ => discover::list_scoped(
@@ -102,6 +120,10 @@ impl Coordinator {
         };
         self.metrics.discovery.listing_ok();
         self.report_unlisted(&listing);
+        if self.cfg.cluster.is_sharded() {
+            self.note_other_shards(&listing.files);
+            self.note_other_shards(&others.into_inner().unwrap_or_default());
+        }
         let sel = discover::select(
             &listing.files,
             &SelectParams {
@@ -114,6 +136,7 @@ impl Coordinator {
                 pruned_below_ms: self.discovery.pruned_below,
                 taken: &taken,
                 reported: &self.reported,
+                shard,
             },
         );
         let old = &mut self.discovery.old;

@@ -89,6 +89,9 @@ impl Coordinator {
     /// Partition commit: complete partitions get `_SUCCESS` and notifications
     /// (see `partition_commit`). Every prepared epoch is committed here.
     pub(super) fn partition_commit_tick(&mut self) {
+        if self.cluster.is_some() {
+            return self.cluster_tick();
+        }
         let Some(p) = self.pcommit.as_mut() else {
             return;
         };
