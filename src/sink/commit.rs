@@ -44,6 +44,10 @@ pub fn sync_local(root: Option<&std::path::Path>) -> Result<(), SinkError> {
 /// move thousands of files.
 const COMMIT_CONCURRENCY: usize = 16;
 
+/// Completions in flight at once on an object store: each is one round
+/// trip, and a checkpoint of thousands of small files waits for them all.
+const COMPLETE_CONCURRENCY: usize = 64;
+
 /// Moves every staged file of `epoch` to its final name, several at once:
 /// each move is idempotent and independent of the others, and recovery
 /// finishes whichever subset a crash leaves.
@@ -76,7 +80,11 @@ pub async fn commit_files(
                 (None, _) => commit_one(store, epoch, f).await,
             }
         })
-        .buffer_unordered(COMMIT_CONCURRENCY);
+        .buffer_unordered(if remote.is_some() {
+            COMPLETE_CONCURRENCY
+        } else {
+            COMMIT_CONCURRENCY
+        });
     let mut done = 0;
     while let Some(r) = moves.next().await {
         r?;

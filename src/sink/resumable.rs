@@ -48,7 +48,7 @@ const PARTS_IN_FLIGHT: usize = 2;
 
 /// Closed files whose last part is in flight, per writer thread, before
 /// the writer waits for the oldest.
-const FINISHING: usize = 16;
+const FINISHING: usize = 32;
 
 /// Multipart uploads to the sink: the store, where the sink root is in
 /// its bucket, and the log of uploads begun.

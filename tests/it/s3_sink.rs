@@ -45,8 +45,13 @@ fn add(env: &mut Env, s3: &S3, bucket: &str, hour: u32, rows: usize) -> PathBuf 
 
 /// Copies everything under `s3://bucket/dwd` into `dir` (same paths).
 pub(crate) fn download(s3: &S3, bucket: &str, dir: &Path) {
+    download_prefix(s3, bucket, "dwd", dir)
+}
+
+/// Copies everything under `s3://bucket/prefix` into `dir` (same paths).
+pub(crate) fn download_prefix(s3: &S3, bucket: &str, prefix: &str, dir: &Path) {
     use object_store::ObjectStoreExt;
-    let store = s3.store(bucket, "dwd");
+    let store = s3.store(bucket, prefix);
     let objs: Vec<object_store::ObjectMeta> =
         s3.rt.block_on(store.list(None).try_collect()).unwrap();
     let _ = std::fs::remove_dir_all(dir);
