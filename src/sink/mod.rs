@@ -9,6 +9,10 @@
 //! <sink>/.sluice-staging/part-<state>-<epoch>-<writer>-<seq>.zstd.parquet        (staged)
 //! <sink>/<table>/<k=v>/.../part-<state>-<epoch>-<writer>-<seq>.zstd.parquet     (final)
 //! ```
+//! On an object store (S3, GCS, Azure) nothing is staged: a file is a
+//! multipart upload to its final name, completed at commit (see
+//! [`resumable`]).
+//!
 //! Final names are unique: `<state>` is the state's random id (16 hex
 //! digits, see `checkpoint::identity`), so a wiped or replaced state that
 //! counts epochs from 1 again never repeats a name; `<epoch>` is the epoch
@@ -22,6 +26,7 @@
 pub mod commit;
 pub mod encoding;
 pub mod health;
+mod open_file;
 pub mod resumable;
 pub mod staged;
 mod upload;
