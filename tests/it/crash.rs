@@ -27,6 +27,17 @@ pub(crate) fn wait_or_kill(mut child: Daemon, limit: Duration) -> (String, bool)
     (String::from_utf8_lossy(&out.stderr).into_owned(), exited)
 }
 
+/// `SLUICE_CRASH_AT` for `phase`: which hit of the point to die at, drawn
+/// from `rng` (None: no crash point, a kill at a random time).
+pub(crate) fn crash_at(phase: Option<&str>, rng: &mut Rng) -> Option<String> {
+    phase.map(|p| match p {
+        "mid_read" => format!("{p}:{}", 1 + rng.below(40)),
+        "during_recovery" | "mid_finish" => p.to_string(),
+        "mid_checkpoint_flush" => format!("{p}:{}", 2 + rng.below(10)),
+        _ => format!("{p}:{}", 1 + rng.below(2)),
+    })
+}
+
 #[test]
 fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
     let mut env = Env::new("");
@@ -64,12 +75,7 @@ fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
     for i in 0..iterations {
         let phase = plan[i % plan.len()];
         env.add_file(rng.below(4) as u32, 800 + rng.below(2500) as usize);
-        let at = phase.map(|p| match p {
-            "mid_read" => format!("{p}:{}", 1 + rng.below(40)),
-            "during_recovery" | "mid_finish" => p.to_string(),
-            "mid_checkpoint_flush" => format!("{p}:{}", 2 + rng.below(10)),
-            _ => format!("{p}:{}", 1 + rng.below(2)),
-        });
+        let at = crash_at(phase, &mut rng);
         let child = env.spawn_daemon(at.as_deref());
         // New files land while it runs.
         std::thread::sleep(Duration::from_millis(50 + rng.below(200)));

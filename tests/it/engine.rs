@@ -37,7 +37,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 /// reused after. A lock file keeps two test processes from building it at
 /// once. Falls back to `python3` itself when that has both packages and
 /// the environment cannot be built (offline).
-pub(crate) fn python_with_datafusion() -> PathBuf {
+fn python_with_datafusion() -> PathBuf {
     // <target>/debug/sluice -> <target>
     let bin = Path::new(bin());
     let target = bin
@@ -78,6 +78,22 @@ pub(crate) fn python_with_datafusion() -> PathBuf {
     }
 }
 
+/// Runs `script` with [`python_with_datafusion`]; its stdout (it must
+/// succeed).
+pub(crate) fn run_python(script: &str) -> String {
+    let out = Command::new(python_with_datafusion())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn datafusion_reads_a_table_as_a_hive_partitioned_listing_table() {
     let mut env = Env::new("");
@@ -99,17 +115,7 @@ for p in parts: print("PART", p["dt"], p["hour"], p["n"])
 "#,
         env.sink().join("t_click").display()
     );
-    let out = Command::new(python_with_datafusion())
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python datafusion failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python(&script);
     assert!(stdout.contains(&format!("TOTAL {want_click}")), "{stdout}");
     let parts: Vec<&str> = stdout.lines().filter(|l| l.starts_with("PART")).collect();
     assert_eq!(parts.len(), 3, "{stdout}");

@@ -313,30 +313,55 @@ fn a_replica_stopped_for_good_holds_commits_back_and_status_names_it() {
 /// folder: three replicas, one SIGKILLed and restarted, files arriving.
 #[test]
 fn three_replicas_over_an_s3_source_are_exact_and_commit_complete_hours() {
+    three_replicas_over_s3(false);
+}
+
+/// Source and sink both on the S3 test server: three replicas writing
+/// multipart uploads into one bucket, one SIGKILLed and restarted while
+/// files arrive. Every table exact, every hour announced only when the
+/// bucket holds all of its rows, and no upload left behind.
+#[test]
+fn three_replicas_over_an_s3_source_and_sink_are_exact() {
+    three_replicas_over_s3(true);
+}
+
+fn three_replicas_over_s3(sink_on_s3: bool) {
     let Some(s3) = crate::s3_support::s3() else {
         return;
     };
     let bucket = s3.bucket();
     let mut r = Replicas::new(3, "", "dwd", false);
-    let (addr, seen) = start_checking_receiver(r.env.sink());
+    let (addr, seen) = if sink_on_s3 {
+        start_s3_checking_receiver(s3, bucket.clone())
+    } else {
+        start_checking_receiver(r.env.sink())
+    };
     r.append(&pc_config(&addr));
     let endpoint = s3.endpoint.clone();
     let b = bucket.clone();
     r.edit(move |cfg| {
-        cfg.replace("root = \"ods\"", &format!("root = \"s3://{b}/ods/events\""))
+        let cfg = cfg
+            .replace("root = \"ods\"", &format!("root = \"s3://{b}/ods/events\""))
             .replace(
                 "path = \"dim/spmid.csv\"",
                 &format!("path = \"s3://{b}/dim/spmid.csv\""),
-            )
-            + &format!(
-                "[stores.\"s3://{b}\"]\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n"
-            )
+            );
+        let cfg = if sink_on_s3 {
+            cfg.replace("root = \"dwd\"", &format!("root = \"s3://{b}/dwd\""))
+        } else {
+            cfg
+        };
+        cfg + &format!(
+            "[stores.\"s3://{b}\"]\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n"
+        )
     });
     r.vars = s3
         .env()
         .into_iter()
         .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
         .map(|(k, v)| (k.to_string(), v))
+        // Files span several parts on the S3 sink.
+        .chain([("SLUICE_TEST_PART_SIZE".to_string(), "65536".to_string())])
         .collect();
     let dim = s3.store(&bucket, "dim");
     s3.put(
@@ -345,32 +370,41 @@ fn three_replicas_over_an_s3_source_are_exact_and_commit_complete_hours() {
         std::fs::read(r.env.path().join("dim/spmid.csv")).unwrap(),
     );
     let upload = |r: &mut Replicas, h: u32| {
-        let files: Vec<PathBuf> = (0..4).map(|_| r.env.add_file(h, 300)).collect();
+        let files: Vec<PathBuf> = (0..4).map(|_| r.env.add_file(h, 500)).collect();
         s3.upload(&r.env.ods(), &files, &bucket, "ods/events");
     };
     upload(&mut r, 0);
     let mut logs = vec![String::new(); 3];
     let mut daemons: Vec<_> = (0..3).map(|i| r.spawn(i)).collect();
+    let killed = if sink_on_s3 { 2 } else { 1 };
     for h in 1..4 {
         if h == 2 {
-            let (d, _) = daemons.remove(1);
+            let (d, _) = daemons.remove(killed);
             drop(d); // SIGKILL
             upload(&mut r, h);
             std::thread::sleep(Duration::from_millis(700));
-            daemons.insert(1, r.spawn(1));
+            daemons.insert(killed, r.spawn(killed as u32));
         } else {
             upload(&mut r, h);
             std::thread::sleep(Duration::from_millis(500));
         }
     }
     let want: std::collections::BTreeSet<String> = (0..3).map(hour).collect();
-    wait_until("hours 00..02 notified", 90, &daemons, &mut logs, || {
+    wait_until("hours 00..02 notified", 120, &daemons, &mut logs, || {
         notified_hours(&seen) == want
     });
     for (i, (d, _)) in daemons.into_iter().enumerate() {
         assert!(stop(d), "replica {i}");
     }
-    assert_exact(&r.env);
+    if sink_on_s3 {
+        let got = r.env.path().join("downloaded");
+        crate::s3_sink::download(s3, &bucket, &got);
+        let diffs = diff_tables(&expected_tables(&r.env.ods(), &[]), &actual_tables(&got));
+        assert!(diffs.is_empty(), "output differs:\n{}", diffs.join("\n"));
+        assert_eq!(crate::s3_sink::uploads_in_progress(s3, &bucket), 0);
+    } else {
+        assert_exact(&r.env);
+    }
     for (body, rows_at_arrival, _) in seen.lock().unwrap().iter() {
         let h: u32 = body["partition"]
             .as_str()
@@ -381,8 +415,40 @@ fn three_replicas_over_an_s3_source_are_exact_and_commit_complete_hours() {
             .parse()
             .unwrap();
         assert_eq!(body["rows"], clicks(&r.env.ods(), h), "{body}");
-        assert_eq!(*rows_at_arrival, clicks(&r.env.ods(), h));
+        assert_eq!(*rows_at_arrival, clicks(&r.env.ods(), h), "{body}");
     }
+}
+
+/// A webhook receiver that reads the unit's folder from the S3 sink when a
+/// notification arrives.
+fn start_s3_checking_receiver(
+    s3: &'static crate::s3_support::S3,
+    bucket: String,
+) -> (String, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        for mut conn in listener.incoming().flatten() {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            if let Some((_, body)) = read_request(&mut conn) {
+                let prefix = format!(
+                    "dwd/{}/{}",
+                    body["table"].as_str().unwrap_or("?"),
+                    body["partition"].as_str().unwrap_or("?")
+                );
+                let dir = tmp.path().join("unit");
+                crate::s3_sink::download_prefix(s3, &bucket, &prefix, &dir);
+                let (rows, _) = partition_contents(&dir);
+                let success = dir.join("_SUCCESS").exists();
+                s.lock().unwrap().push((body, rows, success));
+                answer(&mut conn, 200);
+            }
+        }
+    });
+    (addr, seen)
 }
 
 #[test]
@@ -573,113 +639,4 @@ fn the_committer_killed_after_a_notification_sends_it_again_with_the_same_totals
         assert!(stop(d), "replica {i}");
     }
     assert_exact(&r.env);
-}
-
-/// A webhook receiver that reads the unit's folder from the S3 sink when a
-/// notification arrives.
-fn start_s3_checking_receiver(
-    s3: &'static crate::s3_support::S3,
-    bucket: String,
-) -> (String, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        let tmp = tempfile::tempdir().unwrap();
-        for mut conn in listener.incoming().flatten() {
-            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            if let Some((_, body)) = read_request(&mut conn) {
-                let prefix = format!(
-                    "dwd/{}/{}",
-                    body["table"].as_str().unwrap_or("?"),
-                    body["partition"].as_str().unwrap_or("?")
-                );
-                let dir = tmp.path().join("unit");
-                crate::s3_sink::download_prefix(s3, &bucket, &prefix, &dir);
-                let (rows, _) = partition_contents(&dir);
-                let success = dir.join("_SUCCESS").exists();
-                s.lock().unwrap().push((body, rows, success));
-                answer(&mut conn, 200);
-            }
-        }
-    });
-    (addr, seen)
-}
-
-/// Source and sink both on the S3 test server: three replicas writing
-/// multipart uploads into one bucket, one SIGKILLed and restarted while
-/// files arrive. Every table exact, every hour announced only when the
-/// bucket holds all of its rows, and no upload left behind.
-#[test]
-fn three_replicas_over_an_s3_source_and_sink_are_exact() {
-    let Some(s3) = crate::s3_support::s3() else {
-        return;
-    };
-    let bucket = s3.bucket();
-    let mut r = Replicas::new(3, "", "dwd", false);
-    let (addr, seen) = start_s3_checking_receiver(s3, bucket.clone());
-    r.append(&pc_config(&addr));
-    let endpoint = s3.endpoint.clone();
-    let b = bucket.clone();
-    r.edit(move |cfg| {
-        cfg.replace("root = \"ods\"", &format!("root = \"s3://{b}/ods/events\""))
-            .replace("root = \"dwd\"", &format!("root = \"s3://{b}/dwd\""))
-            + &format!(
-                "[stores.\"s3://{b}\"]\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n"
-            )
-    });
-    r.vars = s3
-        .env()
-        .into_iter()
-        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
-        .map(|(k, v)| (k.to_string(), v))
-        .chain([("SLUICE_TEST_PART_SIZE".to_string(), "65536".to_string())])
-        .collect();
-    let upload = |r: &mut Replicas, h: u32| {
-        let files: Vec<PathBuf> = (0..4).map(|_| r.env.add_file(h, 600)).collect();
-        s3.upload(&r.env.ods(), &files, &bucket, "ods/events");
-    };
-    upload(&mut r, 0);
-    let mut logs = vec![String::new(); 3];
-    let mut daemons: Vec<_> = (0..3).map(|i| r.spawn(i)).collect();
-    for h in 1..4 {
-        if h == 2 {
-            let (d, _) = daemons.remove(2);
-            drop(d); // SIGKILL
-            upload(&mut r, h);
-            std::thread::sleep(Duration::from_millis(700));
-            daemons.insert(2, r.spawn(2));
-        } else {
-            upload(&mut r, h);
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    let want: std::collections::BTreeSet<String> = (0..3).map(hour).collect();
-    wait_until("hours 00..02 notified", 120, &daemons, &mut logs, || {
-        notified_hours(&seen) == want
-    });
-    for (i, (d, _)) in daemons.into_iter().enumerate() {
-        assert!(stop(d), "replica {i}");
-    }
-    let got = r.env.path().join("downloaded");
-    crate::s3_sink::download(s3, &bucket, &got);
-    let diffs = diff_tables(&expected_tables(&r.env.ods(), &[]), &actual_tables(&got));
-    assert!(diffs.is_empty(), "output differs:\n{}", diffs.join("\n"));
-    assert_eq!(crate::s3_sink::uploads_in_progress(s3, &bucket), 0);
-    for (body, rows_at_arrival, _) in seen.lock().unwrap().iter() {
-        if body["table"] != "t_click" {
-            continue;
-        }
-        let h: u32 = body["partition"]
-            .as_str()
-            .unwrap()
-            .rsplit('=')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(body["rows"], clicks(&r.env.ods(), h), "{body}");
-        assert_eq!(*rows_at_arrival, clicks(&r.env.ods(), h), "{body}");
-    }
 }

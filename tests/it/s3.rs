@@ -273,7 +273,7 @@ fn a_daemon_whose_source_store_goes_down_says_so_and_resumes_exactly_once() {
         cmd.env(k, v);
     }
     cmd.env_remove("AWS_ENDPOINT_URL");
-    let (mut child, rx) = spawn_with_log(cmd);
+    let (child, rx) = spawn_with_log(cmd);
     let mut log = String::new();
     let addr = wait_http_addr(&rx, &mut log);
     let wait = |what: &str, ok: &dyn Fn() -> bool| {
@@ -316,16 +316,7 @@ fn a_daemon_whose_source_store_goes_down_says_so_and_resumes_exactly_once() {
     s3.upload(&env.ods(), &second, &bucket, "ods/events");
     wait("file 1 done", &done(2));
     wait("/healthz passes", &|| get(&addr, "/healthz").0 == 200);
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    assert!(child.wait().unwrap().success());
-    let d = diff_tables(
-        &expected_tables(&env.ods(), &[]),
-        &actual_tables(&env.sink()),
-    );
-    assert!(d.is_empty(), "{d:?}");
+    stop_and_check(child, &env);
 }
 
 /// A daemon started while its source store is down waits for it (it cannot
@@ -365,6 +356,11 @@ fn a_daemon_started_while_the_source_store_is_down_waits_for_it() {
         assert!(t0.elapsed().as_secs() < 90, "files never done");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    stop_and_check(child, &env);
+}
+
+/// SIGTERM: the daemon must stop cleanly, and every table be exact.
+fn stop_and_check(mut child: Daemon, env: &Env) {
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);

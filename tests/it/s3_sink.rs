@@ -17,15 +17,24 @@ use std::time::Duration;
 /// endpoint; the keys come from the environment of every command).
 pub(crate) fn configure_s3(env: &mut Env, s3: &S3, bucket: &str) {
     let cfg = std::fs::read_to_string(env.config()).unwrap();
-    let cfg = cfg
-        .replace(
+    std::fs::write(
+        env.config(),
+        cfg.replace(
             "root = \"ods\"",
             &format!("root = \"s3://{bucket}/ods/events\""),
-        )
-        .replace("root = \"dwd\"", &format!("root = \"s3://{bucket}/dwd\""))
+        ),
+    )
+    .unwrap();
+    configure_s3_sink(env, s3, bucket, &s3.endpoint);
+}
+
+/// Only the sink of `env` in `bucket`, reached at `endpoint` (the server
+/// itself, or a proxy in front of it); files span several 64 KiB parts.
+fn configure_s3_sink(env: &mut Env, s3: &S3, bucket: &str, endpoint: &str) {
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    let cfg = cfg.replace("root = \"dwd\"", &format!("root = \"s3://{bucket}/dwd\""))
         + &format!(
-            "[stores.\"s3://{bucket}\"]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n",
-            s3.endpoint
+            "[stores.\"s3://{bucket}\"]\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n"
         );
     std::fs::write(env.config(), cfg).unwrap();
     env.vars = s3
@@ -33,6 +42,7 @@ pub(crate) fn configure_s3(env: &mut Env, s3: &S3, bucket: &str) {
         .into_iter()
         .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
         .collect();
+    env.vars.push(("SLUICE_TEST_PART_SIZE", "65536".into()));
 }
 
 /// Adds a file locally (the independent computation reads it there) and
@@ -125,7 +135,6 @@ fn sigkill_at_every_phase_on_s3_loses_and_duplicates_nothing() {
     let bucket = s3.bucket();
     let mut env = Env::new("");
     configure_s3(&mut env, s3, &bucket);
-    env.vars.push(("SLUICE_TEST_PART_SIZE", "65536".into()));
     let mut rng = Rng::new(7);
     for h in 0..3 {
         add(&mut env, s3, &bucket, h, 2500);
@@ -153,12 +162,7 @@ fn sigkill_at_every_phase_on_s3_loses_and_duplicates_nothing() {
             rng.below(4) as u32,
             800 + rng.below(2500) as usize,
         );
-        let at = phase.map(|p| match p {
-            "mid_read" => format!("{p}:{}", 1 + rng.below(40)),
-            "during_recovery" | "mid_finish" => p.to_string(),
-            "mid_checkpoint_flush" => format!("{p}:{}", 2 + rng.below(10)),
-            _ => format!("{p}:{}", 1 + rng.below(2)),
-        });
+        let at = crate::crash::crash_at(*phase, &mut rng);
         let child = env.spawn_daemon(at.as_deref());
         std::thread::sleep(Duration::from_millis(50 + rng.below(200)));
         add(
@@ -224,19 +228,7 @@ fn a_sink_store_that_stops_and_returns_loses_nothing() {
     let bucket = s3.bucket();
     let mut env = Env::new("").with_http();
     // The source stays local: only the sink goes away.
-    let cfg = std::fs::read_to_string(env.config()).unwrap();
-    let cfg = cfg.replace("root = \"dwd\"", &format!("root = \"s3://{bucket}/dwd\""))
-        + &format!(
-            "[stores.\"s3://{bucket}\"]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n",
-            s3.endpoint
-        );
-    std::fs::write(env.config(), cfg).unwrap();
-    env.vars = s3
-        .env()
-        .into_iter()
-        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
-        .collect();
-    env.vars.push(("SLUICE_TEST_PART_SIZE", "65536".into()));
+    configure_s3_sink(&mut env, &s3, &bucket, &s3.endpoint);
     env.add_file(0, 2000);
     let cmd = env.cmd(&["run", "--config", env.config().to_str().unwrap()]);
     let (mut child, rx) = spawn_with_log(cmd);
@@ -320,17 +312,7 @@ for h in sorted(set(t.column("hour").to_pylist())): print("HOUR", h)
         key = env_of("AWS_ACCESS_KEY_ID"),
         secret = env_of("AWS_SECRET_ACCESS_KEY"),
     );
-    let out = std::process::Command::new(crate::engine::python_with_datafusion())
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "pyarrow failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::engine::run_python(&script);
     assert!(stdout.contains(&format!("TOTAL {want}")), "{stdout}");
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("HOUR")).count(),
@@ -350,19 +332,7 @@ fn a_flaky_network_to_the_sink_loses_and_duplicates_nothing() {
     let upstream = s3.endpoint.trim_start_matches("http://").to_string();
     let proxy = crate::fault_proxy::FaultProxy::start(upstream, 0.3);
     let mut env = Env::new("");
-    let cfg = std::fs::read_to_string(env.config()).unwrap();
-    let cfg = cfg.replace("root = \"dwd\"", &format!("root = \"s3://{bucket}/dwd\""))
-        + &format!(
-            "[stores.\"s3://{bucket}\"]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n",
-            proxy.endpoint
-        );
-    std::fs::write(env.config(), cfg).unwrap();
-    env.vars = s3
-        .env()
-        .into_iter()
-        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
-        .collect();
-    env.vars.push(("SLUICE_TEST_PART_SIZE", "65536".into()));
+    configure_s3_sink(&mut env, s3, &bucket, &proxy.endpoint);
     let mut failed_runs = 0;
     for round in 0..3 {
         for h in 0..2 {

@@ -188,7 +188,7 @@ impl Weed {
             .arg(format!("-s3.port.iceberg={}", ports[4]))
             .arg(format!("-s3.port.lance={}", ports[5]))
             .arg(format!("-s3.config={}", dir.join("s3.json").display()))
-            .args(["-master.volumeSizeLimitMB=64", "-volume.max=50"])
+            .args(["-master.volumeSizeLimitMB=64", "-volume.max=1000"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(
