@@ -51,9 +51,51 @@ pub(super) fn tail_key(staged: &str) -> String {
 
 /// Records uploads as they begin, from the writer threads (sled is
 /// thread-safe; each record is flushed before its first part is sent).
+/// Flushes are shared: records that arrive while one flush runs wait for
+/// the next, which covers them all (a checkpoint closing a thousand small
+/// files pays a few flushes, not a thousand).
 #[derive(Clone)]
 pub struct UploadLog {
     db: sled::Db,
+    group: std::sync::Arc<GroupFlush>,
+}
+
+/// Group commit over `sled::Db::flush`.
+#[derive(Default)]
+struct GroupFlush {
+    /// (records inserted, records known flushed, a flush is running)
+    state: std::sync::Mutex<(u64, u64, bool)>,
+    done: std::sync::Condvar,
+}
+
+impl GroupFlush {
+    /// Makes every record inserted before the call durable.
+    fn flush(&self, db: &sled::Db) -> Result<(), StateError> {
+        let lock = || self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock();
+        s.0 += 1;
+        let mine = s.0;
+        loop {
+            if s.1 >= mine {
+                return Ok(());
+            }
+            if !s.2 {
+                s.2 = true;
+                let target = s.0;
+                drop(s);
+                let r = db.flush();
+                s = lock();
+                s.2 = false;
+                if r.is_ok() {
+                    s.1 = s.1.max(target);
+                }
+                self.done.notify_all();
+                r?;
+                continue;
+            }
+            s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 impl std::fmt::Debug for UploadLog {
@@ -72,15 +114,13 @@ impl UploadLog {
             started_ms: crate::clock::now_ms(),
         };
         self.db.insert(begun_key(path, id), encode(&rec))?;
-        self.db.flush()?;
-        Ok(())
+        self.group.flush(&self.db)
     }
 
     /// Forgets an upload that was aborted.
     pub fn forget(&self, path: &str, id: &str) -> Result<(), StateError> {
         self.db.remove(begun_key(path, id))?;
-        self.db.flush()?;
-        Ok(())
+        self.group.flush(&self.db)
     }
 }
 
@@ -89,6 +129,7 @@ impl StateStore {
     pub fn upload_log(&self) -> UploadLog {
         UploadLog {
             db: self.db.clone(),
+            group: Default::default(),
         }
     }
 
@@ -110,5 +151,35 @@ impl StateStore {
             .get(tail_key(staged))?
             .map(|v| v.to_vec())
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_begun_from_many_threads_are_all_durable_after_their_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateStore::open(dir.path()).unwrap();
+        let log = state.upload_log();
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        log.begin(&format!("t/p-{t}-{i}"), &format!("id{i}"))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(log);
+        drop(state);
+        let state = crate::checkpoint::tests_support::reopen(dir.path());
+        assert_eq!(state.begun_uploads().unwrap().len(), 320);
     }
 }
