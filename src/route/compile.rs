@@ -73,6 +73,10 @@ pub struct CompiledRule {
     pub pins_only: bool,
     /// Source columns the rule reads.
     pub reads: Vec<String>,
+    /// Source columns its WHERE reads (a subset of `reads`).
+    pub predicate_reads: Vec<String>,
+    /// Source columns its SELECT reads (a subset of `reads`).
+    pub projection_reads: Vec<String>,
     /// The type-coerced logical plan (for `sluice rules explain`).
     pub plan: LogicalPlan,
     /// The file says `-- sluice: allow_schema_change`.
@@ -339,14 +343,20 @@ pub fn compile(
         Some(p) => equality_conjuncts(p),
         None => (vec![], false),
     };
-    let mut reads: Vec<String> = Vec::new();
-    for e in proj_exprs.iter().chain(predicate.iter()) {
-        for c in e.column_refs() {
-            if !reads.contains(&c.name) {
-                reads.push(c.name.clone());
+    let columns_of = |exprs: &mut dyn Iterator<Item = &Expr>| {
+        let mut names: Vec<String> = Vec::new();
+        for e in exprs {
+            for c in e.column_refs() {
+                if !names.contains(&c.name) {
+                    names.push(c.name.clone());
+                }
             }
         }
-    }
+        names
+    };
+    let reads = columns_of(&mut proj_exprs.iter().chain(predicate.iter()));
+    let predicate_reads = columns_of(&mut predicate.iter());
+    let projection_reads = columns_of(&mut proj_exprs.iter());
     let output_schema = Arc::new(Schema::new(out_fields.clone()));
     let data_schema = Arc::new(Schema::new(
         data_idx
@@ -368,6 +378,8 @@ pub fn compile(
         equalities,
         pins_only,
         reads,
+        predicate_reads,
+        projection_reads,
         plan,
         allow_schema_change: header.allow_schema_change,
         max_file_age: header.max_file_age,

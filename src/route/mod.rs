@@ -27,9 +27,9 @@ use index::{EqIndex, build_index, group_rows};
 pub use isolate::Isolated;
 
 use crate::names::hive;
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef, UInt32Type};
 use hashbrown::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -208,63 +208,86 @@ impl RuleSet {
         let pins = self
             .pins
             .check(batch, self.rules.len(), self.index.as_ref());
-        let mut run =
-            |rule: usize, input: &RecordBatch, rows: Option<&UInt32Array>, out: &mut Routed| {
-                if !pins.possible[rule] {
-                    return;
-                }
-                let (mask, pieces, bad) = match self.eval_rule(rule, input, pins.certain[rule]) {
-                    Ok((mask, pieces)) => (mask, pieces, vec![]),
-                    Err(e) => {
-                        let iso =
-                            isolate::bisect(input, e, &|part| self.eval_rule(rule, part, false));
-                        (iso.mask, iso.ok.into_iter().flatten().collect(), iso.bad)
-                    }
-                };
-                for (i, m) in mask.iter().enumerate() {
-                    if *m {
-                        let orig = rows.map(|r| r.value(i) as usize).unwrap_or(i);
-                        matched[orig] = true;
-                    }
-                }
-                out.pieces.extend(pieces);
-                if bad.is_empty() {
-                    return;
-                }
-                out.errors.push(RuleFailure {
-                    rule,
-                    rows: bad.len() as u64,
-                    message: bad[0].1.clone(),
-                });
-                if self.on_error == OnError::ErrorTable {
-                    let day = today.get_or_insert_with(isolate::utc_today);
-                    // An indexed rule's input holds only the columns it
-                    // reads; error rows keep every source column.
-                    let full = match rows {
-                        Some(idx) => take_record_batch(batch, idx),
-                        None => Ok(input.clone()),
+        // `rows`: the rows of `batch` the rule is evaluated on (an indexed
+        // rule's values), `None` for all of them.
+        let mut run = |rule: usize, rows: Option<&UInt32Array>, out: &mut Routed| {
+            if !pins.possible[rule] {
+                return;
+            }
+            let (mask, pieces, bad) = match self.eval_rule(rule, batch, rows, pins.certain[rule]) {
+                Ok((mask, pieces)) => (mask, pieces, vec![]),
+                Err(e) => {
+                    // Rare: the rows it is given, with every column it
+                    // reads, are cut in halves until the failing rows stand
+                    // alone.
+                    let input = match rows {
+                        Some(idx) => {
+                            match narrow::take_read(
+                                batch,
+                                idx,
+                                narrow::read_mask(batch, &self.rules[rule]).as_deref(),
+                            ) {
+                                Ok(b) => b,
+                                Err(e) => {
+                                    out.errors.push(RuleFailure {
+                                        rule,
+                                        rows: idx.len() as u64,
+                                        message: e.to_string(),
+                                    });
+                                    return;
+                                }
+                            }
+                        }
+                        None => batch.clone(),
                     };
-                    match full.and_then(|full| {
-                        isolate::error_pieces(rule, &self.rules[rule], &full, &bad, day)
-                    }) {
-                        Ok(p) => out.pieces.extend(p),
-                        Err(e) => out.errors.push(RuleFailure {
-                            rule,
-                            rows: 0,
-                            message: format!("cannot build the error rows: {e}"),
-                        }),
-                    }
+                    let iso =
+                        isolate::bisect(&input, e, &|part| self.eval_rule(rule, part, None, false));
+                    (iso.mask, iso.ok.into_iter().flatten().collect(), iso.bad)
                 }
             };
+            for (i, m) in mask.iter().enumerate() {
+                if *m {
+                    let orig = rows.map(|r| r.value(i) as usize).unwrap_or(i);
+                    matched[orig] = true;
+                }
+            }
+            out.pieces.extend(pieces);
+            if bad.is_empty() {
+                return;
+            }
+            out.errors.push(RuleFailure {
+                rule,
+                rows: bad.len() as u64,
+                message: bad[0].1.clone(),
+            });
+            if self.on_error == OnError::ErrorTable {
+                let day = today.get_or_insert_with(isolate::utc_today);
+                // Error rows keep every source column.
+                let full = match rows {
+                    Some(idx) => take_record_batch(batch, idx),
+                    None => Ok(batch.clone()),
+                };
+                match full.and_then(|full| {
+                    isolate::error_pieces(rule, &self.rules[rule], &full, &bad, day)
+                }) {
+                    Ok(p) => out.pieces.extend(p),
+                    Err(e) => out.errors.push(RuleFailure {
+                        rule,
+                        rows: 0,
+                        message: format!("cannot build the error rows: {e}"),
+                    }),
+                }
+            }
+        };
         match &self.index {
             None => {
                 for r in 0..self.rules.len() {
-                    run(r, batch, None, &mut out);
+                    run(r, None, &mut out);
                 }
             }
             Some(ix) => {
                 for &r in &ix.unindexed {
-                    run(r, batch, None, &mut out);
+                    run(r, None, &mut out);
                 }
                 // Each indexed rule sees exactly the rows of the values it
                 // is listed under, gathered with one `take`: one piece per
@@ -298,15 +321,7 @@ impl RuleSet {
                             UInt32Array::from(rows)
                         }
                     };
-                    let mask = narrow::read_mask(batch, &self.rules[r]);
-                    match narrow::take_read(batch, &idx, mask.as_deref()) {
-                        Ok(sub) => run(r, &sub, Some(&idx), &mut out),
-                        Err(e) => out.errors.push(RuleFailure {
-                            rule: r,
-                            rows: idx.len() as u64,
-                            message: e.to_string(),
-                        }),
-                    }
+                    run(r, Some(&idx), &mut out);
                 }
             }
         }
@@ -314,16 +329,17 @@ impl RuleSet {
         out
     }
 
-    /// Evaluates one rule on `input`: (selected-row mask, pieces). With
-    /// `certain` the rule is known to select every row, and its predicate
-    /// does not run.
+    /// Evaluates one rule on the `rows` of `batch` (all when `None`):
+    /// (selected-row mask over those rows, pieces). With `certain` the rule
+    /// is known to select every row, and its predicate does not run.
     fn eval_rule(
         &self,
         rule: usize,
-        input: &RecordBatch,
+        batch: &RecordBatch,
+        rows: Option<&UInt32Array>,
         certain: bool,
     ) -> Result<(Vec<bool>, Vec<Piece>), String> {
-        let (mask, out) = self.evaluate_with(rule, input, !certain)?;
+        let (mask, out) = self.evaluate_with(rule, batch, rows, !certain)?;
         let pieces = match out {
             Some(out) => {
                 split_partitions(rule, &self.rules[rule], &out).map_err(|e| e.to_string())?
@@ -357,23 +373,39 @@ impl RuleSet {
         rule: usize,
         input: &RecordBatch,
     ) -> Result<(Vec<bool>, Option<RecordBatch>), String> {
-        self.evaluate_with(rule, input, true)
+        self.evaluate_with(rule, input, None, true)
     }
 
+    /// The rows of `batch` the rule selects among `rows` (all when `None`)
+    /// and its output for them. The rows are copied at most once, with
+    /// only the columns the SELECT reads, and not at all when every row of
+    /// the whole batch passes; an indexed rule's WHERE runs on a copy of
+    /// only the columns it tests.
     fn evaluate_with(
         &self,
         rule: usize,
-        input: &RecordBatch,
+        batch: &RecordBatch,
+        rows: Option<&UInt32Array>,
         filter: bool,
     ) -> Result<(Vec<bool>, Option<RecordBatch>), String> {
         let r = &self.rules[rule];
-        let n = input.num_rows();
+        let n = rows.map_or(batch.num_rows(), |idx| idx.len());
         let predicate = r.predicate.as_ref().filter(|_| filter);
-        let (mask, filtered) = match predicate {
-            None => (vec![true; n], input.clone()),
+        // `keep`: which of the rows pass, `None` when all do.
+        let (mask, keep) = match predicate {
+            None => (vec![true; n], None),
             Some(p) => {
+                let tested = match rows {
+                    None => batch.clone(),
+                    Some(idx) => narrow::take_read(
+                        batch,
+                        idx,
+                        narrow::columns_mask(batch, &r.predicate_reads).as_deref(),
+                    )
+                    .map_err(|e| e.to_string())?,
+                };
                 let v = p
-                    .evaluate(input)
+                    .evaluate(&tested)
                     .and_then(|v| v.into_array(n))
                     .map_err(|e| e.to_string())?;
                 let b = v
@@ -384,23 +416,28 @@ impl RuleSet {
                 if !mask.iter().any(|m| *m) {
                     return Ok((mask, None));
                 }
-                let clean = BooleanArray::from(mask.clone());
-                let read = narrow::read_mask(input, r);
-                (
-                    mask,
-                    narrow::filter_read(input, &clean, read.as_deref())
-                        .map_err(|e| e.to_string())?,
-                )
+                let keep = (!mask.iter().all(|m| *m)).then(|| BooleanArray::from(mask.clone()));
+                (mask, keep)
             }
         };
-        let m = filtered.num_rows();
+        let read = narrow::columns_mask(batch, &r.projection_reads);
+        let read = read.as_deref();
+        let selected = match (rows, &keep) {
+            (None, None) => Ok(batch.clone()),
+            (None, Some(k)) => narrow::filter_read(batch, k, read),
+            (Some(idx), None) => narrow::take_read(batch, idx, read),
+            (Some(idx), Some(k)) => arrow::compute::filter(idx, k)
+                .and_then(|kept| narrow::take_read(batch, kept.as_primitive::<UInt32Type>(), read)),
+        }
+        .map_err(|e| e.to_string())?;
+        let m = selected.num_rows();
         if m == 0 {
             return Ok((mask, None));
         }
         let cols = r
             .projections
             .iter()
-            .map(|p| p.evaluate(&filtered).and_then(|v| v.into_array(m)))
+            .map(|p| p.evaluate(&selected).and_then(|v| v.into_array(m)))
             .collect::<Result<Vec<ArrayRef>, _>>()
             .map_err(|e| e.to_string())?;
         let out = RecordBatch::try_new(r.output_schema.clone(), cols).map_err(|e| e.to_string())?;
