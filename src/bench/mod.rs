@@ -7,6 +7,7 @@
 mod encode;
 mod measure;
 mod p100;
+mod report;
 mod scenarios;
 
 use measure::{cpu_secs, current_rss_kb, dir_bytes, output_files, parquet_rows, peak_rss_kb};
@@ -252,70 +253,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
             rss_kb / 1024.0,
             out_bytes / 1e6,
         );
-        if let Some(d) = stdout.lines().find(|l| l.starts_with("TRICKLE ")) {
-            let f: Vec<f64> = d
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|v| v.parse().ok())
-                .collect();
-            if f.len() == 5 {
-                println!(
-                    "{:<46} files per table-hour: max {:.0}, mean {:.1}; last source file to _SUCCESS {:.2}s; {:.0} checkpoints; largest table-hour {:.1} MB",
-                    "",
-                    f[0],
-                    f[1],
-                    f[2],
-                    f[3],
-                    f[4] / 1e6
-                );
-            }
-        }
-        if let Some(d) = stdout.lines().find(|l| l.starts_with("DIMENSION ")) {
-            let f: Vec<f64> = d
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|v| v.parse().ok())
-                .collect();
-            if let [secs, mem, arrow, rss, ..] = f[..] {
-                println!(
-                    "{:<46} load {secs:.2}s, snapshot {:.0} MB (Arrow {:.0} MB), RSS +{:.0} MB",
-                    "",
-                    mem / 1e6,
-                    arrow / 1e6,
-                    rss / 1024.0
-                );
-            }
-        }
-        if let Some(d) = stdout.lines().find(|l| l.starts_with("REQUESTS ")) {
-            // REQUESTS <all> <op=n>...
-            let mut w = d.split_whitespace().skip(1);
-            let all: f64 = w.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            let ops: Vec<&str> = w.collect();
-            println!(
-                "{:<46} sink requests: {all:.0} ({:.1} per file; {})",
-                "",
-                all / files.max(1.0),
-                ops.join(", ")
-            );
-        }
-        for l in stdout.lines().filter(|l| l.starts_with("ENCODE ")) {
-            // ENCODE <level> <cpu> <bytes> <variant...>
-            let mut w = l.split_whitespace().skip(1);
-            let (Some(level), Some(c), Some(b)) = (w.next(), w.next(), w.next()) else {
-                continue;
-            };
-            let name: Vec<&str> = w.collect();
-            let (c, b) = (
-                c.parse::<f64>().unwrap_or(0.0),
-                b.parse::<f64>().unwrap_or(0.0),
-            );
-            println!(
-                "{:<46} zstd {level}, {:<22} {c:>7.1} CPU s {:>9.0} MB",
-                "",
-                name.join(" "),
-                b / 1e6
-            );
-        }
+        report::details(&stdout, files);
     }
     let _ = std::fs::remove_dir_all(a.dir.join(RUNS_DIR));
     Ok(ExitCode::SUCCESS)
