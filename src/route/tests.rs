@@ -517,6 +517,7 @@ fn copying_only_read_columns_routes_exactly_like_copying_all() {
     let set = RuleSet::compile_all(files, "ods_events", &schema()).unwrap();
     assert!(set.index.is_some());
     let b = batch(3000);
+    let _mode = COPY_MODE.lock().unwrap_or_else(|p| p.into_inner());
     let narrow = set.route(&b);
     super::set_copy_all_columns(true);
     let full = set.route(&b);
@@ -550,6 +551,7 @@ fn a_rule_every_row_of_a_batch_passes_shares_the_source_columns() {
     ]);
     let set = RuleSet::compile_all(files, "ods_events", &schema()).unwrap();
     let b = batch(2000);
+    let _mode = COPY_MODE.lock().unwrap_or_else(|p| p.into_inner());
     let routed = set.route(&b);
     let values = |a: &ArrayRef| a.to_data().buffers()[1].as_ptr();
     let props = b.column_by_name("props").unwrap();
@@ -568,6 +570,10 @@ fn a_rule_every_row_of_a_batch_passes_shares_the_source_columns() {
     );
     same_as_each_rule_alone(&set, &b, &routed);
 }
+
+/// Held by the tests that flip or depend on the process-wide copy mode
+/// (`set_copy_all_columns`, a bench switch).
+static COPY_MODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn same_as_each_rule_alone(set: &RuleSet, b: &RecordBatch, routed: &Routed) {
     for p in &routed.pieces {
@@ -593,6 +599,8 @@ fn an_indexed_rule_copies_its_selected_columns_once_and_only_for_rows_that_pass(
     let set = RuleSet::compile_all(files, "ods_events", &schema()).unwrap();
     assert!(set.index.is_some());
     let b = batch(3000);
+    // The copy mode is process-wide: not while another test flips it.
+    let _mode = COPY_MODE.lock().unwrap_or_else(|p| p.into_inner());
     super::narrow::copies::take();
     let routed = set.route(&b);
     let copied = super::narrow::copies::take();
