@@ -53,6 +53,10 @@ pub enum SinkError {
         path: String,
         source: object_store::Error,
     },
+    /// The state could not record an upload begun or aborted (not a store
+    /// error: never retried).
+    #[error("cannot record the upload of {path} in the state: {message}")]
+    UploadLog { path: String, message: String },
     #[error("invalid output path {0}")]
     Path(String),
     #[error("cannot make {path} durable: {source}")]

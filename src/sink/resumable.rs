@@ -119,14 +119,29 @@ impl Uploader {
             .create_multipart(&self.key(rel)?)
             .await
             .map_err(store_err("start upload", rel))?;
+        let rec_id = id.clone();
+        self.record(rel, move |log, path| log.begin(path, &rec_id))
+            .await?;
+        Ok(id)
+    }
+
+    /// Writes to the upload log off the runtime's threads (a flush).
+    async fn record(
+        &self,
+        rel: &str,
+        f: impl FnOnce(&UploadLog, &str) -> Result<(), crate::checkpoint::StateError> + Send + 'static,
+    ) -> Result<(), SinkError> {
         let log = self.log.clone();
-        let (path, rec_id) = (rel.to_string(), id.clone());
-        let logged = tokio::task::spawn_blocking(move || log.begin(&path, &rec_id)).await;
-        match logged {
-            Ok(Ok(())) => Ok(id),
-            Ok(Err(e)) => Err(log_err(rel, e.to_string())),
-            Err(e) => Err(log_err(rel, e.to_string())),
-        }
+        let path = rel.to_string();
+        let message = match tokio::task::spawn_blocking(move || f(&log, &path)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        Err(SinkError::UploadLog {
+            path: rel.to_string(),
+            message,
+        })
     }
 
     /// Sends part `idx` (0-based); returns its e-tag.
@@ -190,6 +205,7 @@ impl Uploader {
             final_bytes,
             bytes: f.bytes,
         };
+        self.health.count("head");
         match super::commit::head_of(sink, &f.final_path).await? {
             Some(m) if m.size == f.bytes => return Ok(()),
             Some(m) => return Err(occupied(m.size)),
@@ -209,6 +225,7 @@ impl Uploader {
             .await;
         if let Err(source) = done {
             // Completed a moment ago by an attempt that did not return?
+            self.health.count("head");
             return match super::commit::head_of(sink, &f.final_path).await? {
                 Some(m) if m.size == f.bytes => Ok(()),
                 Some(m) => Err(occupied(m.size)),
@@ -237,13 +254,9 @@ impl Uploader {
             }
         })
         .await?;
-        let log = self.log.clone();
-        let (path, id) = (rel.to_string(), id.to_string());
-        match tokio::task::spawn_blocking(move || log.forget(&path, &id)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(log_err(rel, e.to_string())),
-            Err(e) => Err(log_err(rel, e.to_string())),
-        }
+        let id = id.to_string();
+        self.record(rel, move |log, path| log.forget(path, &id))
+            .await
     }
 
     /// Recovery: ends a file recorded open with its recorded tail and
@@ -269,17 +282,6 @@ impl Uploader {
             UploadParts { id, parts },
             rec.durable_len + footer.len() as u64,
         ))
-    }
-}
-
-fn log_err(path: &str, message: String) -> SinkError {
-    SinkError::Store {
-        op: "record upload",
-        path: path.to_string(),
-        source: object_store::Error::Generic {
-            store: "state",
-            source: message.into(),
-        },
     }
 }
 

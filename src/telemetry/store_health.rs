@@ -15,7 +15,8 @@ pub struct StoreHealth {
     /// When the current run of failures began (ms; 0: none).
     failing_since_ms: AtomicI64,
     last_error: Mutex<Option<String>>,
-    /// Requests sent, by operation (`start`, `part`, `complete`, `abort`).
+    /// Requests sent, by operation (`start`, `part`, `head`, `complete`,
+    /// `abort`).
     requests: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 

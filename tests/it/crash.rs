@@ -38,6 +38,24 @@ pub(crate) fn crash_at(phase: Option<&str>, rng: &mut Rng) -> Option<String> {
     })
 }
 
+/// Every phase of the checkpoint was reached by a kill at least once.
+pub(crate) fn assert_every_phase_hit(hits: &std::collections::BTreeMap<&str, u32>) {
+    for p in [
+        "mid_read",
+        "before_prepare",
+        "after_prepare",
+        "mid_checkpoint_flush",
+        "mid_finish",
+        "mid_rename",
+        "during_recovery",
+    ] {
+        assert!(
+            hits.get(p).copied().unwrap_or(0) >= 1,
+            "crash point {p} was never reached: {hits:?}"
+        );
+    }
+}
+
 #[test]
 fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
     let mut env = Env::new("");
@@ -105,20 +123,7 @@ fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
     assert!(out.status.success(), "final --once failed:\n{stderr}");
 
     // The test must have exercised every phase (a crash point never reached proves nothing).
-    for p in [
-        "mid_read",
-        "before_prepare",
-        "after_prepare",
-        "mid_checkpoint_flush",
-        "mid_finish",
-        "mid_rename",
-        "during_recovery",
-    ] {
-        assert!(
-            hits.get(p).copied().unwrap_or(0) >= 1,
-            "crash point {p} was never reached: {hits:?}"
-        );
-    }
+    assert_every_phase_hit(&hits);
     assert!(
         random_kills >= 1,
         "no random-time kill landed while running"

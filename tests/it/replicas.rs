@@ -112,6 +112,23 @@ fn wait_until(
     }
 }
 
+/// Every notification carried its hour's click events as `rows`, and the
+/// sink held exactly those rows when it arrived.
+fn assert_notified_totals(seen: &Seen, ods: &Path) {
+    for (body, rows_at_arrival, _) in seen.lock().unwrap().iter() {
+        let h: u32 = body["partition"]
+            .as_str()
+            .unwrap()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body["rows"], clicks(ods, h), "{body}");
+        assert_eq!(*rows_at_arrival, clicks(ods, h), "{body}");
+    }
+}
+
 /// The hours of `t_click` notified so far.
 fn notified_hours(seen: &Seen) -> std::collections::BTreeSet<String> {
     seen.lock()
@@ -291,18 +308,7 @@ fn a_replica_stopped_for_good_holds_commits_back_and_status_names_it() {
     wait_until("hours 00..02 notified", 60, &daemons, &mut logs, || {
         notified_hours(&seen) == want
     });
-    for (body, rows_at_arrival, _) in seen.lock().unwrap().iter() {
-        let h: u32 = body["partition"]
-            .as_str()
-            .unwrap()
-            .rsplit('=')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(body["rows"], clicks(&r.env.ods(), h), "{body}");
-        assert_eq!(*rows_at_arrival, clicks(&r.env.ods(), h));
-    }
+    assert_notified_totals(&seen, &r.env.ods());
     for (i, (d, _)) in daemons.into_iter().enumerate() {
         assert!(stop(d), "replica {i}");
     }
@@ -405,18 +411,7 @@ fn three_replicas_over_s3(sink_on_s3: bool) {
     } else {
         assert_exact(&r.env);
     }
-    for (body, rows_at_arrival, _) in seen.lock().unwrap().iter() {
-        let h: u32 = body["partition"]
-            .as_str()
-            .unwrap()
-            .rsplit('=')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(body["rows"], clicks(&r.env.ods(), h), "{body}");
-        assert_eq!(*rows_at_arrival, clicks(&r.env.ods(), h), "{body}");
-    }
+    assert_notified_totals(&seen, &r.env.ods());
 }
 
 /// A webhook receiver that reads the unit's folder from the S3 sink when a

@@ -192,20 +192,7 @@ fn sigkill_at_every_phase_on_s3_loses_and_duplicates_nothing() {
     }
     let out = env.run_once();
     assert!(out.status.success(), "final --once:\n{}", output_text(&out));
-    for p in [
-        "mid_read",
-        "before_prepare",
-        "after_prepare",
-        "mid_checkpoint_flush",
-        "mid_finish",
-        "mid_rename",
-        "during_recovery",
-    ] {
-        assert!(
-            hits.get(p).copied().unwrap_or(0) >= 1,
-            "{p} never reached: {hits:?}"
-        );
-    }
+    crate::crash::assert_every_phase_hit(&hits);
     assert!(
         finished_open >= 2,
         "recovery finished open uploads {finished_open} times"
