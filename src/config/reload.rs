@@ -163,6 +163,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         s(&new.sink.max_buffered),
     );
     unsafe_key(
+        "sink.max_open_files",
+        s(&old.sink.max_open_files),
+        s(&new.sink.max_open_files),
+    );
+    unsafe_key(
         "sink.row_group_rows",
         s(&old.sink.row_group_rows),
         s(&new.sink.row_group_rows),

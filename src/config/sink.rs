@@ -27,6 +27,10 @@ pub(super) struct RawSink {
     /// bytes they hold under this.
     #[serde(default = "default_max_buffered")]
     max_buffered: ByteSize,
+    /// Output files open at once; past it, the least recently written
+    /// close (a backfill over many partitions keeps memory flat).
+    #[serde(default = "default_max_open_files")]
+    max_open_files: usize,
     /// Rows per Parquet row group.
     #[serde(default = "default_row_group_rows")]
     row_group_rows: usize,
@@ -49,6 +53,11 @@ fn default_target_file_size() -> ByteSize {
 fn default_max_buffered() -> ByteSize {
     ByteSize(512 << 20)
 }
+fn default_max_open_files() -> usize {
+    // P100 (97 tables) holds five hours' files within about 1 GiB; an idle
+    // open file keeps its row groups' metadata and page indexes in memory.
+    512
+}
 fn default_row_group_rows() -> usize {
     128 * 1024
 }
@@ -69,6 +78,7 @@ pub struct SinkConfig {
     pub max_file_age: Duration,
     pub target_file_size: u64,
     pub max_buffered: u64,
+    pub max_open_files: usize,
     pub row_group_rows: usize,
     pub zstd_level: i32,
     pub writers: usize,
@@ -111,6 +121,15 @@ pub(super) fn validate(sink: RawSink, path: &Path, base: &Path) -> Result<SinkCo
     if sink.writers == 0 || sink.writers > 64 {
         return Err(invalid("sink.writers", "must be between 1 and 64".into()));
     }
+    if sink.max_open_files < sink.writers {
+        return Err(invalid(
+            "sink.max_open_files",
+            format!(
+                "must be at least sink.writers ({}): each writer keeps a share",
+                sink.writers
+            ),
+        ));
+    }
     let root = Location::parse(base, &sink.root).map_err(|m| invalid("sink.root", m))?;
     Ok(SinkConfig {
         root,
@@ -118,6 +137,7 @@ pub(super) fn validate(sink: RawSink, path: &Path, base: &Path) -> Result<SinkCo
         max_file_age: sink.max_file_age.0,
         target_file_size: sink.target_file_size.0,
         max_buffered: sink.max_buffered.0,
+        max_open_files: sink.max_open_files,
         row_group_rows: sink.row_group_rows,
         zstd_level: sink.zstd_level,
         writers: sink.writers,

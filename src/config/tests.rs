@@ -301,6 +301,11 @@ fn bad_values_refused() {
             "dir = \"rules\"\non_error = \"ignore\"",
             "rules.on_error: unknown value \"ignore\"",
         ),
+        (
+            "root = \"/data/dwd\"",
+            "root = \"/data/dwd\"\nwriters = 4\nmax_open_files = 3",
+            "sink.max_open_files: must be at least sink.writers (4)",
+        ),
     ];
     for (from, to, want) in cases {
         let e = Config::parse(&GOOD.replace(from, to), Path::new("x.toml"))

@@ -287,6 +287,7 @@ pub(crate) fn run_with_source(
             remote: target.remote.clone(),
         },
         max_buffered: cfg.sink.max_buffered,
+        max_open_files: cfg.sink.max_open_files,
         metrics: metrics.clone(),
         epoch_bytes: epoch_bytes.clone(),
     };

@@ -79,6 +79,8 @@ pub struct WriterCtx {
     pub handle: Handle,
     pub settings: SinkSettings,
     pub max_buffered: u64,
+    /// Files a shard keeps open; past it the least recently written close.
+    pub max_open_files: usize,
     pub metrics: Arc<Metrics>,
     /// Bytes written since the epoch began, over all shards (the
     /// coordinator checkpoints early past a bound and resets it).
@@ -114,6 +116,7 @@ impl WriterPool {
                 settings: ctx.settings.clone(),
                 // Each shard sheds against its share of the bound.
                 max_buffered: ctx.max_buffered / n as u64,
+                max_open_files: (ctx.max_open_files / n).max(1),
                 metrics: ctx.metrics.clone(),
                 epoch_bytes: ctx.epoch_bytes.clone(),
             };
@@ -335,6 +338,11 @@ fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg
                         && let Err(e) = writers.shed(ctx.max_buffered / 4)
                     {
                         failure = Some(e);
+                    }
+                    match writers.limit_open(ctx.max_open_files) {
+                        Ok(0) => {}
+                        Ok(n) => ctx.metrics.add_idle_closed(n as u64),
+                        Err(e) => failure = Some(e),
                     }
                     ctx.epoch_bytes
                         .fetch_add(writers.bytes_in - before, Ordering::Relaxed);

@@ -109,6 +109,9 @@ pub(super) struct PartitionWriter {
     pub(super) pending: Vec<RecordBatch>,
     pub(super) pending_rows: usize,
     pub(super) pending_bytes: u64,
+    /// [`Writers::writes`] at its last write: the least recently written
+    /// close first when too many files are open.
+    pub(super) last_write: u64,
 }
 
 /// Pieces are coalesced until a writer holds this many rows...
@@ -136,6 +139,8 @@ pub struct Writers {
     writer_stride: u32,
     /// Bytes handed to the encoder since the process started.
     pub bytes_in: u64,
+    /// Writes so far: the clock of [`PartitionWriter::last_write`].
+    writes: u64,
 }
 
 impl Writers {
@@ -158,6 +163,7 @@ impl Writers {
             next_writer: 0,
             writer_stride: 1,
             bytes_in: 0,
+            writes: 0,
         }
     }
 
@@ -217,8 +223,14 @@ impl Writers {
                     pending: Vec::new(),
                     pending_rows: 0,
                     pending_bytes: 0,
+                    last_write: 0,
                 },
             );
+        }
+        self.writes += 1;
+        let now = self.writes;
+        if let Some(w) = self.writers.get_mut(&key) {
+            w.last_write = now;
         }
         let Some(w) = self.writers.get_mut(&key) else {
             return Ok(());
@@ -324,6 +336,36 @@ impl Writers {
             self.closed_records.push(rec);
         }
         Ok(())
+    }
+
+    /// Keeps at most `limit` partitions being written (an open file, or
+    /// rows waiting to open one): past it, the least recently written
+    /// close, down to seven eighths of `limit` so that a backfill opening
+    /// one partition after another does not close a file per write. An
+    /// idle open file keeps its row groups' metadata and page indexes in
+    /// memory, so without a bound memory grows with the partitions a run
+    /// touches. Returns how many files closed.
+    pub fn limit_open(&mut self, limit: usize) -> Result<usize, SinkError> {
+        let busy = |w: &PartitionWriter| w.open.is_some() || !w.pending.is_empty();
+        let count = self.writers.values().filter(|w| busy(w)).count();
+        if count <= limit.max(1) {
+            return Ok(0);
+        }
+        let keep = (limit - limit / 8).max(1);
+        let mut by_age: Vec<(u64, (String, String))> = self
+            .writers
+            .iter()
+            .filter(|(_, w)| busy(w))
+            .map(|(k, w)| (w.last_write, k.clone()))
+            .collect();
+        by_age.sort();
+        let mut closed = 0;
+        for (_, k) in by_age.into_iter().take(count - keep) {
+            self.drain(&k)?;
+            self.close(&k)?;
+            closed += 1;
+        }
+        Ok(closed)
     }
 
     /// Brings the bytes held in memory under `limit`: first the row groups

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub rows_unmatched: AtomicU64,
     pub rule_errors: AtomicU64,
     pub checkpoints: AtomicU64,
+    /// Files closed before their time because `sink.max_open_files` was
+    /// reached (the least recently written).
+    pub files_closed_idle: AtomicU64,
     pub rule_reloads_accepted: AtomicU64,
     pub rule_reloads_refused: AtomicU64,
     pub splits_queued: AtomicI64,
@@ -112,6 +115,10 @@ impl Metrics {
             .entry(name.to_string())
             .or_default()
             .clone()
+    }
+
+    pub fn add_idle_closed(&self, n: u64) {
+        self.files_closed_idle.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn add_routed(&self, table: &str, n: u64) {
@@ -242,6 +249,12 @@ impl Metrics {
             "sluice_checkpoints_total",
             "Checkpoints committed.",
             l(&self.checkpoints),
+        );
+        c(
+            &mut out,
+            "sluice_files_closed_idle_total",
+            "Files closed early, least recently written first, to stay within sink.max_open_files.",
+            l(&self.files_closed_idle),
         );
         g(
             &mut out,

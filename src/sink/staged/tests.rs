@@ -214,3 +214,57 @@ fn a_table_whose_columns_change_closes_its_file_and_opens_one_with_the_new_schem
     assert_eq!(cols, [a.num_columns(), 3]);
     assert_eq!(c.files.iter().map(|f| f.rows).sum::<u64>(), 3000);
 }
+
+#[test]
+fn past_max_open_files_the_least_recently_written_files_close_and_keep_every_row() {
+    let s = setup();
+    let mut w = writers(&s);
+    // Ten partitions, written in order, then the first again: p=000 is the
+    // most recently written, p=001..p=006 the least.
+    let mut total = write_parts(&mut w, 10);
+    let again = demo::events(7, 0, 500, demo::DAY_START_MS);
+    w.write("t", "p=000", &again).unwrap();
+    total += 500;
+    // The pieces are small and still coalescing; a checkpoint that closes
+    // nothing hands them to their files.
+    let c = w.checkpoint(&keep_open(), w.epoch() + 1).unwrap();
+    assert_eq!((c.files.len(), w.open_files()), (0, 10));
+
+    // A limit of 4 keeps 4 - 4/8 = 4: six close, oldest first.
+    assert_eq!(w.limit_open(4).unwrap(), 6);
+    assert_eq!(w.open_files(), 4);
+    assert_eq!(
+        w.limit_open(4).unwrap(),
+        0,
+        "within the limit: nothing more"
+    );
+    let c = w.checkpoint(&keep_open(), w.epoch() + 1).unwrap();
+    let mut closed: Vec<&str> = c.files.iter().map(|f| f.partition.as_str()).collect();
+    closed.sort();
+    assert_eq!(
+        closed,
+        ["p=001", "p=002", "p=003", "p=004", "p=005", "p=006"]
+    );
+    // Writing goes on; the closed partitions open new files, nothing is lost.
+    total += write_parts(&mut w, 10);
+    let files = w
+        .checkpoint(&ClosePolicy::all(0), w.epoch() + 1)
+        .unwrap()
+        .files;
+    assert_eq!(files.len(), 10);
+    assert_eq!(
+        c.files.iter().chain(&files).map(|f| f.rows).sum::<u64>(),
+        total
+    );
+}
+
+/// One 1,000-row piece of demo events into each of `parts` partitions of
+/// table `t`, in partition order.
+fn write_parts(w: &mut Writers, parts: usize) -> u64 {
+    let batch = demo::events(3, 0, 1000 * parts, demo::DAY_START_MS);
+    for p in 0..parts {
+        w.write("t", &format!("p={p:03}"), &batch.slice(p * 1000, 1000))
+            .unwrap();
+    }
+    (1000 * parts) as u64
+}
