@@ -87,8 +87,11 @@ pub struct WriterCtx {
     pub epoch_bytes: Arc<AtomicU64>,
 }
 
-/// Messages a shard's channel holds before a sender waits.
-const SHARD_QUEUE: usize = 4;
+/// Messages a shard's channel holds before a sender waits. Each holds the
+/// routed rows of one batch (on P100 about 18 MB: 8,192 input rows become
+/// ~62,000 output rows); 2 instead of 4 took 50 MB off P100's peak RSS at
+/// the same speed.
+const SHARD_QUEUE: usize = 2;
 
 /// The senders to every writer shard; cheap to clone.
 #[derive(Clone)]
