@@ -141,6 +141,8 @@ pub struct Writers {
     pub bytes_in: u64,
     /// Writes so far: the clock of [`PartitionWriter::last_write`].
     writes: u64,
+    /// `writes` at the last checkpoint: a writer with no write since is idle.
+    writes_at_checkpoint: u64,
 }
 
 impl Writers {
@@ -164,6 +166,7 @@ impl Writers {
             writer_stride: 1,
             bytes_in: 0,
             writes: 0,
+            writes_at_checkpoint: 0,
         }
     }
 
@@ -339,12 +342,16 @@ impl Writers {
     }
 
     /// Keeps at most `limit` partitions being written (an open file, or
-    /// rows waiting to open one): past it, the least recently written
-    /// close, down to seven eighths of `limit` so that a backfill opening
-    /// one partition after another does not close a file per write. An
-    /// idle open file keeps its row groups' metadata and page indexes in
+    /// rows waiting to open one) when it can: past it, files with no rows
+    /// since the last checkpoint close, least recently written first, down
+    /// to seven eighths of `limit` so that a backfill opening one
+    /// partition after another does not close a file per write. An idle
+    /// open file keeps its row groups' metadata and page indexes in
     /// memory, so without a bound memory grows with the partitions a run
-    /// touches. Returns how many files closed.
+    /// touches. Files written since the last checkpoint never close here:
+    /// with more partitions active than `limit` (1,000 tables each fed by
+    /// every batch) closing them would only trade memory for small files;
+    /// `shed` bounds their memory instead. Returns how many files closed.
     pub fn limit_open(&mut self, limit: usize) -> Result<usize, SinkError> {
         let busy = |w: &PartitionWriter| w.open.is_some() || !w.pending.is_empty();
         let count = self.writers.values().filter(|w| busy(w)).count();
@@ -352,10 +359,11 @@ impl Writers {
             return Ok(0);
         }
         let keep = (limit - limit / 8).max(1);
+        let idle_since = self.writes_at_checkpoint;
         let mut by_age: Vec<(u64, (String, String))> = self
             .writers
             .iter()
-            .filter(|(_, w)| busy(w))
+            .filter(|(_, w)| busy(w) && w.last_write <= idle_since)
             .map(|(k, w)| (w.last_write, k.clone()))
             .collect();
         by_age.sort();
@@ -478,6 +486,7 @@ impl Writers {
         out.files = std::mem::take(&mut self.closed);
         out.closed_records = std::mem::take(&mut self.closed_records);
         self.epoch = next;
+        self.writes_at_checkpoint = self.writes;
         Ok(out)
     }
 }

@@ -152,31 +152,37 @@ fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
     );
 }
 
-/// `sink.max_open_files = 2` (one file per writer): every new partition
-/// closes the least recently written file mid-epoch. Killed at random and at
-/// a checkpoint flush, restarted, the output is still exact; a clean run
-/// shows the early closes as several files per table-hour.
+/// `sink.max_open_files = 2` (one file per writer): once newer partitions
+/// arrive, files idle since the last checkpoint close mid-epoch. Killed at
+/// random and at a checkpoint, restarted, the output is still exact.
 #[test]
 fn closing_files_past_max_open_files_under_sigkill_loses_and_duplicates_nothing() {
     let mut env = Env::new("");
     let cfg = std::fs::read_to_string(env.config()).unwrap();
-    let cfg = cfg.replace(
-        "row_group_rows = 1000",
-        "row_group_rows = 1000\nmax_open_files = 2",
-    );
+    // Files would otherwise close by age after 1 s, idle or not.
+    let cfg = cfg
+        .replace(
+            "row_group_rows = 1000",
+            "row_group_rows = 1000\nmax_open_files = 2",
+        )
+        .replace("max_file_age = \"1s\"", "max_file_age = \"1h\"");
     std::fs::write(env.config(), cfg).unwrap();
-    let mut rng = Rng::new(7);
-    for h in 0..4 {
+
+    // A clean daemon run first. Hour 0, then hour 1 once hour 0's files
+    // are idle, then more rows for hour 0: its files closed when hour 1
+    // came, so the new rows go to new files. Without the bound every
+    // table-hour would hold one file until the stop.
+    let child = env.spawn_daemon(None);
+    for h in [0, 1, 0] {
         env.add_file(h, 2000);
+        std::thread::sleep(Duration::from_millis(1200));
     }
-    // One clean run first: its early closes show as more files than
-    // table-hours (no restart splits a file here).
-    let out = env.run_once();
-    assert!(
-        out.status.success(),
-        "--once failed:\n{}",
-        output_text(&out)
-    );
+    // SAFETY: sending a signal to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let (stderr, exited) = wait_or_kill(child, Duration::from_secs(20));
+    assert!(exited, "did not exit after SIGTERM:\n{stderr}");
     let files = visible_files(&env.sink(), &[]);
     let mut hours: Vec<String> = files
         .iter()
@@ -190,6 +196,8 @@ fn closing_files_past_max_open_files_under_sigkill_loses_and_duplicates_nothing(
         files.len(),
         hours.len()
     );
+
+    let mut rng = Rng::new(7);
     let plan = [
         None,
         Some("mid_checkpoint_flush"),
@@ -199,6 +207,8 @@ fn closing_files_past_max_open_files_under_sigkill_loses_and_duplicates_nothing(
     for (i, phase) in plan.into_iter().enumerate() {
         env.add_file(rng.below(4) as u32, 800 + rng.below(1500) as usize);
         let child = env.spawn_daemon(crash_at(phase, &mut rng).as_deref());
+        std::thread::sleep(Duration::from_millis(300));
+        env.add_file(rng.below(4) as u32, 800 + rng.below(1500) as usize);
         let limit = match phase {
             None => Duration::from_millis(300 + rng.below(1200)),
             Some(_) => Duration::from_secs(6),

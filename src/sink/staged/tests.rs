@@ -216,19 +216,18 @@ fn a_table_whose_columns_change_closes_its_file_and_opens_one_with_the_new_schem
 }
 
 #[test]
-fn past_max_open_files_the_least_recently_written_files_close_and_keep_every_row() {
+fn past_max_open_files_idle_files_close_least_recently_written_first_and_keep_every_row() {
     let s = setup();
     let mut w = writers(&s);
-    // Ten partitions, written in order, then the first again: p=000 is the
-    // most recently written, p=001..p=006 the least.
+    // Ten partitions, written in order; a checkpoint that closes nothing
+    // hands the pieces (small, still coalescing) to their files. Then
+    // p=000 is written again: the only one active since the checkpoint.
     let mut total = write_parts(&mut w, 10);
+    let c = w.checkpoint(&keep_open(), w.epoch() + 1).unwrap();
+    assert_eq!((c.files.len(), w.open_files()), (0, 10));
     let again = demo::events(7, 0, 500, demo::DAY_START_MS);
     w.write("t", "p=000", &again).unwrap();
     total += 500;
-    // The pieces are small and still coalescing; a checkpoint that closes
-    // nothing hands them to their files.
-    let c = w.checkpoint(&keep_open(), w.epoch() + 1).unwrap();
-    assert_eq!((c.files.len(), w.open_files()), (0, 10));
 
     // A limit of 4 keeps 4 - 4/8 = 4: six close, oldest first.
     assert_eq!(w.limit_open(4).unwrap(), 6);
@@ -245,8 +244,14 @@ fn past_max_open_files_the_least_recently_written_files_close_and_keep_every_row
         closed,
         ["p=001", "p=002", "p=003", "p=004", "p=005", "p=006"]
     );
-    // Writing goes on; the closed partitions open new files, nothing is lost.
+    // Every partition active since the checkpoint: none closes, whatever
+    // the limit (closing them would only make small files).
     total += write_parts(&mut w, 10);
+    let c2 = w.checkpoint(&keep_open(), w.epoch() + 1).unwrap();
+    assert_eq!((c2.files.len(), w.open_files()), (0, 10));
+    total += write_parts(&mut w, 10);
+    assert_eq!(w.limit_open(4).unwrap(), 0);
+    assert_eq!(w.open_files(), 10);
     let files = w
         .checkpoint(&ClosePolicy::all(0), w.epoch() + 1)
         .unwrap()
