@@ -7,7 +7,7 @@ use super::super::epoch;
 use super::super::startup::now_ms;
 use super::super::writer::EpochReport;
 use super::Coordinator;
-use crate::checkpoint::{FileRecord, FileStatus, Prepare, ledger};
+use crate::checkpoint::{FileRecord, Prepare, ledger};
 use crate::config::OlderThanLookback;
 use crate::sink;
 use std::sync::atomic::Ordering;
@@ -63,14 +63,9 @@ impl Coordinator {
             })
             .collect();
         // `[cluster]`: the other shards' folders count as done source files.
-        let others: Vec<String> = self.other_shards.iter().map(|d| format!("{d}/_")).collect();
+        let others = self.other_shard_paths();
         if let Some(pc) = self.pcommit.as_mut() {
-            let source = self
-                .files
-                .iter()
-                .map(|(path, r)| (path.as_str(), r.status == FileStatus::Active))
-                .chain(self.waiting_paths.iter().map(|path| (path.as_str(), true)))
-                .chain(others.iter().map(|p| (p.as_str(), false)));
+            let source = super::upkeep::source_progress(&self.files, &self.waiting_paths, &others);
             policy.partition_due = Some(pc.closing(source, now));
         }
         policy

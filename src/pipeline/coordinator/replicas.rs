@@ -49,19 +49,15 @@ impl Coordinator {
     /// The partition commit tick of a replica (`[cluster]` set).
     pub(super) fn cluster_tick(&mut self) {
         let now = now_ms();
+        // Representative paths of the other shards' folders.
+        let others = self.other_shard_paths();
         let Some(link) = self.cluster.as_mut() else {
             return;
         };
-        // Representative paths of the other shards' folders.
-        let others: Vec<String> = self.other_shards.iter().map(|d| format!("{d}/_")).collect();
         let view = match self.pcommit.as_mut() {
             Some(p) => {
-                let source = self
-                    .files
-                    .iter()
-                    .map(|(path, r)| (path.as_str(), r.status == FileStatus::Active))
-                    .chain(self.waiting_paths.iter().map(|path| (path.as_str(), true)))
-                    .chain(others.iter().map(|p| (p.as_str(), false)));
+                let source =
+                    super::upkeep::source_progress(&self.files, &self.waiting_paths, &others);
                 match p.local_view(&self.state, source, &self.open_partitions, now) {
                     Ok(v) => v,
                     Err(e) => {

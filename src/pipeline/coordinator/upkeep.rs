@@ -95,11 +95,7 @@ impl Coordinator {
         let Some(p) = self.pcommit.as_mut() else {
             return;
         };
-        let source = self
-            .files
-            .iter()
-            .map(|(path, r)| (path.as_str(), r.status == FileStatus::Active))
-            .chain(self.waiting_paths.iter().map(|path| (path.as_str(), true)));
+        let source = source_progress(&self.files, &self.waiting_paths, &[]);
         if let Err(e) = p.tick(&self.state, source, &self.open_partitions, now_ms()) {
             tracing::error!(error = %e, "partition commit failed; retried at the next tick");
         }
@@ -185,5 +181,28 @@ impl Coordinator {
             busy,
         );
         self.metrics.status.set_dimensions(self.enricher.status());
+    }
+}
+
+/// The source files partition commit weighs, as (path, still to be read):
+/// this shard's files, those waiting to be taken, and `others` (with
+/// `[cluster]`, one path per other shard's folder, see
+/// [`Coordinator::other_shard_paths`]), counted as read.
+pub(super) fn source_progress<'a>(
+    files: &'a BTreeMap<String, FileRecord>,
+    waiting: &'a [String],
+    others: &'a [String],
+) -> impl Iterator<Item = (&'a str, bool)> {
+    files
+        .iter()
+        .map(|(path, r)| (path.as_str(), r.status == FileStatus::Active))
+        .chain(waiting.iter().map(|path| (path.as_str(), true)))
+        .chain(others.iter().map(|p| (p.as_str(), false)))
+}
+
+impl Coordinator {
+    /// `[cluster]`: a representative path in each other shard's folder.
+    pub(super) fn other_shard_paths(&self) -> Vec<String> {
+        self.other_shards.iter().map(|d| format!("{d}/_")).collect()
     }
 }
