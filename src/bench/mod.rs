@@ -54,6 +54,12 @@ pub struct BenchArgs {
     /// (`gen_ods.py`) writes it. `--rows` is then ignored for P100.
     #[arg(long)]
     p100_data: Option<PathBuf>,
+    /// Input rows per hour of generated P100 data (the peers' generator
+    /// writes 1,000,000). Fewer spread `--rows` over more hours: with
+    /// `--rows 2000000 --p100-rows-per-hour 100000`, 20 hours and 1,940
+    /// table-hours, more than `sink.max_open_files` holds open at once.
+    #[arg(long, default_value_t = p100::ROWS_PER_HOUR)]
+    p100_rows_per_hour: usize,
     /// Write every output column with a dictionary, as sluice did before
     /// choosing per column (to compare both with one build).
     #[arg(long)]
@@ -108,9 +114,14 @@ fn is_p100(key: &str) -> bool {
 
 /// Where the P100 data is: `--p100-data`, or generated under `--dir`.
 fn p100_dir(a: &BenchArgs) -> PathBuf {
-    a.p100_data
-        .clone()
-        .unwrap_or_else(|| a.dir.join(format!("p100-{}", a.rows)))
+    a.p100_data.clone().unwrap_or_else(|| {
+        let hours = if a.p100_rows_per_hour == p100::ROWS_PER_HOUR {
+            String::new()
+        } else {
+            format!("-{}-an-hour", a.p100_rows_per_hour)
+        };
+        a.dir.join(format!("p100-{}{hours}", a.rows))
+    })
 }
 
 /// Makes sure the P100 data exists: generated once per row count.
@@ -119,7 +130,11 @@ fn p100_data(a: &BenchArgs) -> Result<PathBuf> {
     if a.p100_data.is_none() && !dir.join(".done").exists() {
         let _ = std::fs::remove_dir_all(&dir);
         println!("generating P100: {} rows in {} ...", a.rows, dir.display());
-        p100::generate(&dir, a.rows, 2)?;
+        anyhow::ensure!(
+            a.p100_rows_per_hour > 0,
+            "--p100-rows-per-hour must be greater than 0"
+        );
+        p100::generate(&dir, a.rows, a.p100_rows_per_hour, 2)?;
         std::fs::write(dir.join(".done"), "")?;
     }
     for f in ["ods", "dim_spmid.parquet", "rules.json"] {
@@ -286,6 +301,7 @@ fn run_child(a: &BenchArgs, exe: &Path, key: &str) -> Result<Result<(Vec<f64>, S
     if let Some(d) = &a.p100_data {
         cmd.arg("--p100-data").arg(d);
     }
+    cmd.args(["--p100-rows-per-hour", &a.p100_rows_per_hour.to_string()]);
     if a.dictionary_everywhere {
         cmd.arg("--dictionary-everywhere");
     }

@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! <dir>/ods/dt=YYYY-MM-DD/hour=HH/part-NNNNN.parquet   250k rows a file, 4 files an hour, zstd
+//!                                                      (fewer, smaller files with fewer rows an hour)
 //! <dir>/dim_spmid.parquet                              spmid -> dept, business, owner (~95% of spmids)
 //! <dir>/rules.json                                     100 tables: name, where, columns
 //! ```
@@ -80,6 +81,8 @@ const N_MID: usize = 300_000;
 const N_UA: usize = 3000;
 const ROWS_PER_FILE: usize = 250_000;
 const FILES_PER_HOUR: usize = 4;
+/// The peers' generator: four 250k-row files an hour.
+pub const ROWS_PER_HOUR: usize = ROWS_PER_FILE * FILES_PER_HOUR;
 /// 2026-11-20 00:00 UTC, in days since the epoch.
 const START_DAY: i64 = 20_777;
 const SEED: u64 = 7;
@@ -403,14 +406,18 @@ fn dimension(p: &Pools, rng: &mut Rng) -> Result<RecordBatch> {
     )?)
 }
 
-/// Writes `rows` input rows, the dimension and the rules under `dir`,
-/// on `threads` threads.
-pub fn generate(dir: &Path, rows: usize, threads: usize) -> Result<()> {
+/// Writes `rows` input rows, `rows_per_hour` an hour (the peers write
+/// [`ROWS_PER_HOUR`]; fewer spread the same rows over more hours, so more
+/// table-hours and files), the dimension and the rules under `dir`, on
+/// `threads` threads.
+pub fn generate(dir: &Path, rows: usize, rows_per_hour: usize, threads: usize) -> Result<()> {
     let mut rng = Rng::new(SEED, 0);
     let p = pools(&mut rng);
     write_parquet(&dir.join("dim_spmid.parquet"), &dimension(&p, &mut rng)?)?;
     std::fs::write(dir.join("rules.json"), RULES_JSON)?;
-    let files = rows.div_ceil(ROWS_PER_FILE).max(1);
+    let rows_per_file = ROWS_PER_FILE.min(rows_per_hour.max(1));
+    let files_per_hour = (rows_per_hour / rows_per_file).max(1);
+    let files = rows.div_ceil(rows_per_file).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|sc| -> Result<()> {
         let workers: Vec<_> = (0..threads.max(1))
@@ -421,9 +428,9 @@ pub fn generate(dir: &Path, rows: usize, threads: usize) -> Result<()> {
                         if f >= files {
                             return Ok(());
                         }
-                        let first = f * ROWS_PER_FILE;
-                        let n = ROWS_PER_FILE.min(rows - first);
-                        let hour = (f / FILES_PER_HOUR) as i64;
+                        let first = f * rows_per_file;
+                        let n = rows_per_file.min(rows - first);
+                        let hour = (f / files_per_hour) as i64;
                         let day = START_DAY + hour / 24;
                         let hour_ms = (START_DAY * 24 + hour) * 3_600_000;
                         let path = dir
@@ -474,6 +481,25 @@ pub fn rule_files(rules_json: &str) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fewer_rows_an_hour_spread_the_rows_over_more_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), 2_500, 1_000, 2).unwrap();
+        let day = dir.path().join("ods").join("dt=2026-11-20");
+        let mut hours: Vec<(String, usize)> = std::fs::read_dir(&day)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let files = std::fs::read_dir(e.path()).unwrap().count();
+                (e.file_name().to_string_lossy().into_owned(), files)
+            })
+            .collect();
+        hours.sort();
+        let want = [("hour=00", 1), ("hour=01", 1), ("hour=02", 1)];
+        let want: Vec<(String, usize)> = want.iter().map(|(h, n)| (h.to_string(), *n)).collect();
+        assert_eq!(hours, want);
+    }
 
     #[test]
     fn days_print_as_dates() {
