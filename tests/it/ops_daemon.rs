@@ -252,46 +252,34 @@ fn sighup_applies_a_new_log_level() {
     assert!(child.wait().unwrap().success());
 }
 
-/// The process's `THP_enabled` flag (`/proc/<pid>/status`), once known.
-fn thp_enabled(pid: u32) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        if let Some(v) = status.lines().find_map(|l| l.strip_prefix("THP_enabled:")) {
-            return Some(v.trim().to_string());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
 /// Transparent huge pages are off for the daemon unless the operator asks
 /// for them: a 2 MiB page stays resident for a few live bytes, which cost
 /// P100 about 90 MB of peak RSS.
 #[test]
 fn transparent_huge_pages_are_off_unless_asked_for() {
-    if !std::path::Path::new("/proc/self/status").exists() {
-        return;
-    }
     let env = Env::new("");
+    // The daemon's `THP_enabled` (`/proc/<pid>/status`), read once it has
+    // logged its first wait: long after `main` set the flag.
     let flag = |allow: Option<&str>| {
         let mut cmd = env.cmd(&["run", "--config", env.config().to_str().unwrap()]);
         cmd.env_remove("MIMALLOC_ALLOW_THP");
         if let Some(v) = allow {
             cmd.env("MIMALLOC_ALLOW_THP", v);
         }
-        let mut daemon = Daemon::new(
-            cmd.stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
+        let (mut daemon, rx) = spawn_with_log(cmd);
+        wait_log(
+            &rx,
+            &mut String::new(),
+            60,
+            "waiting for the first source file",
         );
-        // The flag is set first thing in `main`; give it a moment to run.
-        std::thread::sleep(Duration::from_millis(500));
-        let seen = thp_enabled(daemon.id());
+        let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.id())).unwrap();
         daemon.kill().unwrap();
         daemon.wait().unwrap();
-        seen
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(|v| v.trim().to_string())
     };
     assert_eq!(
         flag(None).as_deref(),
