@@ -27,8 +27,8 @@ pub(super) struct RawSink {
     /// bytes they hold under this.
     #[serde(default = "default_max_buffered")]
     max_buffered: ByteSize,
-    /// Partitions written at once; past it, files idle since the last
-    /// checkpoint close (a backfill over many partitions keeps memory flat).
+    /// Partitions written at once; past it, the least recently written
+    /// cold files close (a backfill over many partitions keeps memory flat).
     #[serde(default = "default_max_open_files")]
     max_open_files: usize,
     /// Rows per Parquet row group.

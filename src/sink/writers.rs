@@ -112,12 +112,18 @@ pub(super) struct PartitionWriter {
     /// [`Writers::writes`] at its last write: the least recently written
     /// close first when too many files are open.
     pub(super) last_write: u64,
+    /// The epoch `limit_open` last closed its file in: once an epoch.
+    pub(super) limited_in: Option<u64>,
 }
 
 /// Pieces are coalesced until a writer holds this many rows...
 const COALESCE_ROWS: usize = 65536;
 /// ... or this many bytes. `shed` bounds the total.
 const COALESCE_BYTES: u64 = 1 << 20;
+
+/// A busy partition with no write in this many rounds of writes over all
+/// busy partitions is cold (see [`Writers::limit_open`]).
+const COLD_ROUNDS: u64 = 4;
 
 /// All writers of one writer thread. Lives on a blocking thread; uses the
 /// I/O runtime's handle for uploads.
@@ -227,6 +233,7 @@ impl Writers {
                     pending_rows: 0,
                     pending_bytes: 0,
                     last_write: 0,
+                    limited_in: None,
                 },
             );
         }
@@ -342,16 +349,24 @@ impl Writers {
     }
 
     /// Keeps at most `limit` partitions being written (an open file, or
-    /// rows waiting to open one) when it can: past it, files with no rows
-    /// since the last checkpoint close, least recently written first, down
-    /// to seven eighths of `limit` so that a backfill opening one
-    /// partition after another does not close a file per write. An idle
-    /// open file keeps its row groups' metadata and page indexes in
-    /// memory, so without a bound memory grows with the partitions a run
-    /// touches. Files written since the last checkpoint never close here:
-    /// with more partitions active than `limit` (1,000 tables each fed by
-    /// every batch) closing them would only trade memory for small files;
-    /// `shed` bounds their memory instead. Returns how many files closed.
+    /// rows waiting to open one) when it can: past it, cold files close,
+    /// least recently written first, down to seven eighths of `limit` so
+    /// that a backfill opening one partition after another does not close
+    /// a file per write. An idle open file keeps its row groups' metadata
+    /// and page indexes in memory (and, until its row group is flushed,
+    /// that row group), so without a bound memory grows with the
+    /// partitions a run touches. A file is cold when it has had no rows
+    /// since the last checkpoint, or none in the last [`COLD_ROUNDS`]
+    /// writes per busy partition (a backfill moves on from an hour long
+    /// before the next checkpoint: a 30 s epoch spans hours of P100).
+    /// Partitions all fed by every batch are never cold, however many
+    /// there are: with more of them active than `limit` (1,000 tables each
+    /// fed by every batch) closing them would only trade memory for small
+    /// files; `shed` bounds their memory instead. And a partition written
+    /// since the last checkpoint closes here at most once an epoch: one
+    /// fed now and then (a rare table among more partitions than `limit`)
+    /// makes one more file a checkpoint, not one a write. Returns how many
+    /// files closed.
     pub fn limit_open(&mut self, limit: usize) -> Result<usize, SinkError> {
         let busy = |w: &PartitionWriter| w.open.is_some() || !w.pending.is_empty();
         let count = self.writers.values().filter(|w| busy(w)).count();
@@ -359,11 +374,16 @@ impl Writers {
             return Ok(0);
         }
         let keep = (limit - limit / 8).max(1);
-        let idle_since = self.writes_at_checkpoint;
+        let cold_since = self.writes.saturating_sub(COLD_ROUNDS * count as u64);
+        let epoch = self.epoch;
+        let cold = |w: &PartitionWriter| {
+            w.last_write <= self.writes_at_checkpoint
+                || (w.last_write <= cold_since && w.limited_in != Some(epoch))
+        };
         let mut by_age: Vec<(u64, (String, String))> = self
             .writers
             .iter()
-            .filter(|(_, w)| busy(w) && w.last_write <= idle_since)
+            .filter(|(_, w)| busy(w) && cold(w))
             .map(|(k, w)| (w.last_write, k.clone()))
             .collect();
         by_age.sort();
@@ -371,6 +391,9 @@ impl Writers {
         for (_, k) in by_age.into_iter().take(count - keep) {
             self.drain(&k)?;
             self.close(&k)?;
+            if let Some(w) = self.writers.get_mut(&k) {
+                w.limited_in = Some(epoch);
+            }
             closed += 1;
         }
         Ok(closed)

@@ -263,6 +263,58 @@ fn past_max_open_files_idle_files_close_least_recently_written_first_and_keep_ev
     );
 }
 
+#[test]
+fn past_max_open_files_partitions_a_run_moved_on_from_close_before_the_next_checkpoint() {
+    let s = setup();
+    let mut w = writers(&s);
+    // Ten partitions written once, then only the first four, as a backfill
+    // moves from one hour to the next within one epoch (no checkpoint).
+    let mut total = write_parts(&mut w, 10);
+    let piece = demo::events(7, 0, 200, demo::DAY_START_MS);
+    // Fed by every round: all ten stay, whatever the limit.
+    for _ in 0..5 {
+        total += write_parts(&mut w, 10);
+    }
+    assert_eq!(w.limit_open(4).unwrap(), 0);
+    // Four rounds of writes over the ten busy partitions (40) after the
+    // last write to p=004..p=009, those six are cold.
+    let only_four = |w: &mut Writers, n: usize| {
+        for i in 0..n {
+            w.write("t", &format!("p={:03}", i % 4), &piece).unwrap();
+        }
+        200 * n as u64
+    };
+    total += only_four(&mut w, 30);
+    assert_eq!(w.limit_open(4).unwrap(), 0, "30 writes on: not yet cold");
+    total += only_four(&mut w, 10);
+    assert_eq!(w.limit_open(4).unwrap(), 6);
+    assert_eq!(w.open_files(), 4);
+    // A partition fed now and then (p=005 once more, then cold again)
+    // does not close a second time this epoch: one file per checkpoint,
+    // not one per write.
+    w.write("t", "p=005", &piece).unwrap();
+    total += 200 + only_four(&mut w, 40);
+    assert_eq!(w.limit_open(4).unwrap(), 0);
+    let c = w.checkpoint(&keep_open(), w.epoch() + 1).unwrap();
+    let mut closed: Vec<&str> = c.files.iter().map(|f| f.partition.as_str()).collect();
+    closed.sort();
+    assert_eq!(
+        closed,
+        ["p=004", "p=005", "p=006", "p=007", "p=008", "p=009"]
+    );
+    // In the next epoch it closes again once it is cold.
+    total += only_four(&mut w, 40);
+    assert_eq!(w.limit_open(4).unwrap(), 1);
+    let files = w
+        .checkpoint(&ClosePolicy::all(0), w.epoch() + 1)
+        .unwrap()
+        .files;
+    assert_eq!(
+        c.files.iter().chain(&files).map(|f| f.rows).sum::<u64>(),
+        total
+    );
+}
+
 /// One 1,000-row piece of demo events into each of `parts` partitions of
 /// table `t`, in partition order.
 fn write_parts(w: &mut Writers, parts: usize) -> u64 {
