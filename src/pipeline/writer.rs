@@ -109,6 +109,7 @@ impl WriterPool {
         first_epoch: u64,
     ) -> std::io::Result<(WriterPool, Vec<std::thread::JoinHandle<()>>)> {
         let n = n.max(1);
+        let latest = Arc::new(crate::sink::LatestPartitions::default());
         let mut shards = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
@@ -124,10 +125,11 @@ impl WriterPool {
                 epoch_bytes: ctx.epoch_bytes.clone(),
             };
             let ids = (i as u32, n as u32);
+            let latest = latest.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("sluice-writer-{i}"))
-                    .spawn(move || run(c, first_epoch, ids, rx))?,
+                    .spawn(move || run(c, first_epoch, ids, latest, rx))?,
             );
             shards.push(tx);
         }
@@ -283,14 +285,21 @@ fn merge(into: &mut EpochReport, r: EpochReport) {
 
 /// One shard. `ids`: (first writer id, stride), so writer ids stay unique
 /// across shards.
-fn run(ctx: WriterCtx, first_epoch: u64, ids: (u32, u32), rx: Receiver<WriterMsg>) {
+fn run(
+    ctx: WriterCtx,
+    first_epoch: u64,
+    ids: (u32, u32),
+    latest: Arc<crate::sink::LatestPartitions>,
+    rx: Receiver<WriterMsg>,
+) {
     let mut writers = Writers::new(
         ctx.store.clone(),
         ctx.handle.clone(),
         ctx.settings.clone(),
         first_epoch,
     )
-    .with_writer_ids(ids.0, ids.1);
+    .with_writer_ids(ids.0, ids.1)
+    .with_latest(latest);
     let mut report = EpochReport::default();
     let mut failure: Option<SinkError> = None;
     // Time spent encoding since the last barrier.

@@ -149,6 +149,37 @@ pub struct Writers {
     writes: u64,
     /// `writes` at the last checkpoint: a writer with no write since is idle.
     writes_at_checkpoint: u64,
+    /// Each table's latest partition, shared by the writer threads.
+    latest: Arc<LatestPartitions>,
+}
+
+/// The latest partition (in sort order: the latest hour of `dt=/hour=`)
+/// each table has had rows for, over all writer threads: a partition of
+/// a table and the one after it are usually on different threads.
+#[derive(Debug, Default)]
+pub struct LatestPartitions(std::sync::RwLock<HashMap<String, String>>);
+
+impl LatestPartitions {
+    pub fn saw(&self, table: &str, partition: &str) {
+        let later =
+            |m: &HashMap<String, String>| m.get(table).is_some_and(|p| p.as_str() >= partition);
+        // A poisoned lock (a writer thread panicked) only loses the hint.
+        if self.0.read().map_or(true, |m| later(&m)) {
+            return;
+        }
+        if let Ok(mut m) = self.0.write()
+            && !later(&m)
+        {
+            m.insert(table.to_string(), partition.to_string());
+        }
+    }
+
+    /// Whether `table` has had rows for a partition after `partition`.
+    pub fn has_later(&self, table: &str, partition: &str) -> bool {
+        self.0
+            .read()
+            .is_ok_and(|m| m.get(table).is_some_and(|p| p.as_str() > partition))
+    }
 }
 
 impl Writers {
@@ -173,6 +204,7 @@ impl Writers {
             bytes_in: 0,
             writes: 0,
             writes_at_checkpoint: 0,
+            latest: Arc::default(),
         }
     }
 
@@ -181,6 +213,12 @@ impl Writers {
     pub fn with_writer_ids(mut self, first: u32, stride: u32) -> Writers {
         self.next_writer = first;
         self.writer_stride = stride.max(1);
+        self
+    }
+
+    /// Shares each table's latest partition with the other writer threads.
+    pub fn with_latest(mut self, latest: Arc<LatestPartitions>) -> Writers {
+        self.latest = latest;
         self
     }
 
@@ -238,6 +276,7 @@ impl Writers {
             );
         }
         self.writes += 1;
+        self.latest.saw(table, partition);
         let now = self.writes;
         if let Some(w) = self.writers.get_mut(&key) {
             w.last_write = now;
@@ -356,17 +395,19 @@ impl Writers {
     /// and page indexes in memory (and, until its row group is flushed,
     /// that row group), so without a bound memory grows with the
     /// partitions a run touches. A file is cold when it has had no rows
-    /// since the last checkpoint, or none in the last [`COLD_ROUNDS`]
-    /// writes per busy partition (a backfill moves on from an hour long
-    /// before the next checkpoint: a 30 s epoch spans hours of P100).
-    /// Partitions all fed by every batch are never cold, however many
-    /// there are: with more of them active than `limit` (1,000 tables each
-    /// fed by every batch) closing them would only trade memory for small
-    /// files; `shed` bounds their memory instead. And a partition written
-    /// since the last checkpoint closes here at most once an epoch: one
-    /// fed now and then (a rare table among more partitions than `limit`)
-    /// makes one more file a checkpoint, not one a write. Returns how many
-    /// files closed.
+    /// since the last checkpoint, or when the run has moved on from it: no
+    /// rows in the last [`COLD_ROUNDS`] writes per busy partition while its
+    /// table has had rows for a partition that sorts after it, on any
+    /// writer thread (the next hour:
+    /// a backfill leaves an hour long before the next checkpoint, a 30 s
+    /// epoch spans hours of P100). Partitions fed by every batch are never
+    /// cold, however many there are: with more of them active than `limit`
+    /// (1,000 tables each fed by every batch) closing them would only trade
+    /// memory for small files; `shed` bounds their memory instead. Nor is
+    /// a rare table's only partition. And a partition written since the
+    /// last checkpoint closes here at most once an epoch: one fed now and
+    /// then makes one more file a checkpoint, not one a write. Returns how
+    /// many files closed.
     pub fn limit_open(&mut self, limit: usize) -> Result<usize, SinkError> {
         let busy = |w: &PartitionWriter| w.open.is_some() || !w.pending.is_empty();
         let count = self.writers.values().filter(|w| busy(w)).count();
@@ -378,7 +419,9 @@ impl Writers {
         let epoch = self.epoch;
         let cold = |w: &PartitionWriter| {
             w.last_write <= self.writes_at_checkpoint
-                || (w.last_write <= cold_since && w.limited_in != Some(epoch))
+                || (w.last_write <= cold_since
+                    && w.limited_in != Some(epoch)
+                    && self.latest.has_later(&w.table, &w.partition))
         };
         let mut by_age: Vec<(u64, (String, String))> = self
             .writers

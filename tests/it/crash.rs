@@ -153,8 +153,8 @@ fn sigkill_at_every_checkpoint_phase_loses_and_duplicates_nothing() {
 }
 
 /// `sink.max_open_files = 2` (one file per writer): once newer partitions
-/// arrive, cold files (idle since the last checkpoint, or while the newer
-/// ones took four rounds of writes) close mid-epoch. Killed at
+/// arrive, cold files (idle since the last checkpoint, or while later
+/// partitions took four rounds of writes) close mid-epoch. Killed at
 /// random and at a checkpoint, restarted, the output is still exact.
 #[test]
 fn closing_files_past_max_open_files_under_sigkill_loses_and_duplicates_nothing() {

@@ -267,52 +267,87 @@ fn past_max_open_files_idle_files_close_least_recently_written_first_and_keep_ev
 fn past_max_open_files_partitions_a_run_moved_on_from_close_before_the_next_checkpoint() {
     let s = setup();
     let mut w = writers(&s);
-    // Ten partitions written once, then only the first four, as a backfill
-    // moves from one hour to the next within one epoch (no checkpoint).
-    let mut total = write_parts(&mut w, 10);
+    // A rare table's only partition, written once; then ten partitions of
+    // `t` in rounds; then only the last four of them, as a backfill moves
+    // on to the next hours within one epoch (no checkpoint).
     let piece = demo::events(7, 0, 200, demo::DAY_START_MS);
-    // Fed by every round: all ten stay, whatever the limit.
-    for _ in 0..5 {
+    w.write("rare", "p=000", &piece).unwrap();
+    let mut total = 200;
+    // Fed by every round: all ten stay, whatever the limit; so does the
+    // rare table (no later partition of its own).
+    for _ in 0..6 {
         total += write_parts(&mut w, 10);
     }
     assert_eq!(w.limit_open(4).unwrap(), 0);
-    // Four rounds of writes over the ten busy partitions (40) after the
-    // last write to p=004..p=009, those six are cold.
-    let only_four = |w: &mut Writers, n: usize| {
+    let last_four = |w: &mut Writers, n: usize| {
         for i in 0..n {
-            w.write("t", &format!("p={:03}", i % 4), &piece).unwrap();
+            w.write("t", &format!("p={:03}", 6 + i % 4), &piece)
+                .unwrap();
         }
         200 * n as u64
     };
-    total += only_four(&mut w, 30);
+    // Four rounds of writes over the eleven busy partitions (44) after
+    // the last write to p=000..p=005, those six are cold.
+    total += last_four(&mut w, 30);
     assert_eq!(w.limit_open(4).unwrap(), 0, "30 writes on: not yet cold");
-    total += only_four(&mut w, 10);
+    total += last_four(&mut w, 10);
     assert_eq!(w.limit_open(4).unwrap(), 6);
-    assert_eq!(w.open_files(), 4);
-    // A partition fed now and then (p=005 once more, then cold again)
+    // A partition fed now and then (p=001 once more, then cold again)
     // does not close a second time this epoch: one file per checkpoint,
     // not one per write.
-    w.write("t", "p=005", &piece).unwrap();
-    total += 200 + only_four(&mut w, 40);
+    w.write("t", "p=001", &piece).unwrap();
+    total += 200 + last_four(&mut w, 50);
     assert_eq!(w.limit_open(4).unwrap(), 0);
     let c = w.checkpoint(&keep_open(), w.epoch() + 1).unwrap();
     let mut closed: Vec<&str> = c.files.iter().map(|f| f.partition.as_str()).collect();
     closed.sort();
     assert_eq!(
         closed,
-        ["p=004", "p=005", "p=006", "p=007", "p=008", "p=009"]
+        ["p=000", "p=001", "p=002", "p=003", "p=004", "p=005"]
     );
-    // In the next epoch it closes again once it is cold.
-    total += only_four(&mut w, 40);
-    assert_eq!(w.limit_open(4).unwrap(), 1);
+    // In the next epoch, both it and the rare table have been idle since
+    // the checkpoint: they close.
+    total += last_four(&mut w, 4);
+    assert_eq!(w.limit_open(4).unwrap(), 2);
     let files = w
         .checkpoint(&ClosePolicy::all(0), w.epoch() + 1)
         .unwrap()
         .files;
+    assert_eq!(files.len(), 6);
     assert_eq!(
         c.files.iter().chain(&files).map(|f| f.rows).sum::<u64>(),
         total
     );
+}
+
+#[test]
+fn the_next_hour_on_another_writer_thread_lets_the_last_one_close() {
+    let s = setup();
+    let latest = std::sync::Arc::new(crate::sink::LatestPartitions::default());
+    let mut a = writers(&s)
+        .with_writer_ids(0, 2)
+        .with_latest(latest.clone());
+    let mut b = writers(&s).with_writer_ids(1, 2).with_latest(latest);
+    let piece = demo::events(7, 0, 200, demo::DAY_START_MS);
+    for (t, p) in [("t", "h=00"), ("u", "h=00"), ("u", "h=01")] {
+        a.write(t, p, &piece).unwrap();
+    }
+    // Four rounds over the three busy partitions: t's and u's first hour
+    // are cold, but only u has a later one.
+    for _ in 0..12 {
+        a.write("u", "h=01", &piece).unwrap();
+    }
+    assert_eq!(a.limit_open(1).unwrap(), 1);
+    // t's next hour comes to the other thread.
+    b.write("t", "h=01", &piece).unwrap();
+    assert_eq!(a.limit_open(1).unwrap(), 1);
+    let files = a.checkpoint(&keep_open(), 2).unwrap().files;
+    let mut closed: Vec<String> = files
+        .iter()
+        .map(|f| format!("{}/{}", f.table, f.partition))
+        .collect();
+    closed.sort();
+    assert_eq!(closed, ["t/h=00", "u/h=00"]);
 }
 
 /// One 1,000-row piece of demo events into each of `parts` partitions of
