@@ -398,16 +398,17 @@ impl Writers {
     /// since the last checkpoint, or when the run has moved on from it: no
     /// rows in the last [`COLD_ROUNDS`] writes per busy partition while its
     /// table has had rows for a partition that sorts after it, on any
-    /// writer thread (the next hour:
-    /// a backfill leaves an hour long before the next checkpoint, a 30 s
-    /// epoch spans hours of P100). Partitions fed by every batch are never
-    /// cold, however many there are: with more of them active than `limit`
-    /// (1,000 tables each fed by every batch) closing them would only trade
-    /// memory for small files; `shed` bounds their memory instead. Nor is
-    /// a rare table's only partition. And a partition written since the
-    /// last checkpoint closes here at most once an epoch: one fed now and
-    /// then makes one more file a checkpoint, not one a write. Returns how
-    /// many files closed.
+    /// writer thread (the next hour: a backfill leaves an hour long before
+    /// the next checkpoint, a 30 s epoch spans hours of P100). It takes
+    /// one read of the shared map per candidate, and only past `limit`.
+    /// Partitions fed by every batch are never cold, however many there
+    /// are: with more of them active than `limit` (1,000 tables each fed
+    /// by every batch) closing them would only trade memory for small
+    /// files; `shed` bounds their memory instead. Nor is a rare table's
+    /// only partition. And a partition written since the last checkpoint
+    /// closes here at most once an epoch: one fed now and then makes one
+    /// more file a checkpoint, not one a write. Returns how many files
+    /// closed.
     pub fn limit_open(&mut self, limit: usize) -> Result<usize, SinkError> {
         let busy = |w: &PartitionWriter| w.open.is_some() || !w.pending.is_empty();
         let count = self.writers.values().filter(|w| busy(w)).count();
