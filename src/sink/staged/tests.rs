@@ -238,11 +238,11 @@ fn past_max_open_files_idle_files_close_least_recently_written_first_and_keep_ev
         "within the limit: nothing more"
     );
     let c = w.checkpoint(&keep_open(), w.epoch() + 1).unwrap();
-    let mut closed: Vec<&str> = c.files.iter().map(|f| f.partition.as_str()).collect();
-    closed.sort();
     assert_eq!(
-        closed,
-        ["p=001", "p=002", "p=003", "p=004", "p=005", "p=006"]
+        closed(&c.files),
+        [
+            "t/p=001", "t/p=002", "t/p=003", "t/p=004", "t/p=005", "t/p=006"
+        ]
     );
     // Every partition active since the checkpoint: none closes, whatever
     // the limit (closing them would only make small files).
@@ -299,11 +299,11 @@ fn past_max_open_files_partitions_a_run_moved_on_from_close_before_the_next_chec
     total += 200 + last_four(&mut w, 50);
     assert_eq!(w.limit_open(4).unwrap(), 0);
     let c = w.checkpoint(&keep_open(), w.epoch() + 1).unwrap();
-    let mut closed: Vec<&str> = c.files.iter().map(|f| f.partition.as_str()).collect();
-    closed.sort();
     assert_eq!(
-        closed,
-        ["p=000", "p=001", "p=002", "p=003", "p=004", "p=005"]
+        closed(&c.files),
+        [
+            "t/p=000", "t/p=001", "t/p=002", "t/p=003", "t/p=004", "t/p=005"
+        ]
     );
     // In the next epoch, both it and the rare table have been idle since
     // the checkpoint: they close.
@@ -342,12 +342,17 @@ fn the_next_hour_on_another_writer_thread_lets_the_last_one_close() {
     b.write("t", "h=01", &piece).unwrap();
     assert_eq!(a.limit_open(1).unwrap(), 1);
     let files = a.checkpoint(&keep_open(), 2).unwrap().files;
-    let mut closed: Vec<String> = files
+    assert_eq!(closed(&files), ["t/h=00", "u/h=00"]);
+}
+
+/// The closed files' `table/partition`s, sorted.
+fn closed(files: &[crate::checkpoint::StagedFile]) -> Vec<String> {
+    let mut out: Vec<String> = files
         .iter()
         .map(|f| format!("{}/{}", f.table, f.partition))
         .collect();
-    closed.sort();
-    assert_eq!(closed, ["t/h=00", "u/h=00"]);
+    out.sort();
+    out
 }
 
 /// One 1,000-row piece of demo events into each of `parts` partitions of
