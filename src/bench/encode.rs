@@ -26,9 +26,16 @@ type Variant = (
     fn(&RecordBatch, &EncodingSettings) -> WriterProperties,
 );
 
-const VARIANTS: [Variant; 2] = [
+const VARIANTS: [Variant; 3] = [
     ("dictionary everywhere", |_, s| {
         encoding::uniform_properties(s)
+    }),
+    ("per-column choice, all statistics", |b, s| {
+        let s = EncodingSettings {
+            all_statistics: true,
+            ..s.clone()
+        };
+        encoding::writer_properties(&b.schema(), b, &s)
     }),
     ("per-column choice", |b, s| {
         encoding::writer_properties(&b.schema(), b, s)
@@ -130,6 +137,7 @@ pub fn measure(routed: &Path, levels: &[i32], row_group_rows: usize) -> Result<(
                 let s = EncodingSettings {
                     zstd_level: level,
                     row_group_rows,
+                    all_statistics: false,
                 };
                 let cpu0 = thread_cpu_secs();
                 let mut w =

@@ -177,6 +177,11 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         s(&old.sink.zstd_level),
         s(&new.sink.zstd_level),
     );
+    unsafe_key(
+        "sink.statistics",
+        s(&old.sink.statistics),
+        s(&new.sink.statistics),
+    );
     unsafe_key("sink.writers", s(&old.sink.writers), s(&new.sink.writers));
     unsafe_key("dimension", s(&old.dimensions), s(&new.dimensions));
     unsafe_key(

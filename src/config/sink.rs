@@ -36,9 +36,24 @@ pub(super) struct RawSink {
     row_group_rows: usize,
     #[serde(default = "default_zstd_level")]
     zstd_level: i32,
+    /// Which columns get min/max statistics: `auto` (all but long text)
+    /// or `all`.
+    #[serde(default)]
+    statistics: Statistics,
     /// Writer threads (each encodes a disjoint share of the output files).
     #[serde(default = "default_writers")]
     writers: usize,
+}
+
+/// `sink.statistics`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Statistics {
+    /// Every column but long text (see `sink::encoding`).
+    #[default]
+    Auto,
+    /// Every column.
+    All,
 }
 
 fn default_checkpoint_interval() -> HumanDuration {
@@ -81,6 +96,7 @@ pub struct SinkConfig {
     pub max_open_files: usize,
     pub row_group_rows: usize,
     pub zstd_level: i32,
+    pub statistics: Statistics,
     pub writers: usize,
 }
 
@@ -140,6 +156,7 @@ pub(super) fn validate(sink: RawSink, path: &Path, base: &Path) -> Result<SinkCo
         max_open_files: sink.max_open_files,
         row_group_rows: sink.row_group_rows,
         zstd_level: sink.zstd_level,
+        statistics: sink.statistics,
         writers: sink.writers,
     })
 }

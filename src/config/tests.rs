@@ -268,6 +268,24 @@ fn object_store_urls_and_store_sections() {
 }
 
 #[test]
+fn statistics_are_auto_unless_all_and_a_bad_value_is_located() {
+    let c = Config::parse(GOOD, Path::new("x.toml")).unwrap();
+    assert_eq!(c.sink.statistics, Statistics::Auto);
+    let all = GOOD.replace("checkpoint_interval = \"30s\"", "statistics = \"all\"");
+    let c = Config::parse(&all, Path::new("x.toml")).unwrap();
+    assert_eq!(c.sink.statistics, Statistics::All);
+    let bad = GOOD.replace("checkpoint_interval = \"30s\"", "statistics = \"some\"");
+    let e = Config::parse(&bad, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x.toml") && e.contains("line 13"), "{e}");
+    assert!(
+        e.contains("some") && e.contains("auto") && e.contains("all"),
+        "{e}"
+    );
+}
+
+#[test]
 fn bad_values_refused() {
     let cases = [
         (

@@ -282,6 +282,7 @@ pub(crate) fn run_with_source(
             target_file_size: cfg.sink.target_file_size,
             row_group_rows: cfg.sink.row_group_rows,
             zstd_level: cfg.sink.zstd_level,
+            all_statistics: cfg.sink.statistics == crate::config::Statistics::All,
             part_size: sink::LOCAL_PART_SIZE,
             local_root: target.local_root.clone(),
             remote: target.remote.clone(),

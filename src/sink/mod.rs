@@ -93,6 +93,8 @@ pub struct SinkSettings {
     pub target_file_size: u64,
     pub row_group_rows: usize,
     pub zstd_level: i32,
+    /// Min/max statistics on long text too (`sink.statistics = "all"`).
+    pub all_statistics: bool,
     /// Bytes an upload buffers before sending a part: small on a local
     /// disk (memory held per open file), 5 MiB (the S3 minimum) elsewhere.
     pub part_size: usize,

@@ -166,6 +166,7 @@ pub(super) fn open_file(
         &super::encoding::EncodingSettings {
             zstd_level: s.zstd_level,
             row_group_rows: s.row_group_rows,
+            all_statistics: s.all_statistics,
         },
     );
     let enc = |source| SinkError::Encode {

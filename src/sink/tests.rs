@@ -30,6 +30,7 @@ fn settings() -> SinkSettings {
         target_file_size: 128 << 20,
         row_group_rows: 1 << 20,
         zstd_level: 3,
+        all_statistics: false,
         part_size: LOCAL_PART_SIZE,
         local_root: None,
         remote: None,

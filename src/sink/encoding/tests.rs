@@ -87,7 +87,8 @@ fn sample() -> RecordBatch {
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(0..rows as i64)),
         Arc::new(strings(draws(rows, 8, 5), 4)),
-        Arc::new(strings(draws(rows, u64::MAX, 6), 40)),
+        // Long text: 100 bytes a value.
+        Arc::new(strings(draws(rows, u64::MAX, 6), 100)),
     ];
     RecordBatch::try_new(schema, cols).unwrap()
 }
@@ -98,6 +99,7 @@ fn writer_properties_set_each_column() {
     let s = EncodingSettings {
         zstd_level: 1,
         row_group_rows: 1_000,
+        all_statistics: false,
     };
     let p = writer_properties(&batch.schema(), &batch, &s);
     let dict = |c: &str| p.dictionary_enabled(&ColumnPath::from(c));
@@ -109,9 +111,36 @@ fn writer_properties_set_each_column() {
         p.compression(&ColumnPath::from("props")),
         Compression::ZSTD(ZstdLevel::try_new(1).unwrap())
     );
+    let stats = |p: &WriterProperties, c: &str| p.statistics_enabled(&ColumnPath::from(c));
+    assert_eq!(stats(&p, "event_id"), EnabledStatistics::Page);
+    assert_eq!(stats(&p, "event_type"), EnabledStatistics::Page);
+    assert_eq!(stats(&p, "props"), EnabledStatistics::None);
+    let all = EncodingSettings {
+        all_statistics: true,
+        ..s.clone()
+    };
+    let p = writer_properties(&batch.schema(), &batch, &all);
+    assert_eq!(stats(&p, "props"), EnabledStatistics::Page);
     // The old behaviour: a dictionary everywhere.
     let u = uniform_properties(&s);
     assert!(u.dictionary_enabled(&ColumnPath::from("event_id")));
+}
+
+#[test]
+fn long_text_is_told_by_its_mean_length() {
+    let at = |width: usize| strings(0..100, width);
+    assert!(!long_values(&at(STATISTICS_MAX_MEAN_BYTES)));
+    assert!(long_values(&at(STATISTICS_MAX_MEAN_BYTES + 1)));
+    // Nulls do not count as short values.
+    let sparse = StringArray::from_iter((0..100).map(|i| (i % 10 == 0).then(|| "x".repeat(200))));
+    assert!(long_values(&sparse));
+    assert!(!long_values(&StringArray::from(vec![None::<&str>; 10])));
+    assert!(!long_values(&Int64Array::from_iter_values(0..100)));
+    // Judged on the head of a slice, not the array behind it.
+    let both =
+        StringArray::from_iter_values((0..200).map(|i| "y".repeat(if i < 100 { 200 } else { 8 })));
+    assert!(long_values(&both.slice(0, 100)));
+    assert!(!long_values(&both.slice(100, 100)));
 }
 
 #[test]
@@ -123,6 +152,7 @@ fn files_written_with_the_choice_read_back_and_skip_dictionaries() {
     let s = EncodingSettings {
         zstd_level: 3,
         row_group_rows: CHUNK,
+        all_statistics: false,
     };
     let p = writer_properties(&batch.schema(), &batch, &s);
     let mut buf = Vec::new();
@@ -140,6 +170,10 @@ fn files_written_with_the_choice_read_back_and_skip_dictionaries() {
     assert!(!chunk_encodings(0).contains(&Encoding::RLE_DICTIONARY));
     assert!(chunk_encodings(1).contains(&Encoding::RLE_DICTIONARY));
     assert!(!chunk_encodings(2).contains(&Encoding::RLE_DICTIONARY));
+    // Min/max where they can prune, none on long text.
+    let has_stats = |i: usize| r.metadata().row_group(0).column(i).statistics().is_some();
+    assert!(has_stats(0) && has_stats(1));
+    assert!(!has_stats(2));
     let back: Vec<RecordBatch> = r.build().unwrap().collect::<Result<_, _>>().unwrap();
     let back = arrow::compute::concat_batches(&back[0].schema(), &back).unwrap();
     assert_eq!(back.columns(), batch.columns());

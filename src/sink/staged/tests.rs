@@ -33,6 +33,7 @@ fn writers(s: &Setup) -> Writers {
         target_file_size: 128 << 20,
         row_group_rows: 1 << 20,
         zstd_level: 3,
+        all_statistics: false,
         part_size: crate::sink::LOCAL_PART_SIZE,
         local_root: Some(s.dir.path().to_path_buf()),
         remote: None,
