@@ -113,29 +113,31 @@ pub fn writer_properties(
 
 /// Whether `array` is long text: string or binary values averaging more
 /// than [`STATISTICS_MAX_MEAN_BYTES`] over its first [`SAMPLE_ROWS`]
-/// non-null values. Other types, and a column of nulls, are not.
+/// non-null values (read off the offsets: a null's slot holds no bytes).
+/// Other types, and a column of nulls, are not.
 pub fn long_values(array: &dyn Array) -> bool {
     let n = array.len().min(SAMPLE_ROWS);
     let head = array.slice(0, n);
-    let lengths: Box<dyn Iterator<Item = usize>> = match head.data_type() {
-        DataType::Utf8 => Box::new(head.as_string::<i32>().iter().flatten().map(str::len)),
-        DataType::LargeUtf8 => Box::new(head.as_string::<i64>().iter().flatten().map(str::len)),
-        DataType::Utf8View => Box::new(head.as_string_view().iter().flatten().map(str::len)),
-        DataType::Binary => Box::new(head.as_binary::<i32>().iter().flatten().map(<[u8]>::len)),
-        DataType::LargeBinary => {
-            Box::new(head.as_binary::<i64>().iter().flatten().map(<[u8]>::len))
-        }
-        DataType::BinaryView => Box::new(head.as_binary_view().iter().flatten().map(<[u8]>::len)),
-        DataType::FixedSizeBinary(_) => Box::new(
-            head.as_fixed_size_binary()
-                .iter()
-                .flatten()
-                .map(<[u8]>::len),
-        ),
+    let values = n - head.null_count();
+    let bytes = match head.data_type() {
+        DataType::Utf8 => span(head.as_string::<i32>().value_offsets()),
+        DataType::LargeUtf8 => span(head.as_string::<i64>().value_offsets()),
+        DataType::Binary => span(head.as_binary::<i32>().value_offsets()),
+        DataType::LargeBinary => span(head.as_binary::<i64>().value_offsets()),
+        DataType::Utf8View => head.as_string_view().lengths().map(|l| l as usize).sum(),
+        DataType::BinaryView => head.as_binary_view().lengths().map(|l| l as usize).sum(),
+        DataType::FixedSizeBinary(w) => values * (*w).max(0) as usize,
         _ => return false,
     };
-    let (values, bytes) = lengths.fold((0usize, 0usize), |(v, b), l| (v + 1, b + l));
     values > 0 && bytes > STATISTICS_MAX_MEAN_BYTES * values
+}
+
+/// Bytes between the first and the last of `offsets`.
+fn span<O: arrow::array::OffsetSizeTrait>(offsets: &[O]) -> usize {
+    match (offsets.first(), offsets.last()) {
+        (Some(a), Some(b)) => b.as_usize().saturating_sub(a.as_usize()),
+        _ => 0,
+    }
 }
 
 /// The properties sluice used before per-column choices: a dictionary for
