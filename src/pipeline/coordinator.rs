@@ -91,6 +91,12 @@ struct Coordinator {
     table_schemas: BTreeMap<String, String>,
     /// The version of the rules directory last tried (accepted or refused).
     rules_tried: String,
+    /// The rules directory's version last seen, and since when (see
+    /// `upkeep::RULES_SETTLE`).
+    rules_seen: Option<(String, Instant)>,
+    /// SIGHUP: the next checkpoint reloads the rules without waiting for
+    /// the directory to settle.
+    rules_now: bool,
     last_rows_read: u64,
     summary: RunSummary,
     waiting: usize,
@@ -371,6 +377,8 @@ pub(crate) fn run_with_source(
         writers,
         epoch_bytes,
         rules_tried: rules.load().version.clone(),
+        rules_seen: None,
+        rules_now: false,
         table_schemas,
         last_rows_read: 0,
         rules,
@@ -483,6 +491,7 @@ impl Coordinator {
             if hup {
                 self.reload_config();
                 self.rules_tried.clear();
+                self.rules_now = true;
             }
             // Memory pressure does not checkpoint: the writers flush row
             // groups to stay under `sink.max_buffered` (see `sink::writers`).
@@ -495,6 +504,7 @@ impl Coordinator {
             }
             if stop || due || last_pcommit.elapsed() >= Duration::from_secs(1) {
                 self.partition_commit_tick();
+                self.watch_rules();
                 last_pcommit = Instant::now();
             }
             if stop {

@@ -146,6 +146,40 @@ pub(crate) fn wait_rows_of_file(env: &Env, table: &str, prefix: &str) {
 }
 
 #[test]
+fn rule_files_copied_one_after_another_reload_as_one_set() {
+    let mut env = Env::new("");
+    env.add_file(0, 500);
+    let (mut child, rx) =
+        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
+    let mut log = String::new();
+    wait_log(&rx, &mut log, 60, "files_done=1");
+
+    // Two files, with checkpoints (every 300 ms) in between: the half-done
+    // directory is never loaded.
+    let rules = env.path().join("rules");
+    std::fs::write(rules.join("t_click.sql"), "CREATE TABLE t_click PARTITIONED BY (dt, hour)\nAS SELECT event_id, mid, dt, hour FROM ods_events\nWHERE event_type IN ('click', 'view');\n").unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    std::fs::write(rules.join("t_share.sql"), "CREATE TABLE t_share PARTITIONED BY (dt)\nAS SELECT event_id, dt FROM ods_events\nWHERE event_type = 'share';\n").unwrap();
+    wait_log(&rx, &mut log, 60, "rules reloaded");
+    let n = std::fs::read_dir(&rules)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        .count();
+    let reloads: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("rules reloaded"))
+        .collect();
+    assert_eq!(reloads.len(), 1, "{log}");
+    assert!(reloads[0].contains(&format!("rules={n}")), "{log}");
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
 fn rules_reload_at_a_checkpoint_and_a_bad_edit_keeps_the_running_set() {
     let mut env = Env::new("");
     let first = env.add_file(0, 1500);
@@ -168,8 +202,7 @@ fn rules_reload_at_a_checkpoint_and_a_bad_edit_keeps_the_running_set() {
         "CREATE TABLE t_click AS SELECT event_id FROM ods_events WHERE nope = 1;\n",
     )
     .unwrap();
-    // The daemon may read the file while it is being written (refused at
-    // 1:1, empty), then again once it is whole.
+    // Refused with its position once the directory has settled.
     wait_log(&rx, &mut log, 60, "t_click.sql:1:63");
     wait_log(&rx, &mut log, 60, "new rule set refused");
     let third = env.add_file(2, 1500);

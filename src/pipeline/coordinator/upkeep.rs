@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// How long the rules directory must stay unchanged before a checkpoint
+/// reloads it: long enough for `cp`, `git checkout` or `rsync` of several
+/// files to finish, short next to a checkpoint interval.
+pub(super) const RULES_SETTLE: Duration = Duration::from_secs(2);
+
 impl Coordinator {
     /// SIGHUP: re-reads the config file; safe keys apply, the others are
     /// logged as needing a restart; a config that does not load is refused
@@ -45,9 +50,33 @@ impl Coordinator {
         );
     }
 
+    /// Notes the rules directory's version (about once a second), so a
+    /// checkpoint can tell how long it has been unchanged.
+    pub(super) fn watch_rules(&mut self) {
+        if let Ok(v) = RuleSet::version_of(&self.cfg.rules_dir) {
+            self.saw_rules(v);
+        }
+    }
+
+    /// Records `version` as seen; true when it has been seen unchanged for
+    /// [`RULES_SETTLE`].
+    fn saw_rules(&mut self, version: String) -> bool {
+        match &self.rules_seen {
+            Some((v, since)) if *v == version => since.elapsed() >= RULES_SETTLE,
+            _ => {
+                self.rules_seen = Some((version, Instant::now()));
+                false
+            }
+        }
+    }
+
     /// Swaps in the rules directory's new version if it compiles; a set with
-    /// any error is refused whole and the running set stays.
+    /// any error is refused whole and the running set stays. A version is
+    /// taken only once the directory has been unchanged for
+    /// [`RULES_SETTLE`] (or at once after SIGHUP), so rule files copied in
+    /// one after another reload as one set.
     pub(super) fn reload_rules(&mut self) {
+        let now = std::mem::take(&mut self.rules_now);
         let dir = &self.cfg.rules_dir;
         let version = match RuleSet::version_of(dir) {
             Ok(v) => v,
@@ -63,6 +92,10 @@ impl Coordinator {
             }
         };
         if version == self.rules_tried {
+            return;
+        }
+        if !self.saw_rules(version.clone()) && !now {
+            tracing::debug!(version = %version, "rules directory changed; reloaded once it has been unchanged for {RULES_SETTLE:?}");
             return;
         }
         self.rules_tried = version.clone();
