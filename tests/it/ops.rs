@@ -149,10 +149,7 @@ pub(crate) fn wait_rows_of_file(env: &Env, table: &str, prefix: &str) {
 fn rule_files_copied_one_after_another_reload_as_one_set() {
     let mut env = Env::new("");
     env.add_file(0, 500);
-    let (mut child, rx) =
-        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
-    let mut log = String::new();
-    wait_log(&rx, &mut log, 60, "files_done=1");
+    let (mut child, rx, mut log) = daemon_past_first_file(&env);
 
     // Two files, with checkpoints (every 300 ms) in between: the half-done
     // directory is never loaded.
@@ -183,10 +180,7 @@ fn rule_files_copied_one_after_another_reload_as_one_set() {
 fn rules_reload_at_a_checkpoint_and_a_bad_edit_keeps_the_running_set() {
     let mut env = Env::new("");
     let first = env.add_file(0, 1500);
-    let (mut child, rx) =
-        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
-    let mut log = String::new();
-    wait_log(&rx, &mut log, 60, "files_done=1");
+    let (mut child, rx, mut log) = daemon_past_first_file(&env);
 
     // t_click now takes views.
     let rule = env.path().join("rules/t_click.sql");

@@ -146,10 +146,7 @@ fn ready_only_once_the_schema_is_known_and_status_answers_from_daemon_then_state
 fn sighup_applies_safe_keys_refuses_a_bad_config_and_reloads_the_rules_now() {
     let mut env = Env::new("");
     env.add_file(0, 500);
-    let (mut child, rx) =
-        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
-    let mut log = String::new();
-    wait_log(&rx, &mut log, 60, "files_done=1");
+    let (mut child, rx, mut log) = daemon_past_first_file(&env);
     let hup = || {
         // SAFETY: signalling our own child.
         unsafe {

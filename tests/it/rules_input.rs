@@ -98,10 +98,7 @@ fn a_reload_with_multi_byte_text_is_refused_and_the_daemon_keeps_running() {
     env.add_file(0, 200);
     let rule = env.path().join("rules/t_user.sql");
     std::fs::write(&rule, RECORDED).unwrap();
-    let (mut child, rx) =
-        spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
-    let mut log = String::new();
-    wait_log(&rx, &mut log, 60, "files_done=1");
+    let (mut child, rx, mut log) = daemon_past_first_file(&env);
     // Renamed into place: the daemon never reads a half-written rule.
     let new = env.path().join("t_user.sql.new");
     std::fs::write(&new, CHANGED).unwrap();

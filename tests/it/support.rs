@@ -413,6 +413,15 @@ pub fn spawn_with_log(
     (Daemon::new(child), rx)
 }
 
+/// Starts the daemon on `env` and waits until it has finished its first
+/// source file; returns it, its log lines and the log read so far.
+pub fn daemon_past_first_file(env: &Env) -> (Daemon, std::sync::mpsc::Receiver<String>, String) {
+    let (child, rx) = spawn_with_log(env.cmd(&["run", "--config", env.config().to_str().unwrap()]));
+    let mut log = String::new();
+    wait_log(&rx, &mut log, 60, "files_done=1");
+    (child, rx, log)
+}
+
 /// Reads log lines into `log` until it contains `what`; panics after `secs`.
 pub fn wait_log(rx: &std::sync::mpsc::Receiver<String>, log: &mut String, secs: u64, what: &str) {
     let t0 = Instant::now();
