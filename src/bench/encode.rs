@@ -32,20 +32,13 @@ type Variant = (
     fn(&RecordBatch, &EncodingSettings) -> WriterProperties,
 );
 
-const VARIANTS: [Variant; 4] = [
+const VARIANTS: [Variant; 3] = [
     ("dictionary everywhere", |_, s| {
         encoding::uniform_properties(s)
     }),
     ("per-column choice, all statistics", |b, s| {
         let s = EncodingSettings {
             all_statistics: true,
-            ..s.clone()
-        };
-        encoding::writer_properties(&b.schema(), b, &s)
-    }),
-    ("per-column choice, no delta", |b, s| {
-        let s = EncodingSettings {
-            delta: false,
             ..s.clone()
         };
         encoding::writer_properties(&b.schema(), b, &s)
@@ -176,7 +169,6 @@ pub fn measure(routed: &Path, levels: &[i32], row_group_rows: usize) -> Result<(
                     zstd_level: level,
                     row_group_rows,
                     all_statistics: false,
-                    delta: true,
                 };
                 let (c, bytes) = encode(&batches, props(first, &s))?;
                 let t = &mut totals[vi * levels.len() + li];
@@ -224,7 +216,6 @@ fn by_column(
         zstd_level: 1,
         row_group_rows,
         all_statistics: false,
-        delta: true,
     };
     let schema = first.schema();
     let choices = encoding::choices(&schema, first, &s);

@@ -32,7 +32,7 @@ pub use partition_commit::{
 };
 pub use run::{LogFormat, OnError, ReadConfig};
 use serde::Deserialize;
-pub use sink::{DeltaEncoding, SinkConfig, Statistics};
+pub use sink::{SinkConfig, Statistics};
 pub use source::{OlderThanLookback, SourceConfig, SourceFormat, Visibility};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -182,11 +182,6 @@ pub fn diff(old: &Config, new: &Config) -> Reload {
         s(&old.sink.statistics),
         s(&new.sink.statistics),
     );
-    unsafe_key(
-        "sink.delta_encoding",
-        s(&old.sink.delta_encoding),
-        s(&new.sink.delta_encoding),
-    );
     unsafe_key("sink.writers", s(&old.sink.writers), s(&new.sink.writers));
     unsafe_key("dimension", s(&old.dimensions), s(&new.dimensions));
     unsafe_key(

@@ -40,10 +40,6 @@ pub(super) struct RawSink {
     /// or `all`.
     #[serde(default)]
     statistics: Statistics,
-    /// Whether integer and time columns that climb in small steps are
-    /// delta-encoded: `auto` or `off`.
-    #[serde(default)]
-    delta_encoding: DeltaEncoding,
     /// Writer threads (each encodes a disjoint share of the output files).
     #[serde(default = "default_writers")]
     writers: usize,
@@ -58,19 +54,6 @@ pub enum Statistics {
     Auto,
     /// Every column.
     All,
-}
-
-/// `sink.delta_encoding`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum DeltaEncoding {
-    /// `DELTA_BINARY_PACKED` where the sample shows small steps (see
-    /// `sink::encoding`).
-    #[default]
-    Auto,
-    /// Parquet 1.0 encodings only (plain and dictionary), for readers
-    /// without `DELTA_BINARY_PACKED`.
-    Off,
 }
 
 fn default_checkpoint_interval() -> HumanDuration {
@@ -114,7 +97,6 @@ pub struct SinkConfig {
     pub row_group_rows: usize,
     pub zstd_level: i32,
     pub statistics: Statistics,
-    pub delta_encoding: DeltaEncoding,
     pub writers: usize,
 }
 
@@ -175,7 +157,6 @@ pub(super) fn validate(sink: RawSink, path: &Path, base: &Path) -> Result<SinkCo
         row_group_rows: sink.row_group_rows,
         zstd_level: sink.zstd_level,
         statistics: sink.statistics,
-        delta_encoding: sink.delta_encoding,
         writers: sink.writers,
     })
 }

@@ -286,24 +286,6 @@ fn statistics_are_auto_unless_all_and_a_bad_value_is_located() {
 }
 
 #[test]
-fn delta_encoding_is_auto_unless_off_and_a_bad_value_is_located() {
-    let c = Config::parse(GOOD, Path::new("x.toml")).unwrap();
-    assert_eq!(c.sink.delta_encoding, DeltaEncoding::Auto);
-    let off = GOOD.replace("checkpoint_interval = \"30s\"", "delta_encoding = \"off\"");
-    let c = Config::parse(&off, Path::new("x.toml")).unwrap();
-    assert_eq!(c.sink.delta_encoding, DeltaEncoding::Off);
-    let bad = GOOD.replace("checkpoint_interval = \"30s\"", "delta_encoding = \"yes\"");
-    let e = Config::parse(&bad, Path::new("x.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("x.toml") && e.contains("line 13"), "{e}");
-    assert!(
-        e.contains("yes") && e.contains("auto") && e.contains("off"),
-        "{e}"
-    );
-}
-
-#[test]
 fn bad_values_refused() {
     let cases = [
         (

@@ -289,7 +289,6 @@ pub(crate) fn run_with_source(
             row_group_rows: cfg.sink.row_group_rows,
             zstd_level: cfg.sink.zstd_level,
             all_statistics: cfg.sink.statistics == crate::config::Statistics::All,
-            delta: cfg.sink.delta_encoding == crate::config::DeltaEncoding::Auto,
             part_size: sink::LOCAL_PART_SIZE,
             local_root: target.local_root.clone(),
             remote: target.remote.clone(),

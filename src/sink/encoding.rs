@@ -16,15 +16,6 @@
 //! unique in the sample estimates as unbounded; 3,000 user agents seen in a
 //! 1,500-row sample estimate near 3,000.
 //!
-//! Integer and time columns that are written plain but whose values climb
-//! in small steps (sequential ids, event times, sorted keys) are written
-//! with `DELTA_BINARY_PACKED` instead: the differences between neighbours,
-//! bit-packed per block, take a few bits a value where plain takes 32 or
-//! 64, so the output is smaller and zstd has less to compress. The sample
-//! decides, by the bits a value would take ([`delta_bits`]); random values
-//! stay plain. `sink.delta_encoding = "off"` keeps Parquet 1.0 encodings
-//! for readers that predate it.
-//!
 //! Statistics are kept for every column except long text: a string or
 //! binary column whose sampled values average over
 //! [`STATISTICS_MAX_MEAN_BYTES`] (a user agent, a JSON payload) gets none
@@ -37,7 +28,7 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use hashbrown::HashMap;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,10 +46,6 @@ pub const SAMPLE_ROWS: usize = 16_384;
 /// truncates statistics to.
 pub const STATISTICS_MAX_MEAN_BYTES: usize = 64;
 
-/// A plain integer or time column is delta-encoded when its values would
-/// take at most this fraction of their width that way ([`delta_bits`]).
-pub const DELTA_MAX_WIDTH_RATIO: f64 = 0.5;
-
 /// What the writer needs besides the data.
 #[derive(Clone, Debug)]
 pub struct EncodingSettings {
@@ -68,9 +55,6 @@ pub struct EncodingSettings {
     /// Min/max statistics for every column, long text included
     /// (`sink.statistics = "all"`).
     pub all_statistics: bool,
-    /// `DELTA_BINARY_PACKED` for integer and time columns that climb in
-    /// small steps (`sink.delta_encoding = "auto"`).
-    pub delta: bool,
 }
 
 /// The encoding chosen for one top-level column.
@@ -78,8 +62,6 @@ pub struct EncodingSettings {
 pub enum Choice {
     Dictionary,
     Plain,
-    /// Plain values as bit-packed differences (`DELTA_BINARY_PACKED`).
-    Delta,
     /// Not judged (nested, already dictionary-typed, or an empty sample):
     /// the writer's default, which is a dictionary with plain fallback.
     Default,
@@ -111,9 +93,6 @@ pub fn writer_properties(
         b = match choice {
             Choice::Dictionary => b.set_column_dictionary_enabled(col, true),
             Choice::Plain => b.set_column_dictionary_enabled(col, false),
-            Choice::Delta => b
-                .set_column_dictionary_enabled(col.clone(), false)
-                .set_column_encoding(col, Encoding::DELTA_BINARY_PACKED),
             Choice::Default => b,
         };
     }
@@ -189,10 +168,7 @@ pub fn choices(
         .iter()
         .map(|f| {
             let choice = match sample.column_by_name(f.name()) {
-                Some(a) => match choose(a.as_ref(), settings.row_group_rows) {
-                    Choice::Plain if settings.delta && delta_pays(a.as_ref()) => Choice::Delta,
-                    c => c,
-                },
+                Some(a) => choose(a.as_ref(), settings.row_group_rows),
                 None => Choice::Default,
             };
             (f.name().clone(), choice)
@@ -242,81 +218,6 @@ pub fn choose(array: &dyn Array, chunk_rows: usize) -> Choice {
         Some(_) => Choice::Plain,
         None => Choice::Default,
     }
-}
-
-/// Whether `array` (an integer or time column stored as Parquet INT32 or
-/// INT64) would take at most [`DELTA_MAX_WIDTH_RATIO`] of its width a
-/// value delta-encoded, judged on its first [`SAMPLE_ROWS`] rows. Other
-/// types never are.
-pub fn delta_pays(array: &dyn Array) -> bool {
-    let n = array.len().min(SAMPLE_ROWS);
-    let head = array.slice(0, n);
-    let data = head.to_data();
-    let (Some(buffer), start) = (data.buffers().first(), data.offset()) else {
-        return false;
-    };
-    let valid = |i: usize| data.is_valid(i);
-    let bits = match head.data_type() {
-        DataType::Int32 | DataType::Date32 | DataType::Time32(_) => {
-            let v = buffer.typed_data::<i32>();
-            (
-                32,
-                delta_bits(
-                    (0..n)
-                        .filter(|&i| valid(i))
-                        .filter_map(|i| v.get(start + i))
-                        .map(|&x| i64::from(x)),
-                ),
-            )
-        }
-        DataType::Int64
-        | DataType::Date64
-        | DataType::Time64(_)
-        | DataType::Timestamp(_, _)
-        | DataType::Duration(_) => {
-            let v = buffer.typed_data::<i64>();
-            (
-                64,
-                delta_bits(
-                    (0..n)
-                        .filter(|&i| valid(i))
-                        .filter_map(|i| v.get(start + i))
-                        .copied(),
-                ),
-            )
-        }
-        _ => return false,
-    };
-    match bits {
-        (width, Some(b)) => b <= DELTA_MAX_WIDTH_RATIO * f64::from(width),
-        (_, None) => false,
-    }
-}
-
-/// The bits a value takes, on average, in `DELTA_BINARY_PACKED`: the
-/// differences between neighbouring values, in blocks of 128 less the
-/// block's least difference, bit-packed per 32. Headers are left out.
-/// `None` for fewer than two values.
-pub fn delta_bits(values: impl Iterator<Item = i64>) -> Option<f64> {
-    let mut values = values.peekable();
-    let mut prev = values.next()?;
-    values.peek()?;
-    let deltas: Vec<i128> = values
-        .map(|v| {
-            let d = i128::from(v) - i128::from(prev);
-            prev = v;
-            d
-        })
-        .collect();
-    let mut bits = 0u64;
-    for block in deltas.chunks(128) {
-        let least = block.iter().copied().min().unwrap_or(0);
-        for mini in block.chunks(32) {
-            let most = mini.iter().map(|d| d - least).max().unwrap_or(0);
-            bits += u64::from(128 - most.leading_zeros()) * mini.len() as u64;
-        }
-    }
-    Some(bits as f64 / deltas.len() as f64)
 }
 
 /// Distinct values of a sample and how many were seen once and twice.

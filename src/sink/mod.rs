@@ -95,8 +95,6 @@ pub struct SinkSettings {
     pub zstd_level: i32,
     /// Min/max statistics on long text too (`sink.statistics = "all"`).
     pub all_statistics: bool,
-    /// Delta encoding where it pays (`sink.delta_encoding = "auto"`).
-    pub delta: bool,
     /// Bytes an upload buffers before sending a part: small on a local
     /// disk (memory held per open file), 5 MiB (the S3 minimum) elsewhere.
     pub part_size: usize,

@@ -167,7 +167,6 @@ pub(super) fn open_file(
             zstd_level: s.zstd_level,
             row_group_rows: s.row_group_rows,
             all_statistics: s.all_statistics,
-            delta: s.delta,
         },
     );
     let enc = |source| SinkError::Encode {

@@ -31,7 +31,6 @@ fn settings() -> SinkSettings {
         row_group_rows: 1 << 20,
         zstd_level: 3,
         all_statistics: false,
-        delta: true,
         part_size: LOCAL_PART_SIZE,
         local_root: None,
         remote: None,

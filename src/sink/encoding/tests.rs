@@ -2,9 +2,7 @@
 //! including from samples far smaller than a row group.
 
 use super::*;
-use arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
-};
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
 use arrow::datatypes::{Field, Schema};
 use std::sync::Arc;
 
@@ -102,7 +100,6 @@ fn writer_properties_set_each_column() {
         zstd_level: 1,
         row_group_rows: 1_000,
         all_statistics: false,
-        delta: true,
     };
     let p = writer_properties(&batch.schema(), &batch, &s);
     let dict = |c: &str| p.dictionary_enabled(&ColumnPath::from(c));
@@ -124,20 +121,6 @@ fn writer_properties_set_each_column() {
     };
     let p = writer_properties(&batch.schema(), &batch, &all);
     assert_eq!(stats(&p, "props"), EnabledStatistics::Page);
-    // Sequential ids are delta-encoded, unless delta encoding is off.
-    let encoding = |p: &WriterProperties, c: &str| p.encoding(&ColumnPath::from(c));
-    assert_eq!(
-        encoding(&p, "event_id"),
-        Some(parquet::basic::Encoding::DELTA_BINARY_PACKED)
-    );
-    assert_eq!(encoding(&p, "props"), None);
-    let off = EncodingSettings {
-        delta: false,
-        ..s.clone()
-    };
-    let p = writer_properties(&batch.schema(), &batch, &off);
-    assert_eq!(encoding(&p, "event_id"), None);
-    assert!(!p.dictionary_enabled(&ColumnPath::from("event_id")));
     // The old behaviour: a dictionary everywhere.
     let u = uniform_properties(&s);
     assert!(u.dictionary_enabled(&ColumnPath::from("event_id")));
@@ -170,7 +153,6 @@ fn files_written_with_the_choice_read_back_and_skip_dictionaries() {
         zstd_level: 3,
         row_group_rows: CHUNK,
         all_statistics: false,
-        delta: true,
     };
     let p = writer_properties(&batch.schema(), &batch, &s);
     let mut buf = Vec::new();
@@ -186,8 +168,6 @@ fn files_written_with_the_choice_read_back_and_skip_dictionaries() {
             .collect::<Vec<_>>()
     };
     assert!(!chunk_encodings(0).contains(&Encoding::RLE_DICTIONARY));
-    assert!(chunk_encodings(0).contains(&Encoding::DELTA_BINARY_PACKED));
-    assert!(!chunk_encodings(2).contains(&Encoding::DELTA_BINARY_PACKED));
     assert!(chunk_encodings(1).contains(&Encoding::RLE_DICTIONARY));
     assert!(!chunk_encodings(2).contains(&Encoding::RLE_DICTIONARY));
     // Min/max where they can prune, none on long text.
@@ -197,66 +177,4 @@ fn files_written_with_the_choice_read_back_and_skip_dictionaries() {
     let back: Vec<RecordBatch> = r.build().unwrap().collect::<Result<_, _>>().unwrap();
     let back = arrow::compute::concat_batches(&back[0].schema(), &back).unwrap();
     assert_eq!(back.columns(), batch.columns());
-}
-
-#[test]
-fn delta_bits_follow_the_steps_between_neighbours() {
-    // A constant step packs into nothing beyond the block headers.
-    assert_eq!(delta_bits((0..1_000).map(|v| v * 5)), Some(0.0));
-    // Steps of 0..=15 above the block's least: 4 bits.
-    let steps = draws(1_000, 16, 7);
-    let climbing = steps.iter().scan(0i64, |acc, s| {
-        *acc += *s as i64;
-        Some(*acc)
-    });
-    let bits = delta_bits(std::iter::once(0).chain(climbing)).unwrap();
-    assert!(bits > 3.5 && bits <= 4.0, "{bits}");
-    // Extremes do not overflow.
-    assert_eq!(delta_bits([i64::MIN, i64::MAX].into_iter()), Some(0.0));
-    assert_eq!(
-        delta_bits([i64::MIN, i64::MAX, i64::MIN].into_iter()),
-        Some(65.0)
-    );
-    assert_eq!(delta_bits(std::iter::once(3)), None);
-    assert_eq!(delta_bits(std::iter::empty()), None);
-}
-
-#[test]
-fn climbing_integer_and_time_columns_pay_delta_and_random_ones_do_not() {
-    assert!(delta_pays(&Int64Array::from_iter_values(0..5_000)));
-    // Event times: sorted, a few ms apart.
-    let times = TimestampMillisecondArray::from_iter_values(draws(5_000, 40, 8).into_iter().scan(
-        1_763_600_000_000i64,
-        |t, s| {
-            *t += s as i64;
-            Some(*t)
-        },
-    ));
-    assert!(delta_pays(&times));
-    // Ids of two interleaved runs far apart: most blocks are one run.
-    let two_runs =
-        Int64Array::from_iter_values((0..5_000).map(|i| (i / 500 % 2) * 1_000_000_000 + i));
-    assert!(delta_pays(&two_runs));
-    let random =
-        Int64Array::from_iter_values(draws(5_000, u64::MAX / 2, 9).into_iter().map(|v| v as i64));
-    assert!(!delta_pays(&random));
-    let random32 = Int32Array::from_iter_values(
-        draws(5_000, i32::MAX as u64, 10)
-            .into_iter()
-            .map(|v| v as i32),
-    );
-    assert!(!delta_pays(&random32));
-    // Nulls are skipped, as the encoding skips them.
-    let sparse = Int64Array::from_iter((0..5_000).map(|i| (i % 3 != 0).then_some(i)));
-    assert!(delta_pays(&sparse));
-    // Judged on the slice's own rows.
-    let both = Int64Array::from_iter_values(
-        (0..5_000).chain(draws(5_000, u64::MAX / 2, 11).into_iter().map(|v| v as i64)),
-    );
-    assert!(delta_pays(&both.slice(0, 5_000)));
-    assert!(!delta_pays(&both.slice(5_000, 5_000)));
-    // Too few values, strings and nulls do not.
-    assert!(!delta_pays(&Int64Array::from_iter_values([7])));
-    assert!(!delta_pays(&strings(0..100, 8)));
-    assert!(!delta_pays(&Int64Array::from(vec![None::<i64>; 50])));
 }

@@ -34,7 +34,6 @@ fn writers(s: &Setup) -> Writers {
         row_group_rows: 1 << 20,
         zstd_level: 3,
         all_statistics: false,
-        delta: true,
         part_size: crate::sink::LOCAL_PART_SIZE,
         local_root: Some(s.dir.path().to_path_buf()),
         remote: None,
