@@ -14,6 +14,7 @@
 //! transaction that names the staged files holding its rows (prepare), and
 //! those files become visible only after that transaction is flushed.
 
+pub mod budget;
 mod coordinator;
 pub mod epoch;
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! parked, and channels are FIFO, so when the shards answer they hold every
 //! piece of every batch any reader sent, whichever shard got the progress.
 
+use super::budget::SharedBudget;
 use crate::checkpoint::StagedFile;
 use crate::checkpoint::open_files::OpenFileUpdate;
 use crate::names::OutputName;
@@ -78,8 +79,10 @@ pub struct WriterCtx {
     pub store: Arc<dyn object_store::ObjectStore>,
     pub handle: Handle,
     pub settings: SinkSettings,
+    /// Bytes all shards together hold in memory (`sink.max_buffered`).
     pub max_buffered: u64,
-    /// Files a shard keeps open; past it the least recently written close.
+    /// Partitions all shards together write at once
+    /// (`sink.max_open_files`); past it the least recently written close.
     pub max_open_files: usize,
     pub metrics: Arc<Metrics>,
     /// Bytes written since the epoch began, over all shards (the
@@ -110,6 +113,12 @@ impl WriterPool {
     ) -> std::io::Result<(WriterPool, Vec<std::thread::JoinHandle<()>>)> {
         let n = n.max(1);
         let latest = Arc::new(crate::sink::LatestPartitions::default());
+        // Row groups are cut past half of `max_buffered` (down to a
+        // quarter), leaving room for what encoding and uploads hold.
+        let bounds = Bounds {
+            bytes: Arc::new(SharedBudget::new(ctx.max_buffered / 2, n)),
+            files: Arc::new(SharedBudget::new(ctx.max_open_files as u64, n)),
+        };
         let mut shards = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
@@ -118,18 +127,18 @@ impl WriterPool {
                 store: ctx.store.clone(),
                 handle: ctx.handle.clone(),
                 settings: ctx.settings.clone(),
-                // Each shard sheds against its share of the bound.
-                max_buffered: ctx.max_buffered / n as u64,
-                max_open_files: (ctx.max_open_files / n).max(1),
+                max_buffered: ctx.max_buffered,
+                max_open_files: ctx.max_open_files,
                 metrics: ctx.metrics.clone(),
                 epoch_bytes: ctx.epoch_bytes.clone(),
             };
             let ids = (i as u32, n as u32);
             let latest = latest.clone();
+            let bounds = bounds.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("sluice-writer-{i}"))
-                    .spawn(move || run(c, first_epoch, ids, latest, rx))?,
+                    .spawn(move || run(c, first_epoch, ids, latest, bounds, rx))?,
             );
             shards.push(tx);
         }
@@ -283,15 +292,46 @@ fn merge(into: &mut EpochReport, r: EpochReport) {
     into.schemas.extend(r.schemas);
 }
 
+/// The bounds the shards share (see [`SharedBudget`]).
+#[derive(Clone)]
+struct Bounds {
+    /// Bytes held past which a shard cuts row groups.
+    bytes: Arc<SharedBudget>,
+    /// Partitions being written.
+    files: Arc<SharedBudget>,
+}
+
+impl Bounds {
+    /// Cuts row groups, then closes cold files, to keep `shard` within its
+    /// allowances; publishes what it then holds. Returns the files closed.
+    fn keep(&self, shard: usize, writers: &mut Writers) -> Result<usize, SinkError> {
+        let bytes = self.bytes.allowance(shard);
+        if writers.buffered_bytes() > bytes {
+            writers.shed(bytes / 2)?;
+        }
+        let files = usize::try_from(self.files.allowance(shard)).unwrap_or(usize::MAX);
+        let closed = writers.limit_open(files)?;
+        self.publish(shard, writers);
+        Ok(closed)
+    }
+
+    fn publish(&self, shard: usize, writers: &Writers) {
+        self.bytes.publish(shard, writers.buffered_bytes());
+        self.files.publish(shard, writers.busy_partitions() as u64);
+    }
+}
+
 /// One shard. `ids`: (first writer id, stride), so writer ids stay unique
-/// across shards.
+/// across shards; the first is the shard's index.
 fn run(
     ctx: WriterCtx,
     first_epoch: u64,
     ids: (u32, u32),
     latest: Arc<crate::sink::LatestPartitions>,
+    bounds: Bounds,
     rx: Receiver<WriterMsg>,
 ) {
+    let shard = ids.0 as usize;
     let mut writers = Writers::new(
         ctx.store.clone(),
         ctx.handle.clone(),
@@ -346,15 +386,12 @@ fn run(
                         }
                         ctx.metrics.add_routed(table, n);
                     }
-                    if writers.buffered_bytes() > ctx.max_buffered / 2
-                        && let Err(e) = writers.shed(ctx.max_buffered / 4)
-                    {
-                        failure = Some(e);
-                    }
-                    match writers.limit_open(ctx.max_open_files) {
-                        Ok(0) => {}
-                        Ok(n) => ctx.metrics.add_idle_closed(n as u64),
-                        Err(e) => failure = Some(e),
+                    if failure.is_none() {
+                        match bounds.keep(shard, &mut writers) {
+                            Ok(0) => {}
+                            Ok(n) => ctx.metrics.add_idle_closed(n as u64),
+                            Err(e) => failure = Some(e),
+                        }
                     }
                     ctx.epoch_bytes
                         .fetch_add(writers.bytes_in - before, Ordering::Relaxed);
@@ -386,6 +423,7 @@ fn run(
                         out
                     }),
                 };
+                bounds.publish(shard, &writers);
                 if reply.send(res).is_err() {
                     return;
                 }
@@ -393,3 +431,7 @@ fn run(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

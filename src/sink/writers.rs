@@ -116,6 +116,13 @@ pub(super) struct PartitionWriter {
     pub(super) limited_in: Option<u64>,
 }
 
+impl PartitionWriter {
+    /// An open file, or rows waiting to open one.
+    fn busy(&self) -> bool {
+        self.open.is_some() || !self.pending.is_empty()
+    }
+}
+
 /// Pieces are coalesced until a writer holds this many rows...
 const COALESCE_ROWS: usize = 65536;
 /// ... or this many bytes. `shed` bounds the total.
@@ -232,6 +239,11 @@ impl Writers {
     }
 
     /// Bytes held in memory by open writers and uploads in flight.
+    /// Partitions being written: an open file, or rows waiting to open one.
+    pub fn busy_partitions(&self) -> usize {
+        self.writers.values().filter(|w| w.busy()).count()
+    }
+
     pub fn buffered_bytes(&self) -> u64 {
         self.uploads.bytes()
             + self.finishing.bytes()
@@ -410,8 +422,7 @@ impl Writers {
     /// more file a checkpoint, not one a write. Returns how many files
     /// closed.
     pub fn limit_open(&mut self, limit: usize) -> Result<usize, SinkError> {
-        let busy = |w: &PartitionWriter| w.open.is_some() || !w.pending.is_empty();
-        let count = self.writers.values().filter(|w| busy(w)).count();
+        let count = self.busy_partitions();
         if count <= limit.max(1) {
             return Ok(0);
         }
@@ -427,7 +438,7 @@ impl Writers {
         let mut by_age: Vec<(u64, (String, String))> = self
             .writers
             .iter()
-            .filter(|(_, w)| busy(w) && cold(w))
+            .filter(|(_, w)| w.busy() && cold(w))
             .map(|(k, w)| (w.last_write, k.clone()))
             .collect();
         by_age.sort();
@@ -545,8 +556,7 @@ impl Writers {
                 .insert((w.table.clone(), w.partition.clone()));
         }
         // Idle writers cost a map entry each; forget those without a file.
-        self.writers
-            .retain(|_, w| w.open.is_some() || !w.pending.is_empty());
+        self.writers.retain(|_, w| w.busy());
         self.uploads.wait_all()?;
         let done = self.finishing.wait_all()?;
         self.closed.extend(done);
