@@ -6,7 +6,8 @@ use super::PipelineError;
 use super::queue::WorkQueue;
 use super::reader::{self, ReaderCtx, SplitInfo};
 use super::startup::{
-    RunOptions, load_checked, now_ms, recover, refuse_existing_output, source_schema, taken_of,
+    RunOptions, compile_checked, load_checked, now_ms, recover, refuse_existing_output,
+    source_schema, taken_of,
 };
 use super::writer::{WriterCtx, WriterPool};
 use crate::checkpoint::{EpochState, FileRecord, FileStatus, STATE_VERSION, StateStore};

@@ -388,7 +388,18 @@ pub fn load_checked(
     rule_schema: &arrow::datatypes::SchemaRef,
     table_schemas: &BTreeMap<String, String>,
 ) -> Result<RuleSet, Vec<crate::route::RuleError>> {
-    let set = RuleSet::load(&cfg.rules_dir, &cfg.source.name, rule_schema)?
+    let files = crate::route::read_rule_files(&cfg.rules_dir).map_err(|e| vec![e])?;
+    compile_checked(cfg, files, rule_schema, table_schemas)
+}
+
+/// [`load_checked`] on rule files already read.
+pub fn compile_checked(
+    cfg: &Config,
+    files: Vec<(std::path::PathBuf, String)>,
+    rule_schema: &arrow::datatypes::SchemaRef,
+    table_schemas: &BTreeMap<String, String>,
+) -> Result<RuleSet, Vec<crate::route::RuleError>> {
+    let set = RuleSet::compile_all(files, &cfg.source.name, rule_schema)?
         .with_on_error(cfg.rules_on_error);
     let changes = crate::route::schema_guard::check(&set, table_schemas);
     if changes.is_empty() {

@@ -130,6 +130,11 @@ impl RuleSet {
         Ok(fingerprint(&read_rule_files(dir)?))
     }
 
+    /// The version rule files read by [`read_rule_files`] compile to.
+    pub fn version_of_files(files: &[(PathBuf, String)]) -> String {
+        fingerprint(files)
+    }
+
     pub fn compile_all(
         files: Vec<(PathBuf, String)>,
         source_name: &str,
@@ -138,13 +143,7 @@ impl RuleSet {
         let functions = Functions::default();
         let mut rules: Vec<CompiledRule> = Vec::new();
         let mut errors = Vec::new();
-        let mut fp = String::new();
         for (path, text) in &files {
-            fp.push_str(&format!(
-                "{}:{:016x};",
-                path.display(),
-                fnv64(text.as_bytes())
-            ));
             match compile::compile(path, text, source_name, schema, &functions) {
                 Ok(r) => {
                     if let Some(prev) = rules.iter().find(|p| p.table == r.table) {
@@ -178,7 +177,7 @@ impl RuleSet {
         let pins = index::build_pins(&rules, schema);
         Ok(RuleSet {
             rules,
-            version: format!("{:016x}", fnv64(fp.as_bytes())),
+            version: fingerprint(&files),
             index,
             pins,
             on_error: OnError::default(),

@@ -77,9 +77,9 @@ impl Coordinator {
     /// one after another reload as one set.
     pub(super) fn reload_rules(&mut self) {
         let now = std::mem::take(&mut self.rules_now);
-        let dir = &self.cfg.rules_dir;
-        let version = match RuleSet::version_of(dir) {
-            Ok(v) => v,
+        // Read once: the version judged is the one compiled.
+        let files = match crate::route::read_rule_files(&self.cfg.rules_dir) {
+            Ok(f) => f,
             Err(e) => {
                 if self.rules_tried != "unreadable" {
                     tracing::error!(error = %e, "cannot read the rules directory; the running rules stay");
@@ -91,6 +91,7 @@ impl Coordinator {
                 return;
             }
         };
+        let version = RuleSet::version_of_files(&files);
         if version == self.rules_tried {
             return;
         }
@@ -99,7 +100,7 @@ impl Coordinator {
             return;
         }
         self.rules_tried = version.clone();
-        match load_checked(&self.cfg, &self.rule_schema, &self.table_schemas) {
+        match compile_checked(&self.cfg, files, &self.rule_schema, &self.table_schemas) {
             Ok(set) => {
                 tracing::info!(rules = set.rules.len(), version = %set.version, epoch = self.epoch, "rules reloaded; in effect from this epoch");
                 self.metrics
