@@ -303,21 +303,27 @@ struct Bounds {
 
 impl Bounds {
     /// Cuts row groups, then closes cold files, to keep `shard` within its
-    /// allowances; publishes what it then holds. Returns the files closed.
-    fn keep(&self, shard: usize, writers: &mut Writers) -> Result<usize, SinkError> {
+    /// allowances, and publishes what it then holds.
+    fn keep(&self, shard: usize, writers: &mut Writers, m: &Metrics) -> Result<(), SinkError> {
         let bytes = self.bytes.allowance(shard);
         if writers.buffered_bytes() > bytes {
-            writers.shed(bytes / 2)?;
+            let shed = writers.shed(bytes / 2)?;
+            m.row_groups_cut
+                .fetch_add(shed.row_groups as u64, Ordering::Relaxed);
+            m.files_closed_memory
+                .fetch_add(shed.files as u64, Ordering::Relaxed);
         }
         let files = usize::try_from(self.files.allowance(shard)).unwrap_or(usize::MAX);
-        let closed = writers.limit_open(files)?;
-        self.publish(shard, writers);
-        Ok(closed)
+        m.add_idle_closed(writers.limit_open(files)? as u64);
+        self.publish(shard, writers, m);
+        Ok(())
     }
 
-    fn publish(&self, shard: usize, writers: &Writers) {
+    fn publish(&self, shard: usize, writers: &Writers, m: &Metrics) {
         self.bytes.publish(shard, writers.buffered_bytes());
         self.files.publish(shard, writers.busy_partitions() as u64);
+        let total = i64::try_from(self.bytes.total()).unwrap_or(i64::MAX);
+        m.writer_buffered_bytes.store(total, Ordering::Relaxed);
     }
 }
 
@@ -386,12 +392,10 @@ fn run(
                         }
                         ctx.metrics.add_routed(table, n);
                     }
-                    if failure.is_none() {
-                        match bounds.keep(shard, &mut writers) {
-                            Ok(0) => {}
-                            Ok(n) => ctx.metrics.add_idle_closed(n as u64),
-                            Err(e) => failure = Some(e),
-                        }
+                    if failure.is_none()
+                        && let Err(e) = bounds.keep(shard, &mut writers, &ctx.metrics)
+                    {
+                        failure = Some(e);
                     }
                     ctx.epoch_bytes
                         .fetch_add(writers.bytes_in - before, Ordering::Relaxed);
@@ -423,7 +427,7 @@ fn run(
                         out
                     }),
                 };
-                bounds.publish(shard, &writers);
+                bounds.publish(shard, &writers, &ctx.metrics);
                 if reply.send(res).is_err() {
                     return;
                 }

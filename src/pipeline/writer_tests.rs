@@ -13,6 +13,7 @@ struct Setup {
     pool: WriterPool,
     threads: Vec<std::thread::JoinHandle<()>>,
     rules: Arc<RuleSet>,
+    metrics: Arc<Metrics>,
 }
 
 fn setup(max_open_files: usize, max_buffered: u64) -> Setup {
@@ -24,6 +25,7 @@ fn setup(max_open_files: usize, max_buffered: u64) -> Setup {
         .unwrap();
     let store: Arc<dyn object_store::ObjectStore> =
         Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let metrics = Arc::new(Metrics::default());
     let ctx = WriterCtx {
         store,
         handle: rt.handle().clone(),
@@ -39,7 +41,7 @@ fn setup(max_open_files: usize, max_buffered: u64) -> Setup {
         },
         max_buffered,
         max_open_files,
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         epoch_bytes: Default::default(),
     };
     let (pool, threads) = WriterPool::start(&ctx, 2, 1).unwrap();
@@ -53,6 +55,7 @@ fn setup(max_open_files: usize, max_buffered: u64) -> Setup {
         pool,
         threads,
         rules: Arc::new(rules),
+        metrics,
     }
 }
 
@@ -174,11 +177,10 @@ fn blobs(rows: usize, seed: u64) -> arrow::array::RecordBatch {
     arrow::array::RecordBatch::try_from_iter([("blob", Arc::new(col) as _)]).unwrap()
 }
 
-#[test]
-fn a_thread_holds_what_the_other_leaves_of_max_buffered_before_cutting_a_row_group() {
-    // 8 MiB: row groups are cut past 4 MiB over both threads, 2 MiB each
-    // if split evenly. One thread gets 3 MiB while the other holds nothing.
-    let s = setup(8, 8 << 20);
+/// Sends three 1 MiB batches of blobs to one partition of shard 0 and
+/// closes it: (row groups in the file, row groups the metrics say were cut).
+fn three_mib_in_one_partition(max_buffered: u64) -> (usize, u64) {
+    let s = setup(8, max_buffered);
     let part = partitions_of(&s.pool, 0, 0, 1);
     let split = SplitId {
         file: "a".into(),
@@ -195,13 +197,37 @@ fn a_thread_holds_what_the_other_leaves_of_max_buffered_before_cutting_a_row_gro
     }
     let r = s.pool.barrier(2, ClosePolicy::all(0)).unwrap();
     assert_eq!(r.files.len(), 1);
-    assert_eq!(r.files[0].rows, 3 * 4096);
+    assert_eq!(r.files[0].rows, 3 * 4096, "rows lost or doubled");
     let f = std::fs::File::open(s.dir.path().join(&r.files[0].staged)).unwrap();
-    let meta = parquet::file::reader::SerializedFileReader::new(f).unwrap();
     use parquet::file::reader::FileReader;
+    let groups = parquet::file::reader::SerializedFileReader::new(f)
+        .unwrap()
+        .metadata()
+        .num_row_groups();
+    let cut = s.metrics.row_groups_cut.load(Ordering::Relaxed);
+    assert!(
+        s.metrics
+            .render()
+            .contains(&format!("sluice_row_groups_cut_total {cut}"))
+    );
+    (groups, cut)
+}
+
+#[test]
+fn a_thread_holds_what_the_other_leaves_of_max_buffered_before_cutting_a_row_group() {
+    // 8 MiB: row groups are cut past 4 MiB over both threads, 2 MiB each
+    // if split evenly. One thread gets 3 MiB while the other holds nothing.
     assert_eq!(
-        meta.metadata().num_row_groups(),
-        1,
+        three_mib_in_one_partition(8 << 20),
+        (1, 0),
         "a row group was cut while the other thread left room"
+    );
+    // 2 MiB: cut past 1 MiB; every cut is counted.
+    let (groups, cut) = three_mib_in_one_partition(2 << 20);
+    assert!(groups > 1, "no row group was cut");
+    // Every row group was cut, but for the one the close may have ended.
+    assert!(
+        cut == groups as u64 || cut == groups as u64 - 1,
+        "{cut} cut, {groups} row groups"
     );
 }

@@ -32,7 +32,7 @@ pub mod staged;
 mod upload;
 pub mod writers;
 
-pub use writers::{Checkpointed, ClosePolicy, LatestPartitions, PartitionDue, Writers};
+pub use writers::{Checkpointed, ClosePolicy, LatestPartitions, PartitionDue, Shed, Writers};
 
 use arrow::array::RecordBatch;
 use object_store::path::{Path as ObjPath, PathPart};

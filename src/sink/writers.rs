@@ -116,6 +116,15 @@ pub(super) struct PartitionWriter {
     pub(super) limited_in: Option<u64>,
 }
 
+/// What [`Writers::shed`] did to stay within its bound.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shed {
+    /// Row groups flushed before they were full.
+    pub row_groups: usize,
+    /// Files closed because flushing did not free enough.
+    pub files: usize,
+}
+
 impl PartitionWriter {
     /// An open file, or rows waiting to open one.
     fn busy(&self) -> bool {
@@ -458,7 +467,8 @@ impl Writers {
     /// of the largest encoders are flushed (a smaller row group, not a new
     /// file); only if that is not enough (uploads each holding a part not
     /// yet full) are the files holding the most closed early.
-    pub fn shed(&mut self, limit: u64) -> Result<(), SinkError> {
+    pub fn shed(&mut self, limit: u64) -> Result<Shed, SinkError> {
+        let mut shed = Shed::default();
         let mut sizes: Vec<((String, String), u64)> = self
             .writers
             .iter()
@@ -475,6 +485,9 @@ impl Writers {
             }
             self.drain(&k)?;
             if let Some(o) = self.writers.get_mut(&k).and_then(|w| w.open.as_mut()) {
+                if o.writer.in_progress_rows() > 0 {
+                    shed.row_groups += 1;
+                }
                 o.writer.flush().map_err(|source| SinkError::Encode {
                     table: k.0.clone(),
                     source,
@@ -490,7 +503,7 @@ impl Writers {
         }
         let mut total = self.buffered_bytes();
         if total <= limit {
-            return Ok(());
+            return Ok(shed);
         }
         let mut held: Vec<((String, String), u64)> = self
             .writers
@@ -503,12 +516,13 @@ impl Writers {
                 break;
             }
             self.close(&k)?;
+            shed.files += 1;
             total = total.saturating_sub(n);
         }
         self.uploads.wait_all()?;
         let done = self.finishing.wait_all()?;
         self.closed.extend(done);
-        Ok(())
+        Ok(shed)
     }
 
     /// A checkpoint: closes what `policy` says, makes every other open

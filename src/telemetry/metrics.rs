@@ -25,6 +25,13 @@ pub struct Metrics {
     /// Files closed before their time because `sink.max_open_files` was
     /// reached (the least recently written).
     pub files_closed_idle: AtomicU64,
+    /// Row groups flushed before `sink.row_group_rows` to stay within
+    /// `sink.max_buffered`, and files closed when that was not enough.
+    pub row_groups_cut: AtomicU64,
+    pub files_closed_memory: AtomicU64,
+    /// Bytes the writer threads hold (rows waiting, row groups being
+    /// encoded, parts being uploaded), against `sink.max_buffered`.
+    pub writer_buffered_bytes: AtomicI64,
     pub rule_reloads_accepted: AtomicU64,
     pub rule_reloads_refused: AtomicU64,
     pub splits_queued: AtomicI64,
@@ -255,6 +262,24 @@ impl Metrics {
             "sluice_files_closed_idle_total",
             "Files closed early, least recently written first, to stay within sink.max_open_files.",
             l(&self.files_closed_idle),
+        );
+        c(
+            &mut out,
+            "sluice_row_groups_cut_total",
+            "Row groups flushed before sink.row_group_rows to stay within sink.max_buffered (each repeats its dictionaries; a steady climb asks for more memory).",
+            l(&self.row_groups_cut),
+        );
+        c(
+            &mut out,
+            "sluice_files_closed_memory_total",
+            "Files closed early because flushing row groups did not bring the writers within sink.max_buffered.",
+            l(&self.files_closed_memory),
+        );
+        g(
+            &mut out,
+            "sluice_writer_buffered_bytes",
+            "Bytes the writer threads hold in memory (rows waiting, row groups being encoded, parts being uploaded).",
+            i(&self.writer_buffered_bytes) as f64,
         );
         g(
             &mut out,
