@@ -31,11 +31,11 @@ impl SharedBudget {
         }
     }
 
-    /// Records what `thread` uses now.
-    pub fn publish(&self, thread: usize, used: u64) {
-        if let Some(u) = self.used.get(thread) {
-            u.store(used, Ordering::Relaxed);
-        }
+    /// Records what `thread` uses now; returns what it used before.
+    pub fn publish(&self, thread: usize, used: u64) -> u64 {
+        self.used
+            .get(thread)
+            .map_or(0, |u| u.swap(used, Ordering::Relaxed))
     }
 
     /// What `thread` may use: its fair share of the bound, or what the
@@ -53,7 +53,8 @@ impl SharedBudget {
     }
 
     /// What every thread uses together.
-    pub fn total(&self) -> u64 {
+    #[cfg(test)]
+    fn total(&self) -> u64 {
         self.used
             .iter()
             .map(|u| u.load(Ordering::Relaxed))
@@ -69,7 +70,7 @@ mod tests {
     fn a_thread_gets_what_the_others_leave_and_never_less_than_its_share() {
         let b = SharedBudget::new(512, 2);
         assert_eq!(b.allowance(0), 512, "the others use nothing");
-        b.publish(1, 100);
+        assert_eq!(b.publish(1, 100), 0);
         assert_eq!(b.allowance(0), 412);
         b.publish(1, 400);
         assert_eq!(b.allowance(0), 256, "never under the fair share");
@@ -93,7 +94,7 @@ mod tests {
     fn one_thread_and_out_of_range_threads_are_harmless() {
         let b = SharedBudget::new(10, 0);
         assert_eq!(b.allowance(0), 10);
-        b.publish(5, 99);
+        assert_eq!(b.publish(5, 99), 0);
         assert_eq!(b.total(), 0);
         let huge = SharedBudget::new(u64::MAX, 3);
         huge.publish(0, u64::MAX);

@@ -320,10 +320,13 @@ impl Bounds {
     }
 
     fn publish(&self, shard: usize, writers: &Writers, m: &Metrics) {
-        self.bytes.publish(shard, writers.buffered_bytes());
+        let now = writers.buffered_bytes();
+        let before = self.bytes.publish(shard, now);
+        // By difference, so the gauge is the threads' sum at every moment.
+        let change =
+            i64::try_from(now).unwrap_or(i64::MAX) - i64::try_from(before).unwrap_or(i64::MAX);
+        m.writer_buffered_bytes.fetch_add(change, Ordering::Relaxed);
         self.files.publish(shard, writers.busy_partitions() as u64);
-        let total = i64::try_from(self.bytes.total()).unwrap_or(i64::MAX);
-        m.writer_buffered_bytes.store(total, Ordering::Relaxed);
     }
 }
 

@@ -204,6 +204,11 @@ fn three_mib_in_one_partition(max_buffered: u64) -> (usize, u64) {
         .unwrap()
         .metadata()
         .num_row_groups();
+    let held = s.metrics.writer_buffered_bytes.load(Ordering::Relaxed);
+    assert_eq!(
+        held, 0,
+        "every file closed, yet the gauge says {held} bytes"
+    );
     let cut = s.metrics.row_groups_cut.load(Ordering::Relaxed);
     assert!(
         s.metrics
