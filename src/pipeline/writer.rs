@@ -306,21 +306,31 @@ impl Bounds {
     /// allowances, and publishes what it then holds.
     fn keep(&self, shard: usize, writers: &mut Writers, m: &Metrics) -> Result<(), SinkError> {
         let bytes = self.bytes.allowance(shard);
-        if writers.buffered_bytes() > bytes {
+        let mut held = writers.buffered_bytes();
+        if held > bytes {
             let shed = writers.shed(bytes / 2)?;
             m.row_groups_cut
                 .fetch_add(shed.row_groups as u64, Ordering::Relaxed);
             m.files_closed_memory
                 .fetch_add(shed.files as u64, Ordering::Relaxed);
+            held = writers.buffered_bytes();
         }
         let files = usize::try_from(self.files.allowance(shard)).unwrap_or(usize::MAX);
-        m.add_idle_closed(writers.limit_open(files)? as u64);
-        self.publish(shard, writers, m);
+        let closed = writers.limit_open(files)?;
+        if closed > 0 {
+            m.add_idle_closed(closed as u64);
+            held = writers.buffered_bytes();
+        }
+        self.publish_held(shard, held, writers, m);
         Ok(())
     }
 
     fn publish(&self, shard: usize, writers: &Writers, m: &Metrics) {
-        let now = writers.buffered_bytes();
+        self.publish_held(shard, writers.buffered_bytes(), writers, m);
+    }
+
+    /// Publishes `now` (what `writers` hold) and the partitions they write.
+    fn publish_held(&self, shard: usize, now: u64, writers: &Writers, m: &Metrics) {
         let before = self.bytes.publish(shard, now);
         // By difference, so the gauge is the threads' sum at every moment.
         let change =

@@ -5,7 +5,7 @@
 use super::*;
 use crate::demo;
 use crate::read::SourceSchema;
-use crate::sink::{ClosePolicy, LOCAL_PART_SIZE};
+use crate::sink::ClosePolicy;
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -17,28 +17,12 @@ struct Setup {
 }
 
 fn setup(max_open_files: usize, max_buffered: u64) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let store: Arc<dyn object_store::ObjectStore> =
-        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let (dir, rt, store) = crate::sink::tests::setup();
     let metrics = Arc::new(Metrics::default());
     let ctx = WriterCtx {
         store,
         handle: rt.handle().clone(),
-        settings: SinkSettings {
-            state_id: "0123456789abcdef".into(),
-            target_file_size: 128 << 20,
-            row_group_rows: 1 << 20,
-            zstd_level: 1,
-            all_statistics: false,
-            part_size: LOCAL_PART_SIZE,
-            local_root: Some(dir.path().to_path_buf()),
-            remote: None,
-        },
+        settings: crate::sink::tests::settings_at(Some(dir.path().to_path_buf())),
         max_buffered,
         max_open_files,
         metrics: metrics.clone(),

@@ -180,4 +180,4 @@ pub fn slice_bytes(batch: &RecordBatch) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

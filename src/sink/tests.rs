@@ -8,7 +8,9 @@ use crate::demo;
 use object_store::ObjectStore;
 use std::sync::Arc;
 
-fn setup() -> (
+/// A temporary folder, a one-thread I/O runtime, and a local store over
+/// the folder (shared with the other writer tests).
+pub(crate) fn setup() -> (
     tempfile::TempDir,
     tokio::runtime::Runtime,
     Arc<dyn ObjectStore>,
@@ -25,6 +27,12 @@ fn setup() -> (
 }
 
 fn settings() -> SinkSettings {
+    settings_at(None)
+}
+
+/// Test settings; `local_root`: the folder of a local sink (files staged
+/// in place), `None` to write through uploads.
+pub(crate) fn settings_at(local_root: Option<std::path::PathBuf>) -> SinkSettings {
     SinkSettings {
         state_id: "0123456789abcdef".into(),
         target_file_size: 128 << 20,
@@ -32,7 +40,7 @@ fn settings() -> SinkSettings {
         zstd_level: 3,
         all_statistics: false,
         part_size: LOCAL_PART_SIZE,
-        local_root: None,
+        local_root,
         remote: None,
     }
 }

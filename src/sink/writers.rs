@@ -247,12 +247,12 @@ impl Writers {
         self.writers.values().filter(|w| w.open.is_some()).count()
     }
 
-    /// Bytes held in memory by open writers and uploads in flight.
     /// Partitions being written: an open file, or rows waiting to open one.
     pub fn busy_partitions(&self) -> usize {
         self.writers.values().filter(|w| w.busy()).count()
     }
 
+    /// Bytes held in memory by open writers and uploads in flight.
     pub fn buffered_bytes(&self) -> u64 {
         self.uploads.bytes()
             + self.finishing.bytes()

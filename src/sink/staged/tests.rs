@@ -5,7 +5,7 @@
 use super::*;
 use crate::checkpoint::open_files::OpenFileUpdate;
 use crate::demo;
-use crate::sink::{ClosePolicy, SinkSettings, Writers};
+use crate::sink::{ClosePolicy, Writers};
 use arrow::array::RecordBatch;
 use object_store::ObjectStore;
 
@@ -16,28 +16,12 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let (dir, rt, store) = crate::sink::tests::setup();
     Setup { dir, rt, store }
 }
 
 fn writers(s: &Setup) -> Writers {
-    let settings = SinkSettings {
-        state_id: "0123456789abcdef".into(),
-        target_file_size: 128 << 20,
-        row_group_rows: 1 << 20,
-        zstd_level: 3,
-        all_statistics: false,
-        part_size: crate::sink::LOCAL_PART_SIZE,
-        local_root: Some(s.dir.path().to_path_buf()),
-        remote: None,
-    };
+    let settings = crate::sink::tests::settings_at(Some(s.dir.path().to_path_buf()));
     Writers::new(s.store.clone(), s.rt.handle().clone(), settings, 1)
 }
 
